@@ -1,0 +1,22 @@
+"""boto3 clients built one way for AWS and the local emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from flowdeck.config import Settings, get_settings
+
+_CLIENT_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=70)
+
+
+def client(service: str, settings: Settings | None = None) -> Any:
+    settings = settings or get_settings()
+    return boto3.client(
+        service,
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CLIENT_CONFIG,
+    )

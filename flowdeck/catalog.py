@@ -1,0 +1,60 @@
+"""The loaded workflow definitions and what the API shows of each (definition and compiled graph)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flowdeck.definition import WorkflowDefinition, load_workflows
+from flowdeck.errors import WorkflowNotFound
+from statemachines import Parallel, compile_workflow, layout
+
+
+def _layout_json(units: list[Any]) -> list[Any]:
+    return [u if isinstance(u, str) else {"parallel": [_layout_json(list(b)) for b in u.branches]} for u in units]
+
+
+class Catalog:
+    def __init__(self, definitions: dict[str, WorkflowDefinition]) -> None:
+        self.definitions = definitions
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> Catalog:
+        return cls(load_workflows(directory))
+
+    def get(self, name: str) -> WorkflowDefinition:
+        try:
+            return self.definitions[name]
+        except KeyError:
+            raise WorkflowNotFound(f"no workflow named {name!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self.definitions)
+
+    @staticmethod
+    def graph(definition: WorkflowDefinition) -> dict[str, Any]:
+        deps = definition.dependencies()
+        return {
+            "nodes": [{"id": s.id, "kind": s.kind, "name": s.name or s.id} for s in definition.steps],
+            "edges": [[need, step] for step, needs in deps.items() for need in needs],
+            "layout": _layout_json(layout([s.id for s in definition.steps], deps)),
+        }
+
+    def summary(self, definition: WorkflowDefinition) -> dict[str, Any]:
+        return {
+            "name": definition.name,
+            "description": definition.description,
+            "inputs": {k: v.model_dump(exclude_defaults=True) | {"type": v.type} for k, v in definition.inputs.items()},
+            "steps": [s.id for s in definition.steps],
+            "triggers": [t.model_dump(exclude_none=True) for t in definition.triggers],
+        }
+
+    def detail(self, definition: WorkflowDefinition) -> dict[str, Any]:
+        return self.summary(definition) | {
+            "definition": definition.model_dump(by_alias=True, exclude_none=True),
+            "graph": self.graph(definition),
+            "states": compile_workflow(definition),
+        }
+
+
+__all__ = ["Catalog", "Parallel"]

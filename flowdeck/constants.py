@@ -1,0 +1,47 @@
+"""Names shared by stacks, handlers, the local stack and tests: one place, no drift."""
+
+from typing import Final
+
+# Resource names (the local stack uses them verbatim; CDK lets CloudFormation name most resources
+# and passes the real names through the environment variables below).
+RUNS_TABLE: Final = "flowdeck-runs"
+STEPS_QUEUE: Final = "flowdeck-steps"
+STEPS_DLQ: Final = "flowdeck-steps-dlq"
+ARTIFACTS_BUCKET: Final = "flowdeck-artifacts"
+STATE_MACHINE_PREFIX: Final = "flowdeck-"
+
+# Environment variables: config flows CDK -> env var -> flowdeck.config.Settings.
+ENV_RUNS_TABLE: Final = "FLOWDECK_RUNS_TABLE"
+ENV_STEPS_QUEUE_URL: Final = "FLOWDECK_STEPS_QUEUE_URL"
+ENV_ARTIFACTS_BUCKET: Final = "FLOWDECK_ARTIFACTS_BUCKET"
+ENV_STATE_MACHINE_ARN_PREFIX: Final = "FLOWDECK_STATE_MACHINE_ARN_PREFIX"
+ENV_WORKFLOWS_DIR: Final = "FLOWDECK_WORKFLOWS_DIR"
+ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
+
+# Placeholders in compiled ASL, substituted by CDK (definition_substitutions) or the local stack.
+ASL_RUNS_TABLE: Final = "RunsTableName"
+ASL_STEPS_QUEUE_URL: Final = "StepsQueueUrl"
+
+# Runs table layout: one item per run (sk RUN) plus one per step's outputs (sk STEP#<id>).
+PK: Final = "pk"
+SK: Final = "sk"
+RUN_SK: Final = "RUN"
+STEP_SK_PREFIX: Final = "STEP#"
+TTL_ATTRIBUTE: Final = "expires_at"
+
+# Step dispatch defaults.
+DEFAULT_HEARTBEAT_SECONDS: Final = 30
+HEARTBEAT_EVERY_SECONDS: Final = 10
+DEFAULT_STEP_TIMEOUT_SECONDS: Final = 6 * 3600
+
+# Artifacts bucket layout: runs/<workflow>/<run_id>/<step>/<path>, so lifecycle rules expire per workflow.
+ARTIFACT_KEY_PREFIX: Final = "runs/"
+
+# The REST API's edge: the local server's address and the largest request body either home accepts.
+# API Gateway's own limit is 10 MB; ours is lower on purpose (run inputs are small, Step Functions caps
+# a state's payload at 256 KiB), so a stray upload fails fast with 413 instead of deep in a run.
+LOCAL_API_HOST: Final = "127.0.0.1"
+LOCAL_API_PORT: Final = 8765
+MAX_REQUEST_BODY_BYTES: Final = 1024 * 1024
+# Who started a run, locally only (settings.trust_user_header); on AWS identity comes from IAM.
+USER_HEADER: Final = "X-Flowdeck-User"

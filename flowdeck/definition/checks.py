@@ -1,0 +1,134 @@
+"""Checks across fields of a valid-shaped definition: the DAG, references, defaults, expressions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowdeck.definition.models import InputSpec, WorkflowDefinition
+from flowdeck.expressions import check_template, condition_references
+
+Loc = tuple[str | int, ...]
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+# Parts of SPEC §1 that later releases bring; refused clearly rather than half-run.
+_NOT_YET = {
+    "approval": "approval steps are not supported by this version yet",
+}
+
+
+def value_problem(spec: InputSpec, value: Any) -> str | None:
+    """Why `value` does not fit the input's declared type, or None."""
+    types = _PY_TYPES[spec.type]
+    is_bool = isinstance(value, bool)
+    if (spec.type != "boolean" and is_bool) or not isinstance(value, types):
+        return f"expected {spec.type}, got {type(value).__name__}"
+    if spec.enum is not None and value not in spec.enum:
+        return f"must be one of {spec.enum}"
+    return None
+
+
+def _ancestors(deps: dict[str, list[str]], step_id: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(deps.get(step_id, []))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(deps.get(current, []))
+    return seen
+
+
+def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in deps.get(node, []):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt in deps and state.get(nxt) is None and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in deps:
+        if state.get(node) is None and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for name, spec in definition.inputs.items():
+        if spec.default is not None and (why := value_problem(spec, spec.default)):
+            problems.append((("inputs", name, "default"), why))
+
+    first_index: dict[str, int] = {}
+    for index, step in enumerate(definition.steps):
+        if step.id in first_index:
+            problems.append(
+                (("steps", index, "id"), f"duplicate step id {step.id!r} (also steps[{first_index[step.id]}])")
+            )
+        else:
+            first_index[step.id] = index
+    if any(loc[-1] == "id" for loc, _ in problems):
+        return problems
+
+    deps = definition.dependencies()
+    # The checks below walk the graph, so they need every edge to exist (other problems may stand).
+    need_problems: list[tuple[Loc, str]] = []
+    for index, step in enumerate(definition.steps):
+        for need in step.needs or []:
+            if need not in first_index:
+                need_problems.append((("steps", index, "needs"), f"unknown step {need!r}"))
+            elif need == step.id:
+                need_problems.append((("steps", index, "needs"), "a step cannot need itself"))
+    if need_problems:
+        return problems + need_problems
+    if cycle := _find_cycle(deps):
+        index = first_index[cycle[0]]
+        return [*problems, (("steps", index, "needs"), "cycle in needs: " + " -> ".join(reversed(cycle)))]
+
+    for index, step in enumerate(definition.steps):
+        upstream = _ancestors(deps, step.id)
+        if step.if_ is not None:
+            try:
+                for ref in condition_references(step.if_):
+                    if ref not in first_index:
+                        problems.append((("steps", index, "if"), f"unknown step {ref!r}"))
+                    elif ref not in upstream:
+                        problems.append(
+                            (("steps", index, "if"), f"step {ref!r} does not run before {step.id!r}: add it to needs")
+                        )
+            except ValueError as exc:
+                problems.append((("steps", index, "if"), str(exc)))
+        for position, item in enumerate(step.artifacts.download):
+            source = item.partition(":")[0]
+            if source not in upstream:
+                problems.append(
+                    (("steps", index, "artifacts", "download", position), f"step {source!r} does not run before {step.id!r}")
+                )
+        messages = [("notify", "message", step.notify.message)] if step.notify else []
+        if step.approval:
+            messages.append(("approval", "message", step.approval.message))
+        for part, field, text in messages:
+            try:
+                check_template(text)
+            except ValueError as exc:
+                problems.append((("steps", index, part, field), str(exc)))
+        if step.kind in _NOT_YET:
+            problems.append((("steps", index, step.kind), _NOT_YET[step.kind]))
+        if step.on_failure == "pause":
+            problems.append((("steps", index, "on_failure"), "pause is not supported by this version yet"))
+    return problems

@@ -1,0 +1,137 @@
+"""Load workflow files: YAML with line numbers, model validation, graph checks, one error list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from flowdeck.definition.checks import graph_problems
+from flowdeck.definition.models import WorkflowDefinition
+from flowdeck.errors import InvalidDefinition
+
+Loc = tuple[str | int, ...]
+
+
+class _LineMap:
+    """Maps a field path such as ("steps", 2, "timeout") to the line it was written on."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.duplicates: list[tuple[Loc, int]] = []
+
+    def walk(self, node: yaml.Node, loc: Loc = (), active: frozenset[int] = frozenset()) -> None:
+        if id(node) in active:  # a recursive alias (`&a [*a]`): its lines are already mapped
+            return
+        active = active | {id(node)}
+        self.lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    self.duplicates.append(((*loc, key), key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                self.walk(value_node, (*loc, key), active)
+                # Keep the key's own line for the field itself, not the first line of its value.
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, (*loc, index), active)
+
+    def line_of(self, loc: Loc) -> int:
+        while loc and loc not in self.lines:
+            loc = loc[:-1]
+        return self.lines.get(loc, 1)
+
+
+def format_loc(loc: Loc) -> str:
+    """("steps", 2, "timeout") -> "steps[2].timeout"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
+    problems = []
+    for item in error.errors():
+        # Drop pydantic's union/validator tags ("function-after[...]") that mean nothing to users.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
+        loc = tuple("if" if p == "if_" else p for p in loc)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        problems.append((loc, message))
+    return problems
+
+
+def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
+    """Parse and validate one definition; raise InvalidDefinition naming file, line and field."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidDefinition([f"{source}:{line}: YAML syntax error: {problem}"]) from None
+    if root is None or not isinstance(data, dict):
+        raise InvalidDefinition([f"{source}:1: a workflow file holds a mapping with name and steps"])
+    lines = _LineMap()
+    lines.walk(root)
+    problems: list[tuple[Loc, str]] = [(loc, "duplicate key") for loc, _ in lines.duplicates]
+    definition = None
+    try:
+        definition = WorkflowDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc)
+    if definition is not None:
+        problems += graph_problems(definition)
+    if problems:
+        raise InvalidDefinition(
+            [f"{source}:{lines.line_of(loc)}: {format_loc(loc)}: {message}" for loc, message in problems]
+        )
+    assert definition is not None
+    return definition
+
+
+def load_workflow(path: Path) -> WorkflowDefinition:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidDefinition([f"{path}:1: cannot read the file: {exc.__class__.__name__}"]) from None
+    return parse_workflow(text, str(path))
+
+
+def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
+    """Every `*.yaml`/`*.yml` in a folder, by name; all problems of all files in one error."""
+    problems: list[str] = []
+    found: dict[str, WorkflowDefinition] = {}
+    sources: dict[str, Path] = {}
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    for path in paths:
+        try:
+            definition = load_workflow(path)
+        except InvalidDefinition as exc:
+            problems += exc.problems
+            continue
+        if definition.name in found:
+            problems.append(
+                f"{path}:1: name: workflow name {definition.name!r} is already used by {sources[definition.name]}"
+            )
+            continue
+        found[definition.name] = definition
+        sources[definition.name] = path
+    if problems:
+        raise InvalidDefinition(problems)
+    return found
+
+
+def yaml_dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,204 @@
+"""Start and stop the embedded local stack: emulator, resources, state machines, workers, API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import boto3
+
+from flowdeck import constants
+from flowdeck.catalog import Catalog
+from flowdeck.config import get_settings
+from flowdeck.stores.schema import create_table_kwargs
+from statemachines import compile_workflow, render_definition
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowdeck-local-state-machine"
+STEPS_VISIBILITY_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local AWS emulator exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the local AWS emulator did not listen on port {port} within {timeout:.0f}s")
+
+
+class LocalStack:
+    """Everything `flowdeck up` runs, as one object: `with LocalStack(dir) as stack: ...`."""
+
+    def __init__(
+        self,
+        workflows_dir: Path,
+        port: int = 8765,
+        workers: int = 2,
+        worker_concurrency: int = 4,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.workflows_dir = workflows_dir.resolve()
+        self.catalog = Catalog.from_dir(self.workflows_dir)  # refuse bad definitions before starting anything
+        self.port = port
+        self.worker_count = workers
+        self.worker_concurrency = worker_concurrency
+        self.data_dir = (data_dir or Path(".flowdeck")).resolve()
+        self.emulator_port = free_port()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        self.api: Any = None
+        self.env: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_emulator()
+            self._bootstrap()
+            self._configure_this_process()
+            for index in range(self.worker_count):
+                self._start_worker(index)
+            self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- parts ------------------------------------------------------------------------------
+    def _log(self, name: str) -> IO[bytes]:
+        handle = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(handle)
+        return handle
+
+    def _spawn(self, args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self._log(name)
+        process = subprocess.Popen(  # noqa: S603 - our own modules, by the current interpreter
+            [sys.executable, "-m", *args], stdout=log, stderr=log, env=env, stdin=subprocess.DEVNULL
+        )
+        self.processes.append(process)
+        return process
+
+    def _start_emulator(self) -> None:
+        env = os.environ | {"MOTO_PORT": str(self.emulator_port)}
+        process = self._spawn(["flowdeck.local.emulator", "--port", str(self.emulator_port)], "emulator", env)
+        _wait_for_port(self.emulator_port, process)
+
+    def _bootstrap(self) -> None:
+        """Create what the CDK app creates on AWS, under the same names, from the same ASL."""
+        ddb, sqs, s3, sfn = (self.client(s) for s in ("dynamodb", "sqs", "s3", "stepfunctions"))
+        ddb.create_table(**create_table_kwargs(constants.RUNS_TABLE))
+        dlq_url = sqs.create_queue(QueueName=constants.STEPS_DLQ)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.steps_queue_url = sqs.create_queue(
+            QueueName=constants.STEPS_QUEUE,
+            Attributes={
+                "VisibilityTimeout": str(STEPS_VISIBILITY_TIMEOUT),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+            },
+        )["QueueUrl"]
+        s3.create_bucket(Bucket=constants.ARTIFACTS_BUCKET)
+        substitutions = {
+            constants.ASL_RUNS_TABLE: constants.RUNS_TABLE,
+            constants.ASL_STEPS_QUEUE_URL: self.steps_queue_url,
+        }
+        for name, definition in self.catalog.definitions.items():
+            sfn.create_state_machine(
+                name=constants.STATE_MACHINE_PREFIX + name,
+                definition=render_definition(compile_workflow(definition), substitutions),
+                roleArn=STATE_MACHINE_ROLE,
+                type="STANDARD",
+            )
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            constants.ENV_AWS_ENDPOINT_URL: self.endpoint_url,
+            constants.ENV_RUNS_TABLE: constants.RUNS_TABLE,
+            constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
+            constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
+            constants.ENV_STATE_MACHINE_ARN_PREFIX: (
+                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{constants.STATE_MACHINE_PREFIX}"
+            ),
+            constants.ENV_WORKFLOWS_DIR: str(self.workflows_dir),
+            "FLOWDECK_WORKSPACE": str(self.workflows_dir),
+            "FLOWDECK_SCRATCH_DIR": str(self.data_dir / "scratch"),
+            "FLOWDECK_TRUST_USER_HEADER": "true",
+        }
+
+    def _configure_this_process(self) -> None:
+        # The API handler runs in this process and reads its settings from the environment.
+        os.environ.update(self.env)
+        get_settings.cache_clear()
+
+    def _start_worker(self, index: int) -> None:
+        env = os.environ | self.env | {"FLOWDECK_WORKER_CONCURRENCY": str(self.worker_concurrency)}
+        self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)
+
+    def _start_api(self) -> None:
+        from flowdeck.local.http import ApiServer
+        from lambdas import api
+
+        api.reset() if hasattr(api, "reset") else None
+        self.api = ApiServer(api.lambda_handler, port=self.port)
+        self.api.start()

@@ -1,0 +1,53 @@
+"""The step message a state machine sends to the steps queue, and what the worker answers."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StepSpec(BaseModel):
+    """Static part of the message, compiled from the step definition."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    kind: Literal["run", "notify", "approval"] = "run"
+    run: str | None = None
+    command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: int = 6 * 3600
+    max_attempts: int = 1
+    on_failure: str = "fail"
+    condition: str | None = Field(default=None, alias="if")
+    notify: dict[str, Any] | None = None
+    artifacts: dict[str, list[str]] | None = None
+    resources: dict[str, int] = Field(default_factory=dict)
+
+
+class StepMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    retry_count: int = 0
+    heartbeat_seconds: int = 30
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    spec: StepSpec
+
+    @property
+    def attempt(self) -> int:
+        return self.retry_count + 1
+
+
+class StepResult(BaseModel):
+    """How a step ended, as the worker reports it to the run record and the state machine."""
+
+    status: Literal["succeeded", "failed", "skipped", "cancelled"]
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    exit_code: int | None = None
+    error: str | None = None
+    cause: str | None = None
+    started_at: str
+    ended_at: str
+    process_seconds: float = 0.0

@@ -1,0 +1,272 @@
+"""Pool worker: take step messages from the steps queue, run them, answer the state machine.
+
+The same entry point runs as the ECS Fargate service on AWS and as local processes in the
+embedded local stack: `python -m flowdeck.runner.worker`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from flowdeck import aws
+from flowdeck.config import Settings, get_settings
+from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.expressions import evaluate_condition, render_template
+from flowdeck.runner.messages import StepMessage, StepResult
+from flowdeck.runner.supervisor import (
+    LineSink,
+    now_iso,
+    prepare_scratch,
+    read_outputs,
+    run_process,
+    step_environment,
+)
+from flowdeck.stores.runs import RunStore
+
+log = logging.getLogger("flowdeck.worker")
+
+# Errors Step Functions answers when the task is gone: the run was stopped or a sibling failed.
+TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+CAUSE_LIMIT = 32_000
+
+
+def stdout_sink(message: StepMessage) -> LineSink:
+    """Every line of the step, as one JSON line on the worker's own output (CloudWatch on AWS)."""
+    lock = threading.Lock()
+
+    def sink(stream: str, text: str) -> None:
+        record = {"run_id": message.run_id, "step": message.step, "stream": stream, "text": text}
+        with lock:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+
+    return sink
+
+
+class Heartbeat:
+    """Keeps the task token alive; notices when the execution no longer wants the step."""
+
+    def __init__(self, sfn: Any, token: str, every: float) -> None:
+        self.sfn = sfn
+        self.token = token
+        self.every = every
+        self.gone = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.sfn.send_task_heartbeat(taskToken=self.token)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in TOKEN_GONE:
+                    self.gone.set()
+                    return
+                log.warning("heartbeat failed: %s", exc.response["Error"]["Code"])
+            except BotoCoreError as exc:
+                log.warning("heartbeat failed: %s", exc.__class__.__name__)
+
+
+class StepRunner:
+    """Runs one step message end to end: record, execute, report."""
+
+    def __init__(self, settings: Settings, runs: RunStore, sfn: Any) -> None:
+        self.settings = settings
+        self.runs = runs
+        self.sfn = sfn
+
+    @staticmethod
+    def context(message: StepMessage, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """What conditions and templates read: inputs, earlier steps' outputs, the run."""
+        return {
+            "inputs": message.inputs,
+            "steps": {step_id: {"outputs": out} for step_id, out in earlier.items()},
+            "run": {"id": message.run_id, "workflow": message.workflow, "attempt": message.attempt},
+        }
+
+    def handle(self, message: StepMessage, sink: LineSink) -> StepResult | None:
+        """Run the step once; None when this delivery is a duplicate of one already taken."""
+        started_at = now_iso()
+        spec = message.spec
+        earlier = self.runs.step_outputs(message.run_id)
+        skip = False
+        if spec.condition:
+            try:
+                skip = not evaluate_condition(spec.condition, self.context(message, earlier))
+            except ValueError as exc:
+                result = StepResult(
+                    status="failed", error="ConditionError", cause=str(exc), started_at=started_at, ended_at=now_iso()
+                )
+                return self.finish(message, result) if self.begin(message, started_at, "running") else None
+        if not self.begin(message, started_at, "skipped" if skip else "running"):
+            return None
+        if skip:
+            result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
+        elif spec.kind == "notify":
+            result = self.notify(message, earlier, started_at, sink)
+        else:
+            result = self.run(message, earlier, started_at, sink)
+        return self.finish(message, result)
+
+    def begin(self, message: StepMessage, started_at: str, status: str) -> bool:
+        fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None}
+        return self.runs.start_attempt(message.run_id, message.step, message.token, message.attempt, fields)
+
+    def notify(
+        self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
+    ) -> StepResult:
+        assert message.spec.notify is not None
+        text = render_template(message.spec.notify.get("message", ""), self.context(message, earlier))
+        targets = [t for t in [message.spec.notify.get("slack"), *message.spec.notify.get("email", [])] if t]
+        sink("stdout", f"notify {', '.join(targets) or '(no channel)'}: {text}")
+        return StepResult(
+            status="succeeded", outputs={"message": text, "targets": targets}, started_at=started_at, ended_at=now_iso()
+        )
+
+    def run(
+        self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
+    ) -> StepResult:
+        spec = message.spec
+        scratch = prepare_scratch(self.settings.scratch_dir, message)
+        argv: list[str] | str = spec.command if spec.command else (spec.run or "")
+        with Heartbeat(self.sfn, message.token, min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)) as beat:
+            outcome = run_process(
+                argv, step_environment(message, earlier, scratch), self.settings.workspace, spec.timeout, sink, beat.gone
+            )
+        base = {"started_at": started_at, "ended_at": now_iso(), "exit_code": outcome.exit_code,
+                "process_seconds": round(outcome.seconds, 6)}
+        if outcome.stopped:
+            return StepResult(status="cancelled", error="Cancelled", cause="the run no longer waits for this step",
+                              **base)
+        if outcome.timed_out:
+            return StepResult(status="failed", error="StepTimeout",
+                              cause=f"step {message.step} ran past its timeout of {spec.timeout}s", **base)
+        if outcome.exit_code != 0:
+            last = next((line for line in reversed(outcome.stderr_tail) if line.strip()), "")
+            cause = f"exit code {outcome.exit_code}" + (f": {last}" if last else "")
+            return StepResult(status="failed", error="StepFailed", cause=cause, **base)
+        try:
+            outputs = read_outputs(scratch / "outputs.json")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return StepResult(status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base)
+        return StepResult(status="succeeded", outputs=outputs, **base)
+
+    def finish(self, message: StepMessage, result: StepResult) -> StepResult:
+        """Record the end, then answer the state machine (so the record is final before the run moves)."""
+        retrying = result.status == "failed" and message.attempt < message.spec.max_attempts
+        summary = result.outputs.get("summary") if isinstance(result.outputs.get("summary"), str) else None
+        fields: dict[str, Any] = {
+            "status": "pending" if retrying else result.status,
+            "ended_at": result.ended_at,
+            "error": result.error,
+            "cause": (result.cause or "")[:2000] or None,
+            "exit_code": result.exit_code,
+            "summary": summary,
+        }
+        # The attempt keeps its own outcome even while the step itself waits for a retry.
+        self.runs.update_step(
+            message.run_id, message.step, fields, attempt=message.attempt, attempt_fields={"status": result.status}
+        )
+        if result.outputs:
+            self.runs.put_step_outputs(message.run_id, message.step, message.attempt, result.outputs)
+        try:
+            if result.status in ("succeeded", "skipped"):
+                output = {"outputs": result.outputs, "status": result.status}
+                self.sfn.send_task_success(taskToken=message.token, output=json.dumps(output))
+            elif result.status == "failed":
+                self.sfn.send_task_failure(
+                    taskToken=message.token, error=result.error or "StepFailed", cause=(result.cause or "")[:CAUSE_LIMIT]
+                )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in TOKEN_GONE:
+                raise
+            log.info("run %s no longer waits for step %s", message.run_id, message.step)
+        return result
+
+
+class Worker:
+    """Polls the steps queue and runs up to `concurrency` steps at once."""
+
+    def __init__(self, settings: Settings, concurrency: int | None = None) -> None:
+        self.settings = settings
+        self.sqs = aws.client("sqs", settings)
+        self.sfn = aws.client("stepfunctions", settings)
+        self.runner = StepRunner(settings, RunStore(settings.runs_table, aws.client("dynamodb", settings)), self.sfn)
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.slots = threading.Semaphore(self.concurrency)
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
+        self.shutdown = threading.Event()
+
+    def run_forever(self, wait_seconds: int = 10) -> None:
+        while not self.shutdown.is_set():
+            self.slots.acquire()
+            free = 1
+            while free < min(self.concurrency, 10) and self.slots.acquire(blocking=False):
+                free += 1
+            try:
+                response = self.sqs.receive_message(
+                    QueueUrl=self.settings.steps_queue_url, MaxNumberOfMessages=free, WaitTimeSeconds=wait_seconds
+                )
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("cannot read the steps queue: %s", exc)
+                self.shutdown.wait(1)
+                response = {}
+            messages = response.get("Messages", [])
+            for _ in range(free - len(messages)):
+                self.slots.release()
+            for raw in messages:
+                self.pool.submit(self._take, raw)
+        self.pool.shutdown(wait=True)
+
+    def _take(self, raw: dict[str, Any]) -> None:
+        try:
+            # Delete first: a worker that dies mid-step is caught by the heartbeat timeout, not redelivery.
+            self.sqs.delete_message(QueueUrl=self.settings.steps_queue_url, ReceiptHandle=raw["ReceiptHandle"])
+            try:
+                message = StepMessage.model_validate_json(raw["Body"])
+            except ValidationError as exc:
+                self._reject(raw["Body"], exc)
+                return
+            self.runner.handle(message, stdout_sink(message))
+        except Exception:  # one bad step must never take the worker down
+            log.exception("step message failed")
+        finally:
+            self.slots.release()
+
+    def _reject(self, body: str, exc: ValidationError) -> None:
+        log.error("malformed step message: %s", exc.errors(include_url=False, include_input=False))
+        try:
+            token = json.loads(body).get("token")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(token, str):
+            self.sfn.send_task_failure(taskToken=token, error="InvalidStepMessage", cause="malformed step message")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(get_settings())
+    signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
+    signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
+    worker.run_forever()
+
+
+if __name__ == "__main__":
+    main()

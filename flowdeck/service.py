@@ -1,0 +1,176 @@
+"""Use cases behind the REST API and CLI: start a run, read runs, list history."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowdeck.catalog import Catalog
+from flowdeck.definition.inputs import resolve_inputs
+from flowdeck.errors import BadRequest, RunNotFound
+from flowdeck.status import RunStatus, StepStatus, Trigger
+from flowdeck.stores.executions import Executions
+from flowdeck.stores.runs import RunStore
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and readable: 20261121-182501-1a2b3c4d (also a valid execution name)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+def idempotent_run_id(workflow: str, key: str) -> str:
+    """The same key always names the same execution: Step Functions refuses a second one."""
+    return "idem-" + hashlib.sha256(f"{workflow}\0{key}".encode()).hexdigest()[:32]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    begin, finish = parse_time(start), parse_time(end)
+    if begin is None:
+        return None
+    return round(((finish or datetime.now(UTC)) - begin).total_seconds(), 3)
+
+
+class StartRun(BaseModel):
+    """Body of POST /workflows/{wf}/runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class RunQuery(BaseModel):
+    """Query of GET /runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str | None = None
+    status: RunStatus | None = None
+    trigger: Trigger | None = None
+    started_by: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sort: Literal["started_at", "duration", "cost"] = "started_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_when_naive(cls, value: datetime | None) -> datetime | None:
+        # Stored start times are aware; comparing a naive bound with them would raise TypeError.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class RunService:
+    def __init__(self, catalog: Catalog, runs: RunStore, executions: Executions) -> None:
+        self.catalog = catalog
+        self.runs = runs
+        self.executions = executions
+
+    # -- workflows --------------------------------------------------------------------------
+    def list_workflows(self) -> list[dict[str, Any]]:
+        return [self.catalog.summary(self.catalog.get(n)) for n in self.catalog.names()]
+
+    def get_workflow(self, name: str) -> dict[str, Any]:
+        return self.catalog.detail(self.catalog.get(name))
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(
+        self,
+        workflow: str,
+        request: StartRun,
+        started_by: str,
+        trigger: Trigger = Trigger.MANUAL,
+    ) -> dict[str, Any]:
+        definition = self.catalog.get(workflow)
+        inputs = resolve_inputs(definition, request.inputs)
+        run_id = idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
+        payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by}
+        created = self.executions.start(workflow, run_id, payload)
+        return {"run_id": run_id, "created": created}
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        run, step_items = self.runs.get_run_items(run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return self.run_view(run, step_items)
+
+    def list_runs(self, query: RunQuery) -> dict[str, Any]:
+        if query.sort != "started_at":
+            raise BadRequest(f"sort={query.sort} is not available yet; use sort=started_at")
+        filters = {
+            k: str(v) for k, v in (("status", query.status), ("trigger", query.trigger), ("started_by", query.started_by))
+            if v is not None
+        }
+        items, cursor = self.runs.query_runs(
+            query.workflow, query.order == "desc", query.limit, query.cursor, filters
+        )
+        since, until = query.since, query.until
+        rows = []
+        for item in items:
+            started = parse_time(item.get("started_at"))
+            if (since and started and started < since) or (until and started and started > until):
+                continue
+            rows.append(self.run_row(item))
+        return {"runs": rows, "next_cursor": cursor}
+
+    # -- views ------------------------------------------------------------------------------
+    @staticmethod
+    def run_row(item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "run_id": item["run_id"],
+            "workflow": item.get("workflow"),
+            "status": item.get("status"),
+            "trigger": item.get("trigger"),
+            "started_by": item.get("started_by"),
+            "started_at": item.get("started_at"),
+            "ended_at": item.get("ended_at"),
+            "duration_s": seconds_between(item.get("started_at"), item.get("ended_at")),
+            "cost_usd": item.get("cost_usd", 0),
+        }
+
+    def run_view(self, run: dict[str, Any], step_items: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        import json
+
+        steps = []
+        for step_id, step in sorted(run.get("steps", {}).items(), key=lambda kv: kv[1].get("index", 0)):
+            attempts = sorted(step.get("attempts", {}).values(), key=lambda a: a.get("attempt", 0))
+            steps.append(
+                {
+                    "id": step_id,
+                    "kind": step.get("kind", "run"),
+                    "status": step.get("status", StepStatus.PENDING.value),
+                    "attempt": step.get("attempt", 0),
+                    "started_at": step.get("started_at"),
+                    "ended_at": step.get("ended_at"),
+                    "duration_s": seconds_between(step.get("started_at"), step.get("ended_at"))
+                    if step.get("started_at")
+                    else None,
+                    "error": step.get("error"),
+                    "summary": step.get("summary"),
+                    "exit_code": step.get("exit_code"),
+                    "outputs": step_items.get(step_id, {}).get("outputs", {}),
+                    "attempts": attempts,
+                }
+            )
+        return self.run_row(run) | {
+            "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
+            "error": run.get("error"),
+            "error_cause": run.get("error_cause"),
+            "execution_arn": run.get("execution_arn"),
+            "steps": steps,
+        }

@@ -1,0 +1,31 @@
+"""Step Functions access: start a workflow's state machine as a run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from flowdeck import aws
+
+
+class Executions:
+    def __init__(self, state_machine_arn_prefix: str, client: Any = None) -> None:
+        self.prefix = state_machine_arn_prefix
+        self.client = client or aws.client("stepfunctions")
+
+    def state_machine_arn(self, workflow: str) -> str:
+        return self.prefix + workflow
+
+    def start(self, workflow: str, run_id: str, payload: dict[str, Any]) -> bool:
+        """Start the run; False when an execution of that name exists (an idempotent repeat)."""
+        try:
+            self.client.start_execution(
+                stateMachineArn=self.state_machine_arn(workflow), name=run_id, input=json.dumps(payload)
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return False
+            raise
+        return True

@@ -1,0 +1,38 @@
+"""The runs table's keys and indexes: one definition for CDK, the local stack and tests."""
+
+from typing import Final
+
+from flowdeck.constants import PK, SK
+
+# Sparse indexes: only run items carry `kind` and `workflow`, so steps and claims stay out.
+BY_STARTED_INDEX: Final = "by-started"
+BY_WORKFLOW_INDEX: Final = "by-workflow"
+RUN_KIND: Final = "run"
+
+KEY_ATTRIBUTES: Final = {PK: "S", SK: "S", "kind": "S", "workflow": "S", "started_at": "S"}
+GLOBAL_INDEXES: Final = {
+    BY_STARTED_INDEX: ("kind", "started_at"),
+    BY_WORKFLOW_INDEX: ("workflow", "started_at"),
+}
+
+
+def create_table_kwargs(table_name: str) -> dict[str, object]:
+    """Arguments for DynamoDB CreateTable (the local stack and integration tests)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in KEY_ATTRIBUTES.items()],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name, (pk, sk) in GLOBAL_INDEXES.items()
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }

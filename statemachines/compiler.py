@@ -1,0 +1,365 @@
+"""Compile a WorkflowDefinition into an Amazon States Language document.
+
+Shape (JSONPath query language): Normalize -> RecordRunStart -> steps -> RecordRunSucceeded.
+Each run/notify step is one `sqs:sendMessage.waitForTaskToken` task answered by a pool worker,
+so a sequential step costs one billed state transition; the run record is kept by direct
+DynamoDB integrations, so runs started from the AWS console are recorded too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flowdeck.constants import ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL, DEFAULT_STEP_TIMEOUT_SECONDS, RUN_SK
+from flowdeck.definition.models import Step, WorkflowDefinition
+from flowdeck.stores.schema import RUN_KIND
+from statemachines.layout import Parallel, layout
+
+RUNS_TABLE = "${" + ASL_RUNS_TABLE + "}"
+STEPS_QUEUE_URL = "${" + ASL_STEPS_QUEUE_URL + "}"
+
+RECORD_RUN_START = "RecordRunStart"
+RECORD_RUN_SUCCEEDED = "RecordRunSucceeded"
+RECORD_RUN_FAILED = "RecordRunFailed"
+RUN_FAILED = "RunFailed"
+NORMALIZE = "Normalize"
+MERGE = "MergeDefaults"
+
+# What an execution input may omit (a console start sends anything); the API always sends all of it.
+EXECUTION_INPUT_DEFAULTS = {"inputs": {}, "trigger": "manual", "started_by": "aws-console"}
+
+# Backstop on top of the worker's own timeout, so a wedged worker cannot hold a run forever.
+TIMEOUT_MARGIN_SECONDS = 60
+
+
+def intrinsic_string(value: str) -> str:
+    """Quote text as an intrinsic-function string literal (ASL reserves ' { } and backslash)."""
+    escaped = "".join("\\" + ch if ch in "'{}\\" else ch for ch in value)
+    return f"'{escaped}'"
+
+
+def _ddb_key() -> dict[str, Any]:
+    return {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": RUN_SK}}
+
+
+def _inputs_expression() -> str:
+    # Merged where used, so the state keeps only what was given (no literal JSON in intrinsics).
+    return "States.JsonMerge($.input_defaults, $.meta.inputs, false)"
+
+
+def step_spec(step: Step) -> dict[str, Any]:
+    """The static part of a step message: what the worker needs to run it."""
+    spec: dict[str, Any] = {
+        "kind": step.kind,
+        "env": dict(step.env),
+        "timeout": step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS,
+        "max_attempts": step.retries.max + 1,
+        "on_failure": step.on_failure,
+        "resources": step.resources.model_dump(),
+    }
+    if step.run is not None:
+        spec["run"] = step.run
+    if step.command is not None:
+        spec["command"] = list(step.command)
+    if step.if_ is not None:
+        spec["if"] = step.if_
+    if step.notify is not None:
+        spec["notify"] = step.notify.model_dump()
+    if step.artifacts.upload or step.artifacts.download:
+        spec["artifacts"] = step.artifacts.model_dump()
+    return spec
+
+
+class _Compiler:
+    def __init__(self, definition: WorkflowDefinition) -> None:
+        self.definition = definition
+        self.states: dict[str, Any] = {}
+        self.parallel_count = 0
+
+    # -- run record -------------------------------------------------------------------------
+    def run_record_states(self) -> dict[str, Any]:
+        steps_map = {
+            step.id: {
+                "M": {
+                    "status": {"S": "pending"},
+                    "kind": {"S": step.kind},
+                    "attempt": {"N": "0"},
+                    "index": {"N": str(i)},
+                    "attempts": {"M": {}},
+                }
+            }
+            for i, step in enumerate(self.definition.steps)
+        }
+        return {
+            NORMALIZE: {
+                "Type": "Pass",
+                "Comment": "Defaults for what an execution input may omit (a console start sends anything)",
+                "Parameters": {
+                    "given.$": "$",
+                    "defaults": EXECUTION_INPUT_DEFAULTS,
+                    "input_defaults": self.definition.input_defaults(),
+                },
+                "Next": MERGE,
+            },
+            MERGE: {
+                "Type": "Pass",
+                "Parameters": {
+                    "meta.$": "States.JsonMerge($.defaults, $.given, false)",
+                    "input_defaults.$": "$.input_defaults",
+                },
+                "Next": RECORD_RUN_START,
+            },
+            RECORD_RUN_START: {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": RUNS_TABLE,
+                    "Key": _ddb_key(),
+                    "UpdateExpression": (
+                        "SET #run_id = :run_id, #kind = :kind, #workflow = :workflow, #status = :running, "
+                        "#trigger = if_not_exists(#trigger, :trigger), "
+                        "#started_by = if_not_exists(#started_by, :started_by), "
+                        "#started_at = :now, #inputs = :inputs, #steps = :steps, #arn = :arn"
+                    ),
+                    "ExpressionAttributeNames": {
+                        "#run_id": "run_id",
+                        "#kind": "kind",
+                        "#workflow": "workflow",
+                        "#status": "status",
+                        "#trigger": "trigger",
+                        "#started_by": "started_by",
+                        "#started_at": "started_at",
+                        "#inputs": "inputs_json",
+                        "#steps": "steps",
+                        "#arn": "execution_arn",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":run_id": {"S.$": "$$.Execution.Name"},
+                        ":kind": {"S": RUN_KIND},
+                        ":workflow": {"S": self.definition.name},
+                        ":running": {"S": "running"},
+                        ":trigger": {"S.$": "$.meta.trigger"},
+                        ":started_by": {"S.$": "$.meta.started_by"},
+                        ":now": {"S.$": "$$.State.EnteredTime"},
+                        ":inputs": {"S.$": f"States.JsonToString({_inputs_expression()})"},
+                        ":steps": {"M": steps_map},
+                        ":arn": {"S.$": "$$.Execution.Id"},
+                    },
+                },
+                "ResultPath": None,
+                "Next": "",  # set to the first unit
+            },
+            RECORD_RUN_SUCCEEDED: {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": RUNS_TABLE,
+                    "Key": _ddb_key(),
+                    "UpdateExpression": "SET #status = :succeeded, #ended_at = :now",
+                    "ConditionExpression": "#status = :running",
+                    "ExpressionAttributeNames": {"#status": "status", "#ended_at": "ended_at"},
+                    "ExpressionAttributeValues": {
+                        ":succeeded": {"S": "succeeded"},
+                        ":running": {"S": "running"},
+                        ":now": {"S.$": "$$.State.EnteredTime"},
+                    },
+                },
+                "ResultPath": None,
+                "End": True,
+            },
+            RECORD_RUN_FAILED: {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": RUNS_TABLE,
+                    "Key": _ddb_key(),
+                    "UpdateExpression": (
+                        "SET #status = :failed, #ended_at = :now, #error = :error, #cause = :cause"
+                    ),
+                    "ExpressionAttributeNames": {
+                        "#status": "status",
+                        "#ended_at": "ended_at",
+                        "#error": "error",
+                        "#cause": "error_cause",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":failed": {"S": "failed"},
+                        ":now": {"S.$": "$$.State.EnteredTime"},
+                        ":error": {"S.$": "$.error.Error"},
+                        ":cause": {"S.$": "$.error.Cause"},
+                    },
+                },
+                "ResultPath": None,
+                "Next": RUN_FAILED,
+            },
+            RUN_FAILED: {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"},
+        }
+
+    # -- steps ------------------------------------------------------------------------------
+    def step_lost_state(self, step: Step, error: str, cause: str, then: str, fail_run: bool) -> dict[str, Any]:
+        """Record a step whose worker can no longer report (dead worker, backstop timeout)."""
+        expression = (
+            "SET #steps.#step.#status = :failed, #steps.#step.#error = :error, #steps.#step.#ended_at = :now"
+        )
+        names = {"#steps": "steps", "#step": step.id, "#status": "status", "#error": "error", "#ended_at": "ended_at"}
+        if fail_run:
+            expression += ", #status = :failed, #error = :error, #cause = :cause, #ended_at = :now"
+            names["#cause"] = "error_cause"
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:updateItem",
+            "Parameters": {
+                "TableName": RUNS_TABLE,
+                "Key": _ddb_key(),
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": error},
+                    ":cause": {"S": cause},
+                    ":now": {"S.$": "$$.State.EnteredTime"},
+                },
+            },
+            "ResultPath": None,
+            "Next": then,
+        }
+
+    def step_state(self, step: Step, states: dict[str, Any], next_name: str | None, top_level: bool) -> dict[str, Any]:
+        heartbeat = self.definition.runtime_config.heartbeat_seconds
+        timeout = (step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS) + TIMEOUT_MARGIN_SECONDS
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Comment": step.name or f"{step.kind} step {step.id}",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": STEPS_QUEUE_URL,
+                "MessageBody": {
+                    "token.$": "$$.Task.Token",
+                    "run_id.$": "$$.Execution.Name",
+                    "workflow": self.definition.name,
+                    "step": step.id,
+                    "retry_count.$": "$$.State.RetryCount",
+                    "heartbeat_seconds": heartbeat,
+                    "inputs.$": _inputs_expression(),
+                    "spec": step_spec(step),
+                },
+            },
+            "HeartbeatSeconds": heartbeat,
+            "TimeoutSeconds": timeout,
+            # Outputs live in the runs table, not in the state: the state stays small (256 KiB limit).
+            "ResultPath": None,
+        }
+        if step.retries.max:
+            task["Retry"] = [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "IntervalSeconds": max(step.retries.interval, 1),
+                    "MaxAttempts": step.retries.max,
+                    "BackoffRate": step.retries.backoff,
+                }
+            ]
+        continues = step.on_failure == "continue"
+        # Where a failure goes: on to the next unit (continue), the run's failure record (top
+        # level), or out of the Parallel branch (whose own Catch records the run's failure).
+        if continues:
+            failure_next = next_name or self.branch_end(states, step.id)
+        elif top_level:
+            failure_next = RECORD_RUN_FAILED
+        else:
+            failure_next = self.branch_fail(states, step.id)
+        catchers = []
+        for error, asl_error, cause in (
+            ("WorkerLost", "States.HeartbeatTimeout", f"step {step.id} stopped sending heartbeats"),
+            ("StepTimeout", "States.Timeout", f"step {step.id} ran past its timeout"),
+        ):
+            name = f"{step.id} {error}"
+            lost_next = failure_next if continues or not top_level else RUN_FAILED
+            states[name] = self.step_lost_state(step, error, cause, lost_next, fail_run=not continues)
+            catchers.append({"ErrorEquals": [asl_error], "ResultPath": "$.error", "Next": name})
+        catchers.append(
+            {
+                "ErrorEquals": ["States.ALL"],
+                "ResultPath": None if continues else "$.error",
+                "Next": failure_next,
+            }
+        )
+        if continues:
+            # A lost worker still records the step, then the run goes on without its outputs.
+            for catcher in catchers[:2]:
+                catcher["ResultPath"] = None
+        task["Catch"] = catchers
+        return task
+
+    def branch_fail(self, states: dict[str, Any], step_id: str) -> str:
+        name = f"{step_id} failed"
+        states[name] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+        return name
+
+    def branch_end(self, states: dict[str, Any], step_id: str) -> str:
+        name = f"{step_id} continued"
+        states[name] = {"Type": "Pass", "End": True}
+        return name
+
+    # -- layout -----------------------------------------------------------------------------
+    def unit_name(self, unit: str | Parallel) -> str:
+        if isinstance(unit, str):
+            return unit
+        return "Parallel: " + " | ".join(self.first_step(branch[0]) for branch in unit.branches)
+
+    def first_step(self, unit: str | Parallel) -> str:
+        return unit if isinstance(unit, str) else self.first_step(unit.branches[0][0])
+
+    def sequence(
+        self, units: list[str | Parallel], states: dict[str, Any], after: str | None, top_level: bool
+    ) -> str:
+        """Add states for `units`, ending at `after` (None: end of a branch); return the first name."""
+        names = [self.unit_name(u) for u in units]
+        for index, unit in enumerate(units):
+            next_name = names[index + 1] if index + 1 < len(units) else after
+            if isinstance(unit, str):
+                state = self.step_state(self.definition.step(unit), states, next_name, top_level)
+            else:
+                state = self.parallel_state(unit, top_level)
+            if next_name is None:
+                state["End"] = True
+            else:
+                state["Next"] = next_name
+            states[names[index]] = state
+        return names[0]
+
+    def parallel_state(self, block: Parallel, top_level: bool) -> dict[str, Any]:
+        branches = []
+        for branch in block.branches:
+            branch_states: dict[str, Any] = {}
+            start = self.sequence(list(branch), branch_states, None, top_level=False)
+            branches.append({"StartAt": start, "States": branch_states})
+        # Branch results are not needed: steps publish their outputs to the runs table.
+        state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultPath": None}
+        if top_level:
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED}]
+        return state
+
+    def compile(self) -> dict[str, Any]:
+        units = layout([s.id for s in self.definition.steps], self.definition.dependencies())
+        states = self.run_record_states()
+        first = self.sequence(units, states, RECORD_RUN_SUCCEEDED, top_level=True)
+        states[RECORD_RUN_START]["Next"] = first
+        return {
+            "Comment": f"Flowdeck workflow {self.definition.name}: {self.definition.description}".strip(": "),
+            "StartAt": NORMALIZE,
+            "States": states,
+        }
+
+
+def compile_workflow(definition: WorkflowDefinition) -> dict[str, Any]:
+    """ASL for one workflow, with ${RunsTableName} and ${StepsQueueUrl} left to substitute."""
+    return _Compiler(definition).compile()
+
+
+def render_definition(asl: dict[str, Any], substitutions: dict[str, str]) -> str:
+    """Substitute ${Name} placeholders the way CDK's definition_substitutions does."""
+    text = json.dumps(asl, indent=2)
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    return text
