@@ -45,3 +45,6 @@ LOCAL_API_PORT: Final = 8765
 MAX_REQUEST_BODY_BYTES: Final = 1024 * 1024
 # Who started a run, locally only (settings.trust_user_header); on AWS identity comes from IAM.
 USER_HEADER: Final = "X-Flowdeck-User"
+
+# The workflow `flowdeck up --demo` (and `make run`) runs.
+DEMO_WORKFLOW: Final = "production-deploy"

@@ -74,7 +74,7 @@ def evaluate_condition(expression: str, context: dict[str, Any]) -> bool:
     evaluator = EvalWithCompoundTypes(names={k: _wrap(v) for k, v in context.items()}, functions={})
     try:
         return bool(evaluator.eval(expression))
-    except (InvalidExpression, TypeError, ArithmeticError, KeyError, AttributeError) as exc:
+    except (InvalidExpression, SyntaxError, TypeError, ArithmeticError, KeyError, AttributeError) as exc:
         raise ValueError(f"condition {expression!r} failed: {exc}") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -143,9 +144,21 @@ class RunService:
             "cost_usd": item.get("cost_usd", 0),
         }
 
-    def run_view(self, run: dict[str, Any], step_items: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        import json
+    @staticmethod
+    def error_cause(run: dict[str, Any], steps: list[dict[str, Any]]) -> str | None:
+        """Why the run failed: the state machine's record, else the failed step's own cause."""
+        if cause := run.get("error_cause"):
+            return str(cause)
+        try:
+            recorded = json.loads(run.get("error_json") or "{}").get("Cause")
+        except (ValueError, AttributeError):
+            recorded = None
+        if recorded:
+            return str(recorded)
+        failed = [s for s in steps if s["status"] == StepStatus.FAILED and s["attempts"]]
+        return failed[0]["attempts"][-1].get("cause") if failed else None
 
+    def run_view(self, run: dict[str, Any], step_items: dict[str, dict[str, Any]]) -> dict[str, Any]:
         steps = []
         for step_id, step in sorted(run.get("steps", {}).items(), key=lambda kv: kv[1].get("index", 0)):
             attempts = sorted(step.get("attempts", {}).values(), key=lambda a: a.get("attempt", 0))
@@ -163,6 +176,7 @@ class RunService:
                     "error": step.get("error"),
                     "summary": step.get("summary"),
                     "exit_code": step.get("exit_code"),
+                    "process_seconds": step.get("process_seconds"),
                     "outputs": step_items.get(step_id, {}).get("outputs", {}),
                     "attempts": attempts,
                 }
@@ -170,7 +184,7 @@ class RunService:
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
             "error": run.get("error"),
-            "error_cause": run.get("error_cause"),
+            "error_cause": self.error_cause(run, steps),
             "execution_arn": run.get("execution_arn"),
             "steps": steps,
         }

@@ -181,13 +181,14 @@ class _Compiler:
                         "#status": "status",
                         "#ended_at": "ended_at",
                         "#error": "error",
-                        "#cause": "error_cause",
+                        "#cause": "error_json",
                     },
                     "ExpressionAttributeValues": {
                         ":failed": {"S": "failed"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                         ":error": {"S.$": "$.error.Error"},
-                        ":cause": {"S.$": "$.error.Cause"},
+                        # The whole error as JSON: Cause may be absent or null, and an S value may not.
+                        ":cause": {"S.$": "States.JsonToString($.error)"},
                     },
                 },
                 "ResultPath": None,
@@ -203,9 +204,11 @@ class _Compiler:
             "SET #steps.#step.#status = :failed, #steps.#step.#error = :error, #steps.#step.#ended_at = :now"
         )
         names = {"#steps": "steps", "#step": step.id, "#status": "status", "#error": "error", "#ended_at": "ended_at"}
+        values = {":failed": {"S": "failed"}, ":error": {"S": error}, ":now": {"S.$": "$$.State.EnteredTime"}}
         if fail_run:
             expression += ", #status = :failed, #error = :error, #cause = :cause, #ended_at = :now"
             names["#cause"] = "error_cause"
+            values[":cause"] = {"S": cause}
         return {
             "Type": "Task",
             "Resource": "arn:aws:states:::dynamodb:updateItem",
@@ -214,20 +217,16 @@ class _Compiler:
                 "Key": _ddb_key(),
                 "UpdateExpression": expression,
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {
-                    ":failed": {"S": "failed"},
-                    ":error": {"S": error},
-                    ":cause": {"S": cause},
-                    ":now": {"S.$": "$$.State.EnteredTime"},
-                },
+                "ExpressionAttributeValues": values,
             },
             "ResultPath": None,
             "Next": then,
         }
 
     def step_state(self, step: Step, states: dict[str, Any], next_name: str | None, top_level: bool) -> dict[str, Any]:
-        heartbeat = self.definition.runtime_config.heartbeat_seconds
         timeout = (step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS) + TIMEOUT_MARGIN_SECONDS
+        # Step Functions refuses a heartbeat that is not shorter than the timeout.
+        heartbeat = min(self.definition.runtime_config.heartbeat_seconds, timeout - 1)
         task: dict[str, Any] = {
             "Type": "Task",
             "Comment": step.name or f"{step.kind} step {step.id}",
@@ -260,44 +259,36 @@ class _Compiler:
                 }
             ]
         continues = step.on_failure == "continue"
-        # Where a failure goes: on to the next unit (continue), the run's failure record (top
-        # level), or out of the Parallel branch (whose own Catch records the run's failure).
+        # A live worker reports its own failures, a timeout included (StepTimeout). A heartbeat
+        # timeout, or no answer by the backstop timeout, means the worker is gone: the state
+        # machine records that itself. (The emulator reports heartbeat timeouts as States.Timeout.)
+        cause = f"the worker running step {step.id} stopped answering (no heartbeat or no result in time)"
+        recorder = f"{step.id}:WorkerLost"
         if continues:
-            failure_next = next_name or self.branch_end(states, step.id)
-        elif top_level:
-            failure_next = RECORD_RUN_FAILED
+            then = next_name or self.branch_end(states, step.id)
         else:
-            failure_next = self.branch_fail(states, step.id)
-        catchers = []
-        for error, asl_error, cause in (
-            ("WorkerLost", "States.HeartbeatTimeout", f"step {step.id} stopped sending heartbeats"),
-            ("StepTimeout", "States.Timeout", f"step {step.id} ran past its timeout"),
-        ):
-            name = f"{step.id} {error}"
-            lost_next = failure_next if continues or not top_level else RUN_FAILED
-            states[name] = self.step_lost_state(step, error, cause, lost_next, fail_run=not continues)
-            catchers.append({"ErrorEquals": [asl_error], "ResultPath": "$.error", "Next": name})
-        catchers.append(
+            then = f"{step.id}:WorkerLost!"
+            states[then] = {"Type": "Fail", "Error": "WorkerLost", "Cause": cause}
+        states[recorder] = self.step_lost_state(step, "WorkerLost", cause, then, fail_run=not continues)
+        catchers: list[dict[str, Any]] = [
             {
-                "ErrorEquals": ["States.ALL"],
+                "ErrorEquals": ["States.HeartbeatTimeout", "States.Timeout"],
                 "ResultPath": None if continues else "$.error",
-                "Next": failure_next,
+                "Next": recorder,
             }
-        )
+        ]
+        # Other failures were recorded by the worker: go on (continue), record the run's failure
+        # (top level), or leave the Parallel branch with the error, for the Parallel's Catch.
         if continues:
-            # A lost worker still records the step, then the run goes on without its outputs.
-            for catcher in catchers[:2]:
-                catcher["ResultPath"] = None
+            catchers.append({"ErrorEquals": ["States.ALL"], "ResultPath": None,
+                             "Next": next_name or self.branch_end(states, step.id)})
+        elif top_level:
+            catchers.append({"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED})
         task["Catch"] = catchers
         return task
 
-    def branch_fail(self, states: dict[str, Any], step_id: str) -> str:
-        name = f"{step_id} failed"
-        states[name] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
-        return name
-
     def branch_end(self, states: dict[str, Any], step_id: str) -> str:
-        name = f"{step_id} continued"
+        name = f"{step_id}:continue"
         states[name] = {"Type": "Pass", "End": True}
         return name
 
@@ -305,7 +296,9 @@ class _Compiler:
     def unit_name(self, unit: str | Parallel) -> str:
         if isinstance(unit, str):
             return unit
-        return "Parallel: " + " | ".join(self.first_step(branch[0]) for branch in unit.branches)
+        # State names are at most 80 characters and unique across nested branches.
+        self.parallel_count += 1
+        return f"Parallel {self.parallel_count}: {self.first_step(unit)}"[:80]
 
     def first_step(self, unit: str | Parallel) -> str:
         return unit if isinstance(unit, str) else self.first_step(unit.branches[0][0])

@@ -54,6 +54,42 @@ def _descendants(start: str, nodes: list[str], deps: dict[str, list[str]]) -> se
     return seen
 
 
+def _series_groups(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]:
+    """Split steps into groups that must run one after another (co-comparability components).
+
+    Two steps with no order between them belong to one group; every step of an earlier group is
+    an ancestor of every step of a later one, so the groups form a sequence.
+    """
+    inside = set(nodes)
+    ancestors: dict[str, set[str]] = {}
+
+    def ancestors_of(node: str) -> set[str]:
+        if node not in ancestors:
+            found: set[str] = set()
+            for dep in deps[node]:
+                if dep in inside:
+                    found |= {dep} | ancestors_of(dep)
+            ancestors[node] = found
+        return ancestors[node]
+
+    parent = {n: n for n in nodes}
+
+    def find(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for i, first in enumerate(nodes):
+        for second in nodes[i + 1 :]:
+            if first not in ancestors_of(second) and second not in ancestors_of(first):
+                parent[find(first)] = find(second)
+    groups: dict[str, list[str]] = {}
+    for node in nodes:
+        groups.setdefault(find(node), []).append(node)
+    return sorted(groups.values(), key=lambda group: min(len(ancestors_of(n)) for n in group))
+
+
 def _sequence(nodes: list[str], deps: dict[str, list[str]], order: dict[str, int]) -> list[str | Parallel]:
     """Lay out a set of steps (closed under the order it was split in) as a sequence of units."""
     if not nodes:
@@ -62,15 +98,15 @@ def _sequence(nodes: list[str], deps: dict[str, list[str]], order: dict[str, int
     if len(components) > 1:
         branches = tuple(tuple(_sequence(c, deps, order)) for c in components)
         return [Parallel(branches)]
-    inside = set(nodes)
-    local = {n: [d for d in deps[n] if d in inside] for n in nodes}
-    roots = [n for n in nodes if not local[n]]
     if len(nodes) == 1:
         return [nodes[0]]
-    if len(roots) == 1:
-        # With one root every other step descends from it: the root, then the rest.
-        root = roots[0]
-        return [root, *_sequence([n for n in nodes if n != root], deps, order)]
+    groups = _series_groups(nodes, deps)
+    if len(groups) > 1:
+        # A series composition: each group runs after everything in the groups before it.
+        return [unit for group in groups for unit in _sequence(group, deps, order)]
+    # Not series-parallel here: a conservative split, never running a step before its needs.
+    inside = set(nodes)
+    local = {n: [d for d in deps[n] if d in inside] for n in nodes}
     joins = sorted((n for n in nodes if len(local[n]) > 1), key=order.__getitem__)
     if not joins:
         raise AssertionError("a connected graph with several roots has a join")

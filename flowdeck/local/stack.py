@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +68,9 @@ class LocalStack:
         self._logs: list[IO[bytes]] = []
         self.api: Any = None
         self.env: dict[str, str] = {}
+        self.workers: dict[int, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def api_url(self) -> str:
@@ -94,6 +98,8 @@ class LocalStack:
             self._configure_this_process()
             for index in range(self.worker_count):
                 self._start_worker(index)
+            self._supervisor = threading.Thread(target=self._supervise_workers, daemon=True)
+            self._supervisor.start()
             self._start_api()
         except BaseException:
             self.stop()
@@ -101,6 +107,9 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -193,12 +202,20 @@ class LocalStack:
 
     def _start_worker(self, index: int) -> None:
         env = os.environ | self.env | {"FLOWDECK_WORKER_CONCURRENCY": str(self.worker_concurrency)}
-        self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)
+        self.workers[index] = self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)
+
+    def _supervise_workers(self) -> None:
+        """Replace a worker that died, as the ECS service does on AWS."""
+        while not self._stopping.wait(0.5):
+            for index, process in list(self.workers.items()):
+                if process.poll() is not None and not self._stopping.is_set():
+                    self.processes.remove(process)
+                    self._start_worker(index)
 
     def _start_api(self) -> None:
         from flowdeck.local.http import ApiServer
-        from lambdas import api
+        from lambdas import api, deps
 
-        api.reset() if hasattr(api, "reset") else None
+        deps.run_service.cache_clear()  # built on first request, from the settings set above
         self.api = ApiServer(api.lambda_handler, port=self.port)
         self.api.start()

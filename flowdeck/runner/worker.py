@@ -178,6 +178,7 @@ class StepRunner:
             "error": result.error,
             "cause": (result.cause or "")[:2000] or None,
             "exit_code": result.exit_code,
+            "process_seconds": result.process_seconds,
             "summary": summary,
         }
         # The attempt keeps its own outcome even while the step itself waits for a retry.

@@ -15,7 +15,13 @@ from botocore.exceptions import ClientError
 from flowdeck import aws
 from flowdeck.constants import PK, RUN_SK, SK, STEP_SK_PREFIX
 from flowdeck.errors import BadRequest
-from flowdeck.stores.schema import BY_STARTED_INDEX, BY_WORKFLOW_INDEX, RUN_KIND
+from flowdeck.stores.schema import (
+    BY_STARTED_INDEX,
+    BY_WORKFLOW_INDEX,
+    GLOBAL_INDEXES,
+    KEY_ATTRIBUTES,
+    RUN_KIND,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -44,13 +50,18 @@ def encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_cursor(cursor: str, index: str | None = None) -> dict[str, Any]:
+    """The start key in `cursor`; with `index`, also check it is a key of that index (else DynamoDB errs)."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadRequest("cursor is not one this API returned") from None
     if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
         raise BadRequest("cursor is not one this API returned")
+    if index is not None:
+        names = {PK, SK, *GLOBAL_INDEXES[index]}
+        if set(key) != names or any(set(key[n]) != {KEY_ATTRIBUTES[n]} for n in names):
+            raise BadRequest("cursor is not one this API returned for this query")
     return key
 
 
@@ -124,7 +135,7 @@ class RunStore:
         if conditions:
             kwargs["FilterExpression"] = " AND ".join(conditions)
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, kwargs["IndexName"])
         found: list[dict[str, Any]] = []
         # Filters may empty a page; keep reading (bounded) until the page is full or the index ends.
         for _ in range(20):
@@ -144,7 +155,8 @@ class RunStore:
         SQS delivers at least once; the token's hash on the step makes a second delivery of the
         same message a no-op (False) in the same write that records the start.
         """
-        digest = hashlib.sha256(token.encode()).hexdigest()[:32]
+        # With the attempt: moto reuses one token across a state's retries (AWS issues a new one).
+        digest = hashlib.sha256(f"{token}:{attempt}".encode()).hexdigest()[:32]
         fields = fields | {"attempt": attempt, "token": digest}
         try:
             self.update_step(

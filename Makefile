@@ -1,0 +1,45 @@
+# Flowdeck: `make run` to see it work, `make test` to check it. Everything lives in .venv.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: setup run test check lint format typecheck synth bench clean
+
+setup: $(STAMP)  ## install pinned dependencies into .venv (idempotent)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[local,cdk,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup  ## start the local stack, run the demo workflow, keep serving until Ctrl-C
+	$(BIN)/flowdeck up --demo
+
+test: setup  ## the whole suite: unit, integration, stacks (CDK, cdk-nag, cfn-lint), end-to-end
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: setup
+	$(BIN)/mypy flowdeck statemachines lambdas stacks
+
+check: lint typecheck test  ## everything CI should be happy with
+
+synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
+	$(BIN)/python app.py
+
+bench: setup  ## benchmarks that print figures (name=value lines)
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf cdk.out .flowdeck .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,208 @@
+"""`flowdeck` commands: thin wrappers that parse options, call the API client and print."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from flowdeck.cli import up
+from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
+from flowdeck.cli.render import follow_run, run_view, runs_table, wait_for_run
+from flowdeck.definition.durations import parse_duration
+from flowdeck.definition.inputs import coerce_value
+from flowdeck.status import RunStatus, Trigger
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="flowdeck",
+    help="Run workflows and watch them: locally (`flowdeck up`) or on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback is for bugs only; expected failures are ApiError and print one line.
+    pretty_exceptions_enable=False,
+)
+
+ApiOption = Annotated[str, typer.Option("--api", envvar=API_ENV, help="Flowdeck API base URL.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options given before the command (`flowdeck --api URL --json runs`)."""
+
+    api: str = DEFAULT_API
+    json: bool = False
+
+
+def _options(ctx: typer.Context, json_output: bool) -> Options:
+    given = ctx.obj if isinstance(ctx.obj, Options) else Options()
+    return Options(api=given.api, json=given.json or json_output)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def reports_api_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """ApiError -> `error: ...` on stderr and exit code 1, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ApiError as exc:
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(exc.message)}")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def parse_inputs(pairs: list[str], declared: dict[str, Any]) -> dict[str, Any]:
+    """`-i k=v` pairs, typed as the workflow declares (unknown names stay text for the API to refuse)."""
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="'-i' / '--input'")
+        name = name.strip()
+        inputs[name] = coerce_value((declared.get(name) or {}).get("type"), text)
+    return inputs
+
+
+def time_bound(value: str | None) -> str | None:
+    """`2h`, `1d`... mean that long ago; anything else goes to the API as written (ISO 8601)."""
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return value
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+@app.callback()
+def cli(ctx: typer.Context, api: ApiOption = DEFAULT_API, json_output: JsonOption = False) -> None:
+    """Flowdeck: workflows on AWS Step Functions, or on this machine with `flowdeck up`."""
+    ctx.obj = Options(api=api, json=json_output)
+
+
+@app.command()
+@reports_api_errors
+def run(
+    ctx: typer.Context,
+    workflow: Annotated[str, typer.Argument(help="Workflow name.")],
+    input_pairs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", metavar="KEY=VALUE", help="An input; repeatable.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Watch the run until it finishes.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Start a manual run of WORKFLOW; with --follow, exit non-zero unless it succeeds."""
+    options = _options(ctx, json_output)
+    console = Console()
+    with ApiClient(options.api) as client:
+        declared = client.get_workflow(workflow).get("inputs", {})
+        run_id = client.start_run(workflow, parse_inputs(input_pairs or [], declared))
+        if not follow:
+            if options.json:
+                _print_json({"run_id": run_id})
+            else:
+                console.print(f"Started run [bold]{run_id}[/bold] — watch it: flowdeck show {run_id}")
+            return
+        try:
+            final = wait_for_run(client, run_id) if options.json else follow_run(client, run_id, console)
+        except KeyboardInterrupt:
+            Console(stderr=True).print(f"stopped following; the run goes on: flowdeck show {run_id}")
+            raise typer.Exit(130) from None
+    if options.json:
+        _print_json(final)
+    if final.get("status") != RunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_api_errors
+def runs(
+    ctx: typer.Context,
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs in this status.")] = None,
+    trigger: Annotated[Trigger | None, typer.Option(help="Only runs started this way.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only runs started by this user.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Started at or after: ISO time, or an age such as 2h.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Started at or before: ISO time, or an age.")] = None,
+    sort: Annotated[Literal["started_at", "duration", "cost"], typer.Option(help="Sort key.")] = "started_at",
+    order: Annotated[
+        Literal["desc", "asc"], typer.Option(help="Newest first (desc) or oldest first.")
+    ] = "desc",
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Runs per page.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(help="Next page: the cursor the previous page printed.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run history, newest first."""
+    options = _options(ctx, json_output)
+    with ApiClient(options.api) as client:
+        page = client.list_runs(
+            workflow=workflow,
+            status=status.value if status else None,
+            trigger=trigger.value if trigger else None,
+            started_by=user,
+            since=time_bound(since),
+            until=time_bound(until),
+            sort=sort,
+            order=order,
+            limit=limit,
+            cursor=cursor,
+        )
+    if options.json:
+        _print_json(page)
+        return
+    console = Console()
+    if not page["runs"]:
+        console.print("no runs")
+    else:
+        console.print(runs_table(page["runs"]))
+    if page.get("next_cursor"):
+        console.print(f"[dim]more: flowdeck runs --cursor {page['next_cursor']}[/dim]", soft_wrap=True)
+
+
+@app.command()
+@reports_api_errors
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run ID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """One run: status, duration and each step with its summary or error."""
+    options = _options(ctx, json_output)
+    with ApiClient(options.api) as client:
+        found = client.get_run(run_id)
+    if options.json:
+        _print_json(found)
+    else:
+        Console().print(run_view(found))
+
+
+up.register(app)
+
+
+def main() -> None:
+    """The `flowdeck` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

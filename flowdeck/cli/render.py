@@ -1,0 +1,224 @@
+"""How runs look in a terminal: the plain-text summary, its rich twin, the run table and live following."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from flowdeck.cli.client import ApiClient, ApiError
+from flowdeck.definition.durations import format_duration
+from flowdeck.status import RunStatus
+
+ICONS = {
+    "queued": "○",
+    "pending": "○",
+    "running": "●",
+    "waiting": "⏸",
+    "succeeded": "✓",
+    "failed": "✗",
+    "timed_out": "✗",
+    "skipped": "⊘",
+    "cancelled": "■",
+}
+STYLES = {
+    "queued": "dim",
+    "pending": "dim",
+    "running": "cyan",
+    "waiting": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "skipped": "dim",
+    "cancelled": "magenta",
+}
+FINISHED = {status.value for status in RunStatus if status.finished}
+POLL_SECONDS = 0.25
+# The run item appears when the state machine's first state runs, a moment after StartExecution.
+APPEAR_WITHIN_SECONDS = 30.0
+DETAIL_CHARS = 160
+
+
+def icon(status: str | None) -> str:
+    return ICONS.get(status or "", "?")
+
+
+def status_label(status: str | None) -> str:
+    """`timed_out` -> `Timed out`."""
+    return (status or "unknown").replace("_", " ").capitalize()
+
+
+def run_duration(seconds: float | None) -> str:
+    """`0m 07s`, `12m 30s`, `1h 02m 03s` (the run header's form)."""
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s"
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= DETAIL_CHARS else first[: DETAIL_CHARS - 1] + "…"
+
+
+def _header(run: dict[str, Any]) -> str:
+    return (
+        f"Workflow: {run.get('workflow')}   Run ID: {run.get('run_id')}   "
+        f"Status: {status_label(run.get('status'))} {icon(run.get('status'))}   "
+        f"Duration: {run_duration(run.get('duration_s'))}   Trigger: {run.get('trigger')}"
+    )
+
+
+def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
+    """(timing, detail) of a step: `1.2s (attempt 2)` and its summary or error."""
+    status = step.get("status")
+    if status == "skipped":
+        timing = "skipped"
+    elif step.get("duration_s") is not None:
+        timing = format_duration(step["duration_s"])
+    else:
+        timing = ""
+    if (step.get("attempt") or 0) > 1:
+        timing = f"{timing} (attempt {step['attempt']})".strip()
+    detail = (
+        step.get("error") if status in {"failed", "cancelled"} and step.get("error") else step.get("summary")
+    )
+    return timing, _one_line(str(detail)) if detail else ""
+
+
+def _run_error(run: dict[str, Any]) -> str | None:
+    """The run's own error, when no failed step already tells it."""
+    if not run.get("error") or any(s.get("error") for s in run.get("steps", [])):
+        return None
+    return _one_line(f"{run['error']}: {run['error_cause']}" if run.get("error_cause") else str(run["error"]))
+
+
+def summary_lines(run: dict[str, Any]) -> list[str]:
+    """The run as plain text: a header line, then one line per step (testable, no colour)."""
+    steps = run.get("steps", [])
+    number_width = len(f"{len(steps)}.")
+    id_width = max((len(s["id"]) for s in steps), default=0)
+    lines = [_header(run)]
+    for number, step in enumerate(steps, 1):
+        timing, detail = _step_parts(step)
+        line = (
+            f"{f'{number}.':<{number_width}} {step['id']:<{id_width}}   {icon(step.get('status'))} {timing}"
+        )
+        lines.append(f"{line.rstrip()}  └─ {detail}" if detail else line.rstrip())
+    if error := _run_error(run):
+        lines.append(f"Error: {error}")
+    return lines
+
+
+def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
+    """The rich twin of summary_lines; with `live`, running steps spin."""
+    status = run.get("status")
+    header = Text.assemble(
+        ("Workflow: ", "dim"),
+        (str(run.get("workflow")), "bold"),
+        ("   Run ID: ", "dim"),
+        str(run.get("run_id")),
+        ("   Status: ", "dim"),
+        (f"{status_label(status)} {icon(status)}", STYLES.get(status or "", "")),
+        ("   Duration: ", "dim"),
+        run_duration(run.get("duration_s")),
+        ("   Trigger: ", "dim"),
+        str(run.get("trigger")),
+    )
+    steps = Table.grid(padding=(0, 1))
+    for column in ("number", "id", "icon", "timing", "detail"):
+        steps.add_column(column, no_wrap=column != "detail")
+    for number, step in enumerate(run.get("steps", []), 1):
+        step_status = step.get("status") or ""
+        style = STYLES.get(step_status, "")
+        mark: RenderableType = (
+            Spinner("dots", style=style)
+            if live and step_status == "running"
+            else Text(icon(step_status), style)
+        )
+        timing, detail = _step_parts(step)
+        steps.add_row(
+            f"{number}.",
+            Text(step["id"], style="dim" if step_status in {"pending", "skipped"} else ""),
+            mark,
+            Text(timing, style="dim"),
+            Text(f" └─ {detail}", style="red" if step_status == "failed" else "dim") if detail else "",
+        )
+    parts: list[RenderableType] = [header, steps]
+    if error := _run_error(run):
+        parts.append(Text(f"Error: {error}", style="red"))
+    return Group(*parts)
+
+
+def _local_time(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    """Run history as a table (GET /runs rows)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("Run ID", "Workflow", "Status", "Trigger", "Started by", "Started", "Duration", "Cost"):
+        table.add_column(column, no_wrap=column != "Started by")
+    for row in runs:
+        status = row.get("status")
+        table.add_row(
+            row["run_id"],
+            escape(str(row.get("workflow"))),
+            Text(f"{icon(status)} {status}", style=STYLES.get(status or "", "")),
+            str(row.get("trigger")),
+            escape(str(row.get("started_by"))),
+            _local_time(row.get("started_at")),
+            run_duration(row.get("duration_s")),
+            f"${row.get('cost_usd') or 0:.2f}",
+        )
+    return table
+
+
+def wait_for_run(
+    client: ApiClient,
+    run_id: str,
+    on_update: Callable[[dict[str, Any] | None], None] = lambda _: None,
+    poll_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Poll GET /runs/{id} until the run finishes; `on_update` sees each read (None: not recorded yet)."""
+    appear_by = time.monotonic() + APPEAR_WITHIN_SECONDS
+    while True:
+        try:
+            run = client.get_run(run_id)
+        except ApiError as exc:
+            if exc.code != "RunNotFound" or time.monotonic() > appear_by:
+                raise
+            on_update(None)
+        else:
+            on_update(run)
+            if run.get("status") in FINISHED:
+                return run
+        time.sleep(poll_seconds or POLL_SECONDS)
+
+
+def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, Any]:
+    """Show the run's steps live until it finishes, then print its summary; returns the final run."""
+
+    def show(run: dict[str, Any] | None) -> None:
+        live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))
+
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
+        run = wait_for_run(client, run_id, show)
+    console.print(run_view(run))
+    return run

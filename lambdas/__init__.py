@@ -1,0 +1,1 @@
+"""Thin AWS Lambda handlers: parse the event, call the core, shape the answer."""

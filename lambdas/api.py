@@ -1,0 +1,130 @@
+"""The REST API Lambda (SPEC §3): powertools resolver, routes by resource, errors mapped once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flowdeck import __version__
+from flowdeck.config import get_settings
+from flowdeck.constants import MAX_REQUEST_BODY_BYTES
+from flowdeck.errors import FlowdeckError
+from lambdas.deps import run_service
+from lambdas.observability import logger
+from lambdas.responses import ErrorBody, error_response
+from lambdas.routes import runs, workflows
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(workflows.router)
+app.include_router(runs.router)
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+_PARAM_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_FRIENDLY = {"extra_forbidden": "unknown field", "missing": "required"}
+
+
+@cache
+def _openapi_document() -> str:
+    return app.get_openapi_json_schema(
+        title="Flowdeck",
+        version=__version__,
+        description="Run workflows on AWS Step Functions and see everything about each run.",
+    )
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    """This API's OpenAPI document, generated from the routes above."""
+    return Response(200, content_types.APPLICATION_JSON, _openapi_document())
+
+
+# -- errors, mapped once --------------------------------------------------------------------------
+@app.exception_handler(FlowdeckError)
+def domain_error(error: FlowdeckError) -> Response:
+    return error_response(error.status, error.code, error.message)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """("query", "query", "limit") -> "limit"; ("body", "inputs") -> "inputs"; ("body",) -> "body"."""
+    parts = list(loc)
+    if parts and parts[0] in _PARAM_LOCATIONS:
+        where = parts.pop(0)
+        # A query model parameter adds its own name before the field's.
+        if where == "query" and len(parts) > 1:
+            parts.pop(0)
+    return ".".join(str(p) for p in parts) or str(loc[0] if loc else "request")
+
+
+@app.exception_handler(RequestValidationError)
+def validation_error(error: RequestValidationError) -> Response:
+    problems = list(error.errors())
+    if bad_json := next((p for p in problems if p.get("type") == "json_invalid"), None):
+        why = (bad_json.get("ctx") or {}).get("error", "not JSON")
+        return error_response(400, "BadRequest", f"request body is not valid JSON: {why}")
+    # Field and pydantic's message only: no input values, no model dump, no traceback.
+    message = "; ".join(f"{_field(p['loc'])}: {_FRIENDLY.get(p['type'], p['msg'])}" for p in problems)
+    return error_response(422, "ValidationError", message)
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+    return error_response(400, "BadRequest", "send the request body as application/json")
+
+
+@app.not_found
+def no_route(_: NotFoundError) -> Response:
+    # Also for a known path with another method: 404 rather than 405 (powertools does not tell them apart).
+    event = app.current_event
+    return error_response(404, "NotFound", f"no route for {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def unexpected_error(error: Exception) -> Response:
+    logger.exception("unhandled error", exc_info=error)
+    return error_response(500, "InternalError", "internal error")
+
+
+# -- the handler ----------------------------------------------------------------------------------
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+
+
+@lambda_handler_decorator
+def refuse_large_bodies(handler: Handler, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """413 before validation parses the body (API Gateway lets up to 10 MB through; we accept 1 MiB)."""
+    if _body_size(event) <= MAX_REQUEST_BODY_BYTES:
+        return handler(event, context)
+    body = ErrorBody(error="PayloadTooLarge", message=f"request body is over {MAX_REQUEST_BODY_BYTES} bytes")
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "multiValueHeaders": {},
+        "body": json.dumps(body.model_dump()),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@refuse_large_bodies
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def reset() -> None:
+    """Forget cached settings and the service, so the next request reads the environment again."""
+    get_settings.cache_clear()
+    run_service.cache_clear()

@@ -1,0 +1,1 @@
+"""REST API routes, one powertools Router per resource (SPEC §3)."""

@@ -1,0 +1,59 @@
+"""Start a manual run, list run history, read one run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BaseModel
+
+from flowdeck.service import RunQuery, RunService, StartRun
+from lambdas.deps import caller, run_service
+from lambdas.responses import error_docs
+
+router = APIGatewayRouter()
+
+Service = Annotated[RunService, Depends(run_service)]
+Caller = Annotated[str, Depends(caller)]
+OptionalBody = Annotated[StartRun | None, Body()]
+
+
+class RunStarted(BaseModel):
+    run_id: str
+
+
+@router.post(
+    "/workflows/<wf>/runs",
+    summary="Start a manual run",
+    description=(
+        "Validates the inputs against the workflow's declared inputs (defaults merged) and starts the run. "
+        "Always answers 202 with the run id, also for a repeat with the same `idempotency_key`: that repeat "
+        "names the run the key first started and starts nothing new. An empty body means `{}`."
+    ),
+    tags=["runs"],
+    responses={
+        202: {
+            "description": "Run started (or already started with this idempotency key)",
+            "content": {content_types.APPLICATION_JSON: {"model": RunStarted}},
+        },
+        **error_docs(400, 404, 413, 422),
+    },
+)
+def start_run(wf: str, service: Service, user: Caller, body: OptionalBody = None) -> Response[RunStarted]:
+    """POST /workflows/{wf}/runs."""
+    started = service.start_run(wf, body or StartRun(), started_by=user)
+    return Response(202, content_types.APPLICATION_JSON, RunStarted(run_id=started["run_id"]))
+
+
+@router.get("/runs", summary="Run history", tags=["runs"], responses=error_docs(400, 422))
+def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> dict[str, Any]:
+    """Runs newest first, filtered and paged: pass `next_cursor` back as `cursor` for the next page."""
+    return service.list_runs(query)
+
+
+@router.get("/runs/<run_id>", summary="Get a run", tags=["runs"], responses=error_docs(404, 422))
+def get_run(run_id: str, service: Service) -> dict[str, Any]:
+    """One run with its steps: status, timings, attempts, outputs, error and cost."""
+    return service.get_run(run_id)

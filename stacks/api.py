@@ -1,0 +1,279 @@
+"""API stack: the REST API (IAM/SigV4 on every method) and its Lambda handler (RunsApi)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Aws, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from flowdeck.constants import (
+    ENV_ARTIFACTS_BUCKET,
+    ENV_RUNS_TABLE,
+    ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_WORKFLOWS_DIR,
+    STATE_MACHINE_PREFIX,
+)
+from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
+from stacks.data import ArtifactStore
+from stacks.workflows import state_machine_name
+
+# Public Powertools for AWS Lambda (Python) v3 layer; bump together with pyproject's pin.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_VERSION = 27
+API_HANDLER = "lambdas.api.lambda_handler"
+API_SERVICE_NAME = "flowdeck-api"
+API_STAGE = "v1"
+# Relative to the Lambda task root: the zip ships the repository's workflows/ folder.
+LAMBDA_WORKFLOWS_DIR = "workflows"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+THROTTLE_RATE_LIMIT = 50
+THROTTLE_BURST_LIMIT = 100
+# The decision endpoints (approve/reject, step retry/skip) and cancel answer waiting task tokens.
+TASK_TOKEN_ACTIONS = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+
+
+def powertools_layer_arn() -> str:
+    """The Powertools layer in the deployment's region (the layer exists in the aws partition only)."""
+    return (
+        f"arn:aws:lambda:{Aws.REGION}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python311-x86_64:{POWERTOOLS_LAYER_VERSION}"
+    )
+
+
+class RunsApi(Construct):
+    """REST API for people and tools (SigV4), proxied to one powertools Lambda handler."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        artifacts: ArtifactStore,
+        workflow_names: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "HandlerLogs", retention=LOG_RETENTION)
+        self.role = self._build_role()
+        self.function = self._build_function(table, artifacts)
+        self._grant(table, artifacts, workflow_names)
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
+        self.api = self._build_api()
+        self._suppress_findings()
+
+    def _build_role(self) -> iam.Role:
+        # Own role instead of CDK's default, which attaches the managed AWSLambdaBasicExecutionRole
+        # (logs:* on every log group); here the function may write to its own log group only.
+        role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Flowdeck REST API handler",
+        )
+        self.log_group.grant_write(role)
+        return role
+
+    def _build_function(self, table: dynamodb.ITable, artifacts: ArtifactStore) -> lambda_.Function:
+        stack = Stack.of(self)
+        return lambda_.Function(
+            self,
+            "Handler",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            architecture=lambda_.Architecture.X86_64,
+            handler=API_HANDLER,
+            code=lambda_.Code.from_asset(str(REPO_ROOT), exclude=LAMBDA_CODE_EXCLUDE),
+            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn())],
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            memory_size=512,
+            # API Gateway gives up after 29 s; a longer handler would only burn money.
+            timeout=Duration.seconds(29),
+            environment={
+                ENV_RUNS_TABLE: table.table_name,
+                ENV_STATE_MACHINE_ARN_PREFIX: stack.format_arn(
+                    service="states",
+                    resource="stateMachine",
+                    resource_name=STATE_MACHINE_PREFIX,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                ),
+                ENV_WORKFLOWS_DIR: LAMBDA_WORKFLOWS_DIR,
+                ENV_ARTIFACTS_BUCKET: artifacts.bucket.bucket_name,
+                "POWERTOOLS_SERVICE_NAME": API_SERVICE_NAME,
+            },
+        )
+
+    def _grant(self, table: dynamodb.ITable, artifacts: ArtifactStore, workflow_names: Sequence[str]) -> None:
+        table.grant_read_write_data(self.role)
+        # Artifact endpoints list objects and sign GET URLs; the handler never writes artifacts.
+        artifacts.grant_artifacts_read(self.role)
+        if workflow_names:
+            # ARNs built from the fixed names rather than imported from the workflows stack, so
+            # removing a workflow never blocks on an export that this stack still uses.
+            stack = Stack.of(self)
+            machines = [
+                stack.format_arn(
+                    service="states",
+                    resource="stateMachine",
+                    resource_name=state_machine_name(name),
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for name in workflow_names
+            ]
+            executions = [
+                stack.format_arn(
+                    service="states",
+                    resource="execution",
+                    resource_name=f"{state_machine_name(name)}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for name in workflow_names
+            ]
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["states:StartExecution"], resources=machines)
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution", "states:StopExecution"], resources=executions
+                )
+            )
+        self.role.add_to_policy(iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"]))
+
+    def _build_api(self) -> apigw.RestApi:
+        api = apigw.RestApi(
+            self,
+            "Api",
+            description="Flowdeck REST API (SPEC §3), IAM (SigV4) authorization on every method",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # The account-level role API Gateway needs to write execution logs (APIG6).
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=API_STAGE,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                # Request and response bodies may hold step outputs: keep them out of the logs.
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                throttling_rate_limit=THROTTLE_RATE_LIMIT,
+                throttling_burst_limit=THROTTLE_BURST_LIMIT,
+            ),
+        )
+        # Body validation applies only where a method declares a model; the handler validates bodies
+        # with pydantic, so this validator is the gateway-level check nag asks for (APIG2).
+        validator = api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.function)
+        for resource in (api.root, api.root.add_resource("{proxy+}")):
+            resource.add_method(
+                "ANY",
+                integration,
+                authorization_type=apigw.AuthorizationType.IAM,
+                request_validator=validator,
+            )
+        return api
+
+    def _suppress_findings(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="states:SendTaskSuccess/SendTaskFailure (decision and cancel endpoints) and "
+                    "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) do not support "
+                    "resource-level permissions.",
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Execution names are generated per run: DescribeExecution/StopExecution are "
+                    "scoped to the executions of Flowdeck's own state machines (flowdeck-<workflow>:*).",
+                    applies_to=[
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                            f"<AWS::AccountId>:execution:{STATE_MACHINE_PREFIX}[a-z0-9-]+:\\*$/g"
+                        }
+                    ],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Object-level S3 actions must name objects; read-only and scoped to the runs/ "
+                    "prefix of the artifacts bucket.",
+                    applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+                ),
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.function,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-L1",
+                    reason="Pinned to python3.11 to match the Powertools layer (python311 build) and the "
+                    "worker image; upgrade runtime, layer name and image together.",
+                )
+            ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.api,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM4",
+                    reason="API Gateway's account-level CloudWatch role: the AWS-managed "
+                    "AmazonAPIGatewayPushToCloudWatchLogs is the policy AWS documents for it "
+                    "and keeps current.",
+                    applies_to=[
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    ],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-APIG3",
+                    reason="Every method requires SigV4 (AWS_IAM), so anonymous traffic is refused before "
+                    "the integration; stage throttling caps abuse. A WAF web ACL is left to the operator.",
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-COG4",
+                    reason="SPEC §3: people and tools authenticate with IAM (SigV4) on every method, not "
+                    "with Cognito user pools.",
+                ),
+            ],
+            apply_to_children=True,
+        )
+
+
+class ApiStack(Stack):
+    """The REST API and its handler."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        artifacts: ArtifactStore,
+        workflow_names: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id, description="Flowdeck API: REST API with IAM authorization")
+        self.runs_api = RunsApi(
+            self, "RunsApi", table=table, artifacts=artifacts, workflow_names=workflow_names
+        )

@@ -1,0 +1,59 @@
+"""Build the Flowdeck CDK app from a folder of workflow definitions (used by app.py and the tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from flowdeck.definition import load_workflows
+from stacks.api import ApiStack
+from stacks.compute import ComputeStack
+from stacks.data import DataStack
+from stacks.workflows import WorkflowsStack
+
+DATA_STACK: Final = "FlowdeckData"
+COMPUTE_STACK: Final = "FlowdeckCompute"
+WORKFLOWS_STACK: Final = "FlowdeckWorkflows"
+API_STACK: Final = "FlowdeckApi"
+
+# Set here rather than in cdk.json so `cdk synth`, `python app.py` and the tests build the same
+# templates: a plain cdk.App() never reads cdk.json.
+FEATURE_FLAGS: Final = {
+    # Grant log delivery through the logs bucket's policy instead of the legacy ACL.
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # Imports between the four stacks name long-lived resources (table, bucket, queue): keep
+    # CloudFormation exports, which stop a producer from deleting what a consumer still uses.
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
+}
+
+
+def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
+    """Add the four Flowdeck stacks and the cdk-nag AwsSolutions checks to `app` (a new one if None)."""
+    if not workflows_dir.is_dir():
+        raise FileNotFoundError(f"workflows folder not found: {workflows_dir}")
+    # Raises InvalidDefinition (file, line, field) before any construct exists.
+    definitions = load_workflows(workflows_dir)
+    app = app if app is not None else cdk.App()
+    for flag, value in FEATURE_FLAGS.items():
+        app.node.set_context(flag, value)
+
+    data = DataStack(app, DATA_STACK, definitions=definitions)
+    compute = ComputeStack(app, COMPUTE_STACK, table=data.run_store.table, artifacts=data.artifacts)
+    workflows = WorkflowsStack(
+        app, WORKFLOWS_STACK, definitions=definitions, table=data.run_store.table, queue=compute.workers.queue
+    )
+    api = ApiStack(
+        app,
+        API_STACK,
+        table=data.run_store.table,
+        artifacts=data.artifacts,
+        workflow_names=sorted(definitions),
+    )
+    # The API starts executions of state machines it names by ARN, not by reference: deploy them first.
+    api.add_stack_dependency(workflows)
+
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return app

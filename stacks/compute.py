@@ -1,0 +1,252 @@
+"""Compute stack: the steps queue and the pool of Fargate workers that answer it (StepWorkers)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, IgnoreMode, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
+from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
+from stacks.data import ArtifactStore
+
+WORKER_COMMAND = ["python", "-m", "flowdeck.runner.worker"]
+# One worker runs up to FLOWDECK_WORKER_CONCURRENCY (default 4) steps at once.
+WORKER_CPU = 1024
+WORKER_MEMORY_MIB = 2048
+MIN_WORKERS = 1
+MAX_WORKERS = 10
+DLQ_MAX_RECEIVE_COUNT = 3
+# Fargate's maximum: the time SIGTERM gives the runner to stop the step's process gracefully.
+WORKER_STOP_TIMEOUT = Duration.seconds(120)
+# The worker deletes a message as soon as it takes it (the Step Functions heartbeat, not SQS
+# redelivery, catches a worker that dies mid-step), so this only covers receive-to-delete.
+QUEUE_VISIBILITY_TIMEOUT = Duration.minutes(5)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+TASK_TOKEN_ACTIONS = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+
+
+class StepWorkers(Construct):
+    """Steps queue (with DLQ) and a Fargate service of pool workers consuming it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        artifacts: ArtifactStore,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue, self.queue = self._build_queues()
+        self.vpc = self._build_vpc()
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self.log_group = logs.LogGroup(self, "WorkerLogs", retention=LOG_RETENTION)
+        self.task_definition, self.container = self._build_task_definition(table, artifacts)
+        self.security_group = self._build_security_group()
+        self.service = self._build_service()
+        self.scaling = self._build_scaling()
+        self._suppress_findings()
+
+    def _build_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        dead_letter_queue = sqs.Queue(
+            self,
+            "StepsDlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        NagSuppressions.add_resource_suppressions(
+            dead_letter_queue,
+            [NagPackSuppression(id="AwsSolutions-SQS3", reason="This queue is the steps queue's DLQ.")],
+            apply_to_children=True,
+        )
+        queue = sqs.Queue(
+            self,
+            "StepsQueue",
+            # SQS-managed SSE: encrypted at rest with no KMS key policy for Step Functions to need.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=QUEUE_VISIBILITY_TIMEOUT,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=dead_letter_queue, max_receive_count=DLQ_MAX_RECEIVE_COUNT
+            ),
+        )
+        return dead_letter_queue, queue
+
+    def _build_vpc(self) -> ec2.Vpc:
+        # Public subnets and no NAT gateway: workers only make outbound calls (AWS APIs and whatever
+        # the steps' commands fetch), so a public IP with an ingress-free security group is the
+        # cheapest egress; two NAT gateways would cost more than the workers. Gateway endpoints
+        # (free) keep DynamoDB and S3 traffic off the internet.
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDb": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            },
+        )
+        flow_logs = logs.LogGroup(self, "FlowLogs", retention=LOG_RETENTION)
+        vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        return vpc
+
+    def _build_task_definition(
+        self, table: dynamodb.ITable, artifacts: ArtifactStore
+    ) -> tuple[ecs.FargateTaskDefinition, ecs.ContainerDefinition]:
+        task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Runner",
+            cpu=WORKER_CPU,
+            memory_limit_mib=WORKER_MEMORY_MIB,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        container = task_definition.add_container(
+            "worker",
+            # Synth only stages the build context; the image is built by `cdk deploy` (needs Docker).
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                exclude=WORKER_IMAGE_EXCLUDE,
+                ignore_mode=IgnoreMode.GLOB,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
+            command=WORKER_COMMAND,
+            environment={
+                ENV_RUNS_TABLE: table.table_name,
+                ENV_STEPS_QUEUE_URL: self.queue.queue_url,
+                ENV_ARTIFACTS_BUCKET: artifacts.bucket.bucket_name,
+            },
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=self.log_group),
+            stop_timeout=WORKER_STOP_TIMEOUT,
+        )
+        task_role = task_definition.task_role
+        table.grant_read_write_data(task_role)
+        artifacts.grant_artifacts_read_write(task_role)
+        self.queue.grant_consume_messages(task_role)
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"]))
+        return task_definition, container
+
+    def _build_security_group(self) -> ec2.SecurityGroup:
+        return ec2.SecurityGroup(
+            self,
+            "WorkerSecurityGroup",
+            vpc=self.vpc,
+            description="Flowdeck step workers: no inbound; outbound for AWS APIs and step commands",
+            allow_all_outbound=True,
+        )
+
+    def _build_service(self) -> ecs.FargateService:
+        return ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=MIN_WORKERS,
+            assign_public_ip=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            security_groups=[self.security_group],
+            # Start the new worker before stopping the old one: the queue is never unattended.
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+
+    def _build_scaling(self) -> ecs.ScalableTaskCount:
+        scaling = self.service.auto_scale_task_count(min_capacity=MIN_WORKERS, max_capacity=MAX_WORKERS)
+        # Backlog, not CPU, says whether steps wait: step commands are often idle (sleep, network).
+        scaling.scale_on_metric(
+            "QueueBacklog",
+            metric=self.queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=0, change=-1),
+                appscaling.ScalingInterval(lower=1, change=+1),
+                appscaling.ScalingInterval(lower=10, change=+3),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=Duration.minutes(5),
+        )
+        return scaling
+
+    def _suppress_findings(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self.task_definition,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-ECS2",
+                    reason="The environment holds only resource names (table, queue URL, bucket), "
+                    "no secrets; config flows CDK -> env var -> flowdeck settings by design.",
+                ),
+            ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.task_definition.task_role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat do not support "
+                    "resource-level permissions (the task token is the authorization).",
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Object-level S3 actions must name objects; scoped to the runs/ prefix of "
+                    "the artifacts bucket only.",
+                    applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+                ),
+            ],
+            apply_to_children=True,
+        )
+        execution_role = self.task_definition.execution_role
+        assert execution_role is not None  # created by the asset image's ECR pull grant
+        NagSuppressions.add_resource_suppressions(
+            execution_role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="ecr:GetAuthorizationToken does not support resource-level permissions "
+                    "(CDK's standard ECR pull grant; the image pull itself is scoped to the asset "
+                    "repository).",
+                    applies_to=["Resource::*"],
+                ),
+            ],
+            apply_to_children=True,
+        )
+
+
+class ComputeStack(Stack):
+    """Workers and the queue that dispatches steps to them."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        artifacts: ArtifactStore,
+    ) -> None:
+        super().__init__(scope, construct_id, description="Flowdeck compute: steps queue and Fargate workers")
+        self.workers = StepWorkers(self, "StepWorkers", table=table, artifacts=artifacts)

@@ -1,0 +1,168 @@
+"""Data stack: the runs table (RunStore) and the artifacts bucket (ArtifactStore)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from flowdeck.constants import ARTIFACT_KEY_PREFIX, PK, SK, TTL_ATTRIBUTE
+from flowdeck.definition import WorkflowDefinition
+
+ACCESS_LOGS_RETENTION_DAYS = 90
+ABORT_INCOMPLETE_UPLOADS_DAYS = 1
+
+
+def retention_days(retention_hours: int) -> int:
+    """S3 lifecycle counts whole days: round the workflow's retention up, never below one day."""
+    return max(1, math.ceil(retention_hours / 24))
+
+
+def artifacts_prefix(workflow: str) -> str:
+    """Key prefix holding every artifact of one workflow's runs."""
+    return f"{ARTIFACT_KEY_PREFIX}{workflow}/"
+
+
+class RunStore(Construct):
+    """The runs table: one item per run and per step output, expired by TTL, streamed for fan-out."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = self._build_table()
+
+    def _build_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            # The fan-out handler (WebSocket push) needs both images to tell what changed.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+
+class ArtifactStore(Construct):
+    """The artifacts bucket: private, encrypted, TLS-only; each workflow's runs expire after its retention."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retention: Mapping[str, int]) -> None:
+        """`retention` maps a workflow name to its retention in hours (runtime_config.retention_hours)."""
+        super().__init__(scope, construct_id)
+        self.access_logs_bucket = self._build_access_logs_bucket()
+        self.bucket = self._build_bucket(retention)
+
+    def _build_access_logs_bucket(self) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            # Server access log delivery does not support SSE-KMS targets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOGS_RETENTION_DAYS)
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        NagSuppressions.add_resource_suppressions(
+            bucket,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-S1",
+                    reason="This is the server access log target of the artifacts bucket; logging it "
+                    "to itself would log every log delivery.",
+                )
+            ],
+            apply_to_children=True,
+        )
+        return bucket
+
+    def _build_bucket(self, retention: Mapping[str, int]) -> s3.Bucket:
+        rules = [
+            s3.LifecycleRule(
+                id=f"retention-{workflow}",
+                prefix=artifacts_prefix(workflow),
+                expiration=cdk.Duration.days(retention_days(hours)),
+            )
+            for workflow, hours in sorted(retention.items())
+        ]
+        rules.append(
+            s3.LifecycleRule(
+                id="abort-incomplete-multipart-uploads",
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(ABORT_INCOMPLETE_UPLOADS_DAYS),
+            )
+        )
+        return s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # Unversioned on purpose: artifacts are written once per run and retention is the point;
+            # with versioning an expiration would only hide objects behind delete markers.
+            versioned=False,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="artifacts/",
+            lifecycle_rules=rules,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def grant_artifacts_read(self, grantee: iam.IGrantable) -> None:
+        """List and read the run artifacts (nothing outside the runs/ prefix)."""
+        self._grant(grantee, ["s3:GetObject"])
+
+    def grant_artifacts_read_write(self, grantee: iam.IGrantable) -> None:
+        """List, read and upload run artifacts, multipart uploads included."""
+        self._grant(grantee, ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"])
+
+    def _grant(self, grantee: iam.IGrantable, object_actions: list[str]) -> None:
+        # Hand-written rather than bucket.grant_read_write: that grant adds s3:DeleteObject*,
+        # PutObjectRetention/LegalHold and List* wildcards that no Flowdeck component needs.
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=object_actions,
+                resources=[self.bucket.arn_for_objects(f"{ARTIFACT_KEY_PREFIX}*")],
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{ARTIFACT_KEY_PREFIX}*"]}},
+            )
+        )
+
+
+class DataStack(cdk.Stack):
+    """Stateful resources shared by every other stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        definitions: Mapping[str, WorkflowDefinition],
+    ) -> None:
+        super().__init__(scope, construct_id, description="Flowdeck data: runs table and artifacts bucket")
+        self.run_store = RunStore(self, "RunStore")
+        self.artifacts = ArtifactStore(
+            self,
+            "ArtifactStore",
+            retention={name: d.runtime_config.retention_hours for name, d in definitions.items()},
+        )

@@ -1,0 +1,62 @@
+"""One embedded local stack for the end-to-end tests: real emulator, real workers, real HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowdeck.local.stack import LocalStack, free_port
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+@pytest.fixture(scope="session")
+def workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's example workflows plus the test workflows, in one folder."""
+    folder = tmp_path_factory.mktemp("workflows")
+    shutil.copytree(REPO / "workflows", folder, dirs_exist_ok=True)
+    for path in (HERE / "workflows").glob("*.yaml"):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(workflows_dir, port=free_port(), workers=2, data_dir=tmp_path_factory.mktemp("flowdeck"))
+    with local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def api(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, headers={"X-Flowdeck-User": "e2e@example.com"}, timeout=30) as client:
+        yield client
+
+
+def start(api: httpx.Client, workflow: str, **inputs: Any) -> str:
+    response = api.post(f"/workflows/{workflow}/runs", json={"inputs": inputs})
+    assert response.status_code == 202, response.text
+    return str(response.json()["run_id"])
+
+
+def wait(api: httpx.Client, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll until the run is finished (and its record final); fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = api.get(f"/runs/{run_id}")
+        if response.status_code == 200 and response.json()["status"] in FINISHED:
+            return dict(response.json())
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish within {timeout}s: {api.get(f'/runs/{run_id}').text}")
+
+
+def steps_by_id(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["id"]: step for step in run["steps"]}

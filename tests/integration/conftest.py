@@ -1,0 +1,52 @@
+"""Integration fixtures: moto with the runs table and one state machine per fixture workflow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flowdeck.catalog import Catalog
+from flowdeck.config import get_settings
+from flowdeck.stores.schema import create_table_kwargs
+from lambdas.deps import run_service
+
+TESTS = Path(__file__).parent.parent
+WORKFLOWS = TESTS / "fixtures" / "workflows"
+TABLE = "flowdeck-runs-test"
+ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:stateMachine:flowdeck-"
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+@pytest.fixture
+def flowdeck_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """(dynamodb, stepfunctions) clients on moto, with the API's settings pointing at them.
+
+    moto starts before any client exists; the cached settings and service are rebuilt inside it.
+    Executions are only recorded (moto's executor is off), so tests control run state by seeding items.
+    """
+    monkeypatch.setenv("FLOWDECK_RUNS_TABLE", TABLE)
+    monkeypatch.setenv("FLOWDECK_WORKFLOWS_DIR", str(WORKFLOWS))
+    monkeypatch.setenv("FLOWDECK_STATE_MACHINE_ARN_PREFIX", ARN_PREFIX)
+    monkeypatch.setenv("FLOWDECK_TRUST_USER_HEADER", "true")
+    monkeypatch.delenv("FLOWDECK_AWS_ENDPOINT_URL", raising=False)
+    get_settings.cache_clear()
+    run_service.cache_clear()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(**create_table_kwargs(TABLE))
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        for name in Catalog.from_dir(WORKFLOWS).names():
+            sfn.create_state_machine(
+                name=f"flowdeck-{name}",
+                definition=PASS_DEFINITION,
+                roleArn="arn:aws:iam::123456789012:role/flowdeck-sfn",
+            )
+        yield ddb, sfn
+    get_settings.cache_clear()
+    run_service.cache_clear()

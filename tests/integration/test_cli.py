@@ -1,0 +1,174 @@
+"""The CLI against a local ApiServer with a scripted fake API: output, inputs, following and errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from flowdeck.cli import render
+from flowdeck.cli.main import app
+from flowdeck.local.http import ApiServer
+
+HELLO = {
+    "name": "hello",
+    "inputs": {"count": {"type": "integer"}, "loud": {"type": "boolean"}, "name": {"type": "string"}},
+}
+ROW = {
+    "run_id": "r1",
+    "workflow": "hello",
+    "status": "succeeded",
+    "trigger": "manual",
+    "started_by": "tester",
+    "started_at": "2026-11-21T18:25:01Z",
+    "ended_at": "2026-11-21T18:25:08Z",
+    "duration_s": 7.0,
+    "cost_usd": 0,
+}
+
+
+def answer(status: int, body: Any) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+class FakeApi:
+    """Just enough of SPEC §3; GET /runs/r1 walks through `states` one read at a time."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.states = ["missing", "running", "succeeded"]
+
+    def run(self, status: str) -> dict[str, Any]:
+        steps = [
+            {"id": "greet", "status": status, "duration_s": 1.2, "attempt": 1, "summary": "said hello"},
+            {
+                "id": "bye",
+                "status": "pending" if status == "running" else status,
+                "duration_s": None,
+                "attempt": 0,
+            },
+        ]
+        return ROW | {"status": status, "steps": steps}
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.requests.append(event)
+        route = (event["httpMethod"], event["path"])
+        if route == ("GET", "/workflows/hello"):
+            return answer(200, HELLO)
+        if route == ("POST", "/workflows/hello/runs"):
+            return answer(202, {"run_id": "r1"})
+        if route == ("GET", "/runs"):
+            return answer(200, {"runs": [ROW], "next_cursor": "abc"})
+        if route == ("GET", "/runs/r1"):
+            state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            if state == "missing":
+                return answer(404, {"error": "RunNotFound", "message": "no run with id 'r1'"})
+            return answer(200, self.run(state))
+        return answer(404, {"error": "WorkflowNotFound", "message": "no workflow named 'nope'"})
+
+    def last(self, method: str, path: str) -> dict[str, Any]:
+        return next(e for e in reversed(self.requests) if (e["httpMethod"], e["path"]) == (method, path))
+
+
+@pytest.fixture
+def fake() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def cli(fake: FakeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setattr(render, "POLL_SECONDS", 0.01)
+    with ApiServer(fake, port=0) as server:
+        yield CliRunner(env={"FLOWDECK_API": server.url, "FLOWDECK_USER": "tester"})
+
+
+def test_run_coerces_inputs_to_declared_types_and_prints_json(cli: CliRunner, fake: FakeApi) -> None:
+    result = cli.invoke(app, ["run", "hello", "-i", "count=3", "-i", "loud=yes", "-i", "name=007", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run_id": "r1"}
+    started = fake.last("POST", "/workflows/hello/runs")
+    assert json.loads(started["body"]) == {"inputs": {"count": 3, "loud": True, "name": "007"}}
+    assert started["headers"]["x-flowdeck-user"] == "tester"
+
+
+def test_run_follow_waits_for_the_run_and_prints_the_summary(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["run", "hello", "--follow"])
+
+    assert result.exit_code == 0, result.output
+    assert "Status: Succeeded ✓" in result.stdout
+    assert "└─ said hello" in result.stdout
+
+
+def test_run_follow_exits_non_zero_when_the_run_fails(cli: CliRunner, fake: FakeApi) -> None:
+    fake.states = ["running", "failed"]
+
+    result = cli.invoke(app, ["--json", "run", "hello", "--follow"])
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_runs_passes_filters_and_prints_json(cli: CliRunner, fake: FakeApi) -> None:
+    result = cli.invoke(
+        app, ["runs", "--status", "failed", "--user", "bob", "--since", "2h", "--limit", "5", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"runs": [ROW], "next_cursor": "abc"}
+    query = fake.last("GET", "/runs")["queryStringParameters"]
+    assert {k: query[k] for k in ("status", "started_by", "limit", "sort")} == {
+        "status": "failed",
+        "started_by": "bob",
+        "limit": "5",
+        "sort": "started_at",
+    }
+    assert query["since"].endswith("+00:00")
+
+
+def test_runs_table_and_next_page_hint(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["runs"])
+
+    assert result.exit_code == 0, result.output
+    assert "r1" in result.stdout
+    assert "--cursor abc" in result.stdout
+
+
+def test_show_prints_the_run(cli: CliRunner, fake: FakeApi) -> None:
+    fake.states = ["succeeded"]
+
+    assert json.loads(cli.invoke(app, ["show", "r1", "--json"]).stdout)["steps"][0]["id"] == "greet"
+    assert "greet" in cli.invoke(app, ["show", "r1"]).stdout
+
+
+def test_api_error_is_one_clean_line_and_exit_1(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["run", "nope"])
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: WorkflowNotFound: no workflow named 'nope'"
+    assert "Traceback" not in result.output
+
+
+def test_bad_input_pair_is_a_usage_error(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["run", "hello", "-i", "count"])
+
+    assert result.exit_code == 2
+    assert "KEY=VALUE" in result.output
+
+
+def test_unreachable_api_is_a_clean_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    result = CliRunner().invoke(app, ["--api", url, "runs"])
+
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip() == f"error: cannot reach the Flowdeck API at {url} — is `flowdeck up` running?"
+    )
+    assert "Traceback" not in result.output

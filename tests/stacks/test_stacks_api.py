@@ -1,0 +1,129 @@
+"""ApiStack: REST API with IAM authorization and its Lambda handler."""
+
+from __future__ import annotations
+
+from aws_cdk import assertions
+from aws_cdk.assertions import Match
+from stack_helpers import as_list, policy_statements, resources_of, wildcard_actions
+
+from flowdeck.constants import (
+    ENV_ARTIFACTS_BUCKET,
+    ENV_RUNS_TABLE,
+    ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_WORKFLOWS_DIR,
+)
+from stacks.api import POWERTOOLS_LAYER_VERSION
+
+
+def _handler(api_template: assertions.Template) -> dict:
+    (function,) = resources_of(api_template, "AWS::Lambda::Function").values()
+    return function["Properties"]
+
+
+def test_every_method_requires_iam_sigv4_and_a_request_validator(api_template: assertions.Template) -> None:
+    methods = resources_of(api_template, "AWS::ApiGateway::Method").values()
+
+    assert len(methods) == 2  # ANY on / and ANY on /{proxy+}
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"]["HttpMethod"] == "ANY"
+        assert "RequestValidatorId" in method["Properties"]
+    api_template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "{proxy+}"})
+    api_template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+
+
+def test_stage_has_access_logs_execution_logs_and_tracing(api_template: assertions.Template) -> None:
+    api_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "v1",
+            "TracingEnabled": True,
+            "AccessLogSetting": {
+                "DestinationArn": Match.any_value(),
+                "Format": Match.string_like_regexp("caller"),
+            },
+            "MethodSettings": [
+                Match.object_like({"LoggingLevel": "INFO", "DataTraceEnabled": False, "MetricsEnabled": True})
+            ],
+        },
+    )
+
+
+def test_handler_runs_the_api_module_with_powertools_and_config_env(
+    api_template: assertions.Template,
+) -> None:
+    props = _handler(api_template)
+
+    assert props["Handler"] == "lambdas.api.lambda_handler"
+    assert props["Runtime"] == "python3.11"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    (layer,) = props["Layers"]
+    assert layer == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:aws:lambda:",
+                {"Ref": "AWS::Region"},
+                f":017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:{POWERTOOLS_LAYER_VERSION}",
+            ],
+        ]
+    }
+    env = props["Environment"]["Variables"]
+    assert set(env) == {
+        ENV_RUNS_TABLE,
+        ENV_STATE_MACHINE_ARN_PREFIX,
+        ENV_WORKFLOWS_DIR,
+        ENV_ARTIFACTS_BUCKET,
+        "POWERTOOLS_SERVICE_NAME",
+    }
+    assert env[ENV_WORKFLOWS_DIR] == "workflows"
+    assert env[ENV_STATE_MACHINE_ARN_PREFIX] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":states:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":stateMachine:flowdeck-",
+            ],
+        ]
+    }
+
+
+def _arn_suffixes(resources: list) -> set[str]:
+    """The literal tail of each Fn::Join ARN (the part after the account id)."""
+    return {resource["Fn::Join"][1][-1] for resource in resources}
+
+
+def test_handler_starts_only_the_workflows_state_machines(api_template: assertions.Template) -> None:
+    statements = policy_statements(api_template, "HandlerRole")
+    by_action = {action: s for s in statements for action in as_list(s["Action"])}
+
+    assert _arn_suffixes(as_list(by_action["states:StartExecution"]["Resource"])) == {
+        ":stateMachine:flowdeck-nightly-report",
+        ":stateMachine:flowdeck-quick-check",
+    }
+    assert _arn_suffixes(as_list(by_action["states:DescribeExecution"]["Resource"])) == {
+        ":execution:flowdeck-nightly-report:*",
+        ":execution:flowdeck-quick-check:*",
+    }
+    assert wildcard_actions(statements) == {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in by_action)
+
+
+def test_handler_uses_its_own_role_without_managed_policies(api_template: assertions.Template) -> None:
+    roles = resources_of(api_template, "AWS::IAM::Role")
+    handler_roles = [r for k, r in roles.items() if "HandlerRole" in k]
+
+    assert len(handler_roles) == 1
+    assert "ManagedPolicyArns" not in handler_roles[0]["Properties"]

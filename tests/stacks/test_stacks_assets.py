@@ -1,0 +1,43 @@
+"""Assets: synth stages only allow-listed code (no .venv, cdk.out or tests), and never builds images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stack_helpers import Synthesized
+
+from stacks.app_builder import API_STACK, COMPUTE_STACK
+
+
+def _asset_manifest(synthesized: Synthesized, stack_name: str) -> dict:
+    return json.loads((Path(synthesized.assembly.directory) / f"{stack_name}.assets.json").read_text())
+
+
+def _staged_top_level(synthesized: Synthesized, relative: str) -> set[str]:
+    return {p.name for p in (Path(synthesized.assembly.directory) / relative).iterdir()}
+
+
+def test_lambda_zip_ships_only_the_handler_packages(synthesized: Synthesized) -> None:
+    files = _asset_manifest(synthesized, API_STACK)["files"]
+    staged = [f["source"]["path"] for f in files.values() if f["source"].get("packaging") == "zip"]
+
+    assert len(staged) == 1
+    assert _staged_top_level(synthesized, staged[0]) <= {"flowdeck", "lambdas", "statemachines", "workflows"}
+    assert "flowdeck" in _staged_top_level(synthesized, staged[0])
+    assert not list((Path(synthesized.assembly.directory) / staged[0]).rglob("__pycache__"))
+
+
+def test_worker_image_context_is_the_dockerfile_the_runner_packages_and_workflows(
+    synthesized: Synthesized,
+) -> None:
+    images = _asset_manifest(synthesized, COMPUTE_STACK)["dockerImages"]
+    (image,) = images.values()
+
+    assert _staged_top_level(synthesized, image["source"]["directory"]) == {
+        "Dockerfile",
+        "pyproject.toml",
+        "flowdeck",
+        "statemachines",
+        "workflows",
+    }
