@@ -22,11 +22,17 @@ ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
 ASL_RUNS_TABLE: Final = "RunsTableName"
 ASL_STEPS_QUEUE_URL: Final = "StepsQueueUrl"
 
-# Runs table layout: one item per run (sk RUN) plus one per step's outputs (sk STEP#<id>).
+# Runs table layout: one item per run (sk RUN) plus one per step (sk STEP#<id>): status, attempts, outputs.
 PK: Final = "pk"
 SK: Final = "sk"
 RUN_SK: Final = "RUN"
 STEP_SK_PREFIX: Final = "STEP#"
+# One item per run holds every step's published outputs (attribute outputs#<step>): one read for
+# a step that starts, whatever the number of earlier steps.
+OUTPUTS_SK: Final = "OUTPUTS"
+OUTPUTS_PREFIX: Final = "outputs#"
+# Each attempt of a step is a map attribute of the step item: attempt#1, attempt#2, ...
+ATTEMPT_PREFIX: Final = "attempt#"
 TTL_ATTRIBUTE: Final = "expires_at"
 
 # Step dispatch defaults.

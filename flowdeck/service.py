@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowdeck.catalog import Catalog
+from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.errors import BadRequest, RunNotFound
 from flowdeck.status import RunStatus, StepStatus, Trigger
@@ -105,10 +106,10 @@ class RunService:
         return {"run_id": run_id, "created": created}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        run, step_items = self.runs.get_run_items(run_id)
+        run, step_items, outputs = self.runs.get_run_items(run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r}")
-        return self.run_view(run, step_items)
+        return self.run_view(run, step_items, outputs)
 
     def list_runs(self, query: RunQuery) -> dict[str, Any]:
         if query.sort != "started_at":
@@ -133,7 +134,7 @@ class RunService:
     @staticmethod
     def run_row(item: dict[str, Any]) -> dict[str, Any]:
         return {
-            "run_id": item["run_id"],
+            "run_id": item.get("run_id") or item.get("pk"),
             "workflow": item.get("workflow"),
             "status": item.get("status"),
             "trigger": item.get("trigger"),
@@ -155,32 +156,45 @@ class RunService:
             recorded = None
         if recorded:
             return str(recorded)
-        failed = [s for s in steps if s["status"] == StepStatus.FAILED and s["attempts"]]
-        return failed[0]["attempts"][-1].get("cause") if failed else None
+        failed = [s for s in steps if s["status"] == StepStatus.FAILED]
+        return failed[0]["cause"] if failed else None
 
-    def run_view(self, run: dict[str, Any], step_items: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        steps = []
-        for step_id, step in sorted(run.get("steps", {}).items(), key=lambda kv: kv[1].get("index", 0)):
-            attempts = sorted(step.get("attempts", {}).values(), key=lambda a: a.get("attempt", 0))
-            steps.append(
-                {
-                    "id": step_id,
-                    "kind": step.get("kind", "run"),
-                    "status": step.get("status", StepStatus.PENDING.value),
-                    "attempt": step.get("attempt", 0),
-                    "started_at": step.get("started_at"),
-                    "ended_at": step.get("ended_at"),
-                    "duration_s": seconds_between(step.get("started_at"), step.get("ended_at"))
-                    if step.get("started_at")
-                    else None,
-                    "error": step.get("error"),
-                    "summary": step.get("summary"),
-                    "exit_code": step.get("exit_code"),
-                    "process_seconds": step.get("process_seconds"),
-                    "outputs": step_items.get(step_id, {}).get("outputs", {}),
-                    "attempts": attempts,
-                }
-            )
+    @staticmethod
+    def step_view(step_id: str, kind: str, item: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+        """One step as the API shows it; a step with no item yet is pending."""
+        status = item.get("status", StepStatus.PENDING.value)
+        attempts = sorted(
+            (value for name, value in item.items() if name.startswith(ATTEMPT_PREFIX) and isinstance(value, dict)),
+            key=lambda a: a.get("attempt", 0),
+        )
+        if attempts and attempts[-1].get("status") == StepStatus.RUNNING and status == StepStatus.FAILED:
+            # Recorded by the state machine (lost worker), which does not know the attempt number.
+            attempts[-1] = attempts[-1] | {"status": status, "error": item.get("error"), "cause": item.get("cause")}
+        started, ended = item.get("started_at"), item.get("ended_at")
+        return {
+            "id": step_id,
+            "kind": kind,
+            "status": status,
+            "attempt": item.get("attempt", 0),
+            "started_at": started,
+            "ended_at": ended,
+            "duration_s": seconds_between(started, ended) if started else None,
+            "error": item.get("error"),
+            "cause": item.get("cause"),
+            "summary": item.get("summary"),
+            "exit_code": item.get("exit_code"),
+            "process_seconds": item.get("process_seconds"),
+            "outputs": outputs,
+            "attempts": attempts,
+        }
+
+    def run_view(
+        self, run: dict[str, Any], step_items: dict[str, dict[str, Any]], outputs: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        steps = [
+            self.step_view(s["id"], s.get("kind", "run"), step_items.get(s["id"], {}), outputs.get(s["id"], {}))
+            for s in run.get("plan", [])
+        ]
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
             "error": run.get("error"),

@@ -21,6 +21,7 @@ from flowdeck.constants import (
     STATE_MACHINE_PREFIX,
 )
 from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
+from stacks.bundling import dependencies_layer
 from stacks.data import ArtifactStore
 from stacks.workflows import state_machine_name
 
@@ -89,7 +90,10 @@ class RunsApi(Construct):
             architecture=lambda_.Architecture.X86_64,
             handler=API_HANDLER,
             code=lambda_.Code.from_asset(str(REPO_ROOT), exclude=LAMBDA_CODE_EXCLUDE),
-            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn())],
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn()),
+                dependencies_layer(self, "Dependencies"),
+            ],
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,

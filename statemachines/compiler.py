@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flowdeck.constants import ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL, DEFAULT_STEP_TIMEOUT_SECONDS, RUN_SK
+from flowdeck.constants import (
+    ASL_RUNS_TABLE,
+    ASL_STEPS_QUEUE_URL,
+    DEFAULT_STEP_TIMEOUT_SECONDS,
+    RUN_SK,
+    STEP_SK_PREFIX,
+)
 from flowdeck.definition.models import Step, WorkflowDefinition
 from flowdeck.stores.schema import RUN_KIND
 from statemachines.layout import Parallel, layout
@@ -24,6 +30,7 @@ RECORD_RUN_SUCCEEDED = "RecordRunSucceeded"
 RECORD_RUN_FAILED = "RecordRunFailed"
 RUN_FAILED = "RunFailed"
 NORMALIZE = "Normalize"
+WORKER_LOST = "WorkerLost"
 MERGE = "MergeDefaults"
 
 # What an execution input may omit (a console start sends anything); the API always sends all of it.
@@ -79,18 +86,9 @@ class _Compiler:
 
     # -- run record -------------------------------------------------------------------------
     def run_record_states(self) -> dict[str, Any]:
-        steps_map = {
-            step.id: {
-                "M": {
-                    "status": {"S": "pending"},
-                    "kind": {"S": step.kind},
-                    "attempt": {"N": "0"},
-                    "index": {"N": str(i)},
-                    "attempts": {"M": {}},
-                }
-            }
-            for i, step in enumerate(self.definition.steps)
-        }
+        # The run item lists its steps once; each step's state lives in its own small item
+        # (sk STEP#<id>), so a step's writes never rewrite the whole run (DynamoDB bills by size).
+        plan = [{"M": {"id": {"S": step.id}, "kind": {"S": step.kind}}} for step in self.definition.steps]
         return {
             NORMALIZE: {
                 "Type": "Pass",
@@ -120,7 +118,7 @@ class _Compiler:
                         "SET #run_id = :run_id, #kind = :kind, #workflow = :workflow, #status = :running, "
                         "#trigger = if_not_exists(#trigger, :trigger), "
                         "#started_by = if_not_exists(#started_by, :started_by), "
-                        "#started_at = :now, #inputs = :inputs, #steps = :steps, #arn = :arn"
+                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn"
                     ),
                     "ExpressionAttributeNames": {
                         "#run_id": "run_id",
@@ -131,7 +129,7 @@ class _Compiler:
                         "#started_by": "started_by",
                         "#started_at": "started_at",
                         "#inputs": "inputs_json",
-                        "#steps": "steps",
+                        "#plan": "plan",
                         "#arn": "execution_arn",
                     },
                     "ExpressionAttributeValues": {
@@ -143,7 +141,7 @@ class _Compiler:
                         ":started_by": {"S.$": "$.meta.started_by"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                         ":inputs": {"S.$": f"States.JsonToString({_inputs_expression()})"},
-                        ":steps": {"M": steps_map},
+                        ":plan": {"L": plan},
                         ":arn": {"S.$": "$$.Execution.Id"},
                     },
                 },
@@ -198,26 +196,33 @@ class _Compiler:
         }
 
     # -- steps ------------------------------------------------------------------------------
-    def step_lost_state(self, step: Step, error: str, cause: str, then: str, fail_run: bool) -> dict[str, Any]:
+    def step_lost_state(self, step: Step, cause: str, then: str) -> dict[str, Any]:
         """Record a step whose worker can no longer report (dead worker, backstop timeout)."""
-        expression = (
-            "SET #steps.#step.#status = :failed, #steps.#step.#error = :error, #steps.#step.#ended_at = :now"
-        )
-        names = {"#steps": "steps", "#step": step.id, "#status": "status", "#error": "error", "#ended_at": "ended_at"}
-        values = {":failed": {"S": "failed"}, ":error": {"S": error}, ":now": {"S.$": "$$.State.EnteredTime"}}
-        if fail_run:
-            expression += ", #status = :failed, #error = :error, #cause = :cause, #ended_at = :now"
-            names["#cause"] = "error_cause"
-            values[":cause"] = {"S": cause}
         return {
             "Type": "Task",
             "Resource": "arn:aws:states:::dynamodb:updateItem",
             "Parameters": {
                 "TableName": RUNS_TABLE,
-                "Key": _ddb_key(),
-                "UpdateExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
+                "Key": {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": STEP_SK_PREFIX + step.id}},
+                # token "lost": a late answer from that worker must not overwrite this record.
+                "UpdateExpression": "SET #step = :step, #status = :failed, #error = :error, #cause = :cause, "
+                "#ended_at = :now, #token = :lost",
+                "ExpressionAttributeNames": {
+                    "#token": "token",
+                    "#step": "step",
+                    "#status": "status",
+                    "#error": "error",
+                    "#cause": "cause",
+                    "#ended_at": "ended_at",
+                },
+                "ExpressionAttributeValues": {
+                    ":step": {"S": step.id},
+                    ":lost": {"S": "lost"},
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": WORKER_LOST},
+                    ":cause": {"S": cause},
+                    ":now": {"S.$": "$$.State.EnteredTime"},
+                },
             },
             "ResultPath": None,
             "Next": then,
@@ -263,13 +268,23 @@ class _Compiler:
         # timeout, or no answer by the backstop timeout, means the worker is gone: the state
         # machine records that itself. (The emulator reports heartbeat timeouts as States.Timeout.)
         cause = f"the worker running step {step.id} stopped answering (no heartbeat or no result in time)"
-        recorder = f"{step.id}:WorkerLost"
+        recorder = f"{step.id}:{WORKER_LOST}"
         if continues:
             then = next_name or self.branch_end(states, step.id)
+        elif top_level:
+            # Name the error for the run's failure record, which reads $.error.
+            then = f"{step.id}:{WORKER_LOST}?"
+            states[then] = {
+                "Type": "Pass",
+                "Result": {"Error": WORKER_LOST, "Cause": cause},
+                "ResultPath": "$.error",
+                "Next": RECORD_RUN_FAILED,
+            }
         else:
-            then = f"{step.id}:WorkerLost!"
-            states[then] = {"Type": "Fail", "Error": "WorkerLost", "Cause": cause}
-        states[recorder] = self.step_lost_state(step, "WorkerLost", cause, then, fail_run=not continues)
+            # Leave the branch with the error; the Parallel's Catch records the run's failure.
+            then = f"{step.id}:{WORKER_LOST}!"
+            states[then] = {"Type": "Fail", "Error": WORKER_LOST, "Cause": cause}
+        states[recorder] = self.step_lost_state(step, cause, then)
         catchers: list[dict[str, Any]] = [
             {
                 "ErrorEquals": ["States.HeartbeatTimeout", "States.Timeout"],

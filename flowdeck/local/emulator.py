@@ -13,13 +13,81 @@ import signal
 import threading
 
 
+def _speed_up_the_executor() -> None:
+    """Two executor costs that AWS does not have, removed without changing behaviour.
+
+    - The executor builds a new boto3 client for every service task (tens of ms each); its
+      credentials are fake, so one client per (region, service) serves every call.
+    - It parses a definition's ASL with ANTLR at every execution start (~0.4 s for 20 steps);
+      the syntax tree is immutable, so it is parsed once and only turned into fresh
+      evaluation components per execution.
+    """
+    import functools
+    import importlib
+
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original_client = boto_client.boto_client_for
+
+    @functools.lru_cache(maxsize=64)
+    def shared_client(region: str, service: str) -> object:
+        return original_client(region=region, service=service)
+
+    def boto_client_for(region: str, service: str, state_credentials: object = None) -> object:
+        return shared_client(region, service)
+
+    for name in ("sqs", "dynamodb", "sns", "events", "sfn", "aws_sdk"):
+        module = importlib.import_module(
+            f"moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_{name}"
+        )
+        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+    original_parse = asl_parser.AmazonStateLanguageParser.parse
+    trees: dict[str, object] = {}
+
+    def parse(definition: str) -> tuple[object, object]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = original_parse(definition)
+            trees[definition] = tree
+            return program, tree
+        return asl_parser.Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _speed_up_routing() -> None:
+    """moto lists its own package directory on every request to route it; the list never changes."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    original = DomainDispatcherApplication.get_backend_for_host
+    cache: dict[str | None, object] = {}
+
+    def get_backend_for_host(self: object, host: str | None) -> object:
+        if host not in cache:
+            cache[host] = original(self, host)  # type: ignore[arg-type]
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
 def serve(host: str, port: int) -> None:
     # The executor calls SQS and DynamoDB at localhost:$MOTO_PORT: it must be this server.
     os.environ["MOTO_PORT"] = str(port)
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
+    from werkzeug.serving import WSGIRequestHandler
+
     default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _speed_up_the_executor()
+    _speed_up_routing()
+    # Keep-alive: every worker and executor call would otherwise open a new TCP connection.
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

@@ -91,6 +91,8 @@ class StepRunner:
         self.settings = settings
         self.runs = runs
         self.sfn = sfn
+        # Small I/O that can overlap the critical path of a step (reads beside writes).
+        self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
 
     @staticmethod
     def context(message: StepMessage, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -105,29 +107,31 @@ class StepRunner:
         """Run the step once; None when this delivery is a duplicate of one already taken."""
         started_at = now_iso()
         spec = message.spec
-        earlier = self.runs.step_outputs(message.run_id)
-        skip = False
+        # Earlier outputs are read while the start is recorded, unless a condition needs them first.
+        pending_outputs = self.io.submit(self.runs.step_outputs, message.run_id)
+        status = "running"
+        condition_error = None
         if spec.condition:
             try:
-                skip = not evaluate_condition(spec.condition, self.context(message, earlier))
+                if not evaluate_condition(spec.condition, self.context(message, pending_outputs.result())):
+                    status = "skipped"
             except ValueError as exc:
-                result = StepResult(
-                    status="failed", error="ConditionError", cause=str(exc), started_at=started_at, ended_at=now_iso()
-                )
-                return self.finish(message, result) if self.begin(message, started_at, "running") else None
-        if not self.begin(message, started_at, "skipped" if skip else "running"):
+                condition_error = str(exc)
+        fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None, "cause": None}
+        started = self.runs.start_attempt(message.run_id, message.step, message.token, message.attempt, fields)
+        if started is None:
             return None
-        if skip:
+        if condition_error is not None:
+            result = StepResult(
+                status="failed", error="ConditionError", cause=condition_error, started_at=started_at, ended_at=now_iso()
+            )
+        elif status == "skipped":
             result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
         elif spec.kind == "notify":
-            result = self.notify(message, earlier, started_at, sink)
+            result = self.notify(message, pending_outputs.result(), started_at, sink)
         else:
-            result = self.run(message, earlier, started_at, sink)
-        return self.finish(message, result)
-
-    def begin(self, message: StepMessage, started_at: str, status: str) -> bool:
-        fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None}
-        return self.runs.start_attempt(message.run_id, message.step, message.token, message.attempt, fields)
+            result = self.run(message, pending_outputs.result(), started_at, sink)
+        return self.finish(message, started, result)
 
     def notify(
         self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
@@ -168,12 +172,12 @@ class StepRunner:
             return StepResult(status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base)
         return StepResult(status="succeeded", outputs=outputs, **base)
 
-    def finish(self, message: StepMessage, result: StepResult) -> StepResult:
+    def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
         """Record the end, then answer the state machine (so the record is final before the run moves)."""
         retrying = result.status == "failed" and message.attempt < message.spec.max_attempts
         summary = result.outputs.get("summary") if isinstance(result.outputs.get("summary"), str) else None
-        fields: dict[str, Any] = {
-            "status": "pending" if retrying else result.status,
+        attempt_fields: dict[str, Any] = {
+            "status": result.status,
             "ended_at": result.ended_at,
             "error": result.error,
             "cause": (result.cause or "")[:2000] or None,
@@ -181,12 +185,20 @@ class StepRunner:
             "process_seconds": result.process_seconds,
             "summary": summary,
         }
-        # The attempt keeps its own outcome even while the step itself waits for a retry.
-        self.runs.update_step(
-            message.run_id, message.step, fields, attempt=message.attempt, attempt_fields={"status": result.status}
+        # The attempt keeps its own outcome while the step itself waits for a retry (pending).
+        fields = attempt_fields | {"status": "pending" if retrying else result.status}
+        # Outputs are published beside the step's record, and both land before the run moves on.
+        publishing = (
+            self.io.submit(self.runs.publish_outputs, message.run_id, message.step, result.outputs)
+            if result.status == "succeeded" and result.outputs
+            else None
         )
-        if result.outputs:
-            self.runs.put_step_outputs(message.run_id, message.step, message.attempt, result.outputs)
+        recorded = self.runs.finish_attempt(started, fields, attempt_fields)
+        if publishing is not None:
+            publishing.result()
+        if not recorded:
+            log.warning("step %s of run %s was recorded lost meanwhile; its late end is dropped", message.step,
+                        message.run_id)
         try:
             if result.status in ("succeeded", "skipped"):
                 output = {"outputs": result.outputs, "status": result.status}
@@ -238,8 +250,11 @@ class Worker:
 
     def _take(self, raw: dict[str, Any]) -> None:
         try:
-            # Delete first: a worker that dies mid-step is caught by the heartbeat timeout, not redelivery.
-            self.sqs.delete_message(QueueUrl=self.settings.steps_queue_url, ReceiptHandle=raw["ReceiptHandle"])
+            # Deleted at once, beside the step: a worker that dies mid-step is caught by the heartbeat
+            # timeout, not by redelivery (and a redelivery would be refused by the start record).
+            self.runner.io.submit(
+                self.sqs.delete_message, QueueUrl=self.settings.steps_queue_url, ReceiptHandle=raw["ReceiptHandle"]
+            )
             try:
                 message = StepMessage.model_validate_json(raw["Body"])
             except ValidationError as exc:

@@ -13,7 +13,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from flowdeck import aws
-from flowdeck.constants import PK, RUN_SK, SK, STEP_SK_PREFIX
+from flowdeck.constants import ATTEMPT_PREFIX, OUTPUTS_PREFIX, OUTPUTS_SK, PK, RUN_SK, SK, STEP_SK_PREFIX
 from flowdeck.errors import BadRequest
 from flowdeck.stores.schema import (
     BY_STARTED_INDEX,
@@ -36,6 +36,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set):
         return [_plain(v) for v in value]
     return value
+
+
+def outputs_of(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k.removeprefix(OUTPUTS_PREFIX): v for k, v in item.items() if k.startswith(OUTPUTS_PREFIX)}
 
 
 def _to_ddb(value: Any) -> dict[str, Any]:
@@ -73,8 +77,10 @@ class RunStore:
         self.client = client or aws.client("dynamodb")
 
     # -- reads ------------------------------------------------------------------------------
-    def get_run_items(self, run_id: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
-        """The run item and its step-output items, by step id (one Query, consistent)."""
+    def get_run_items(
+        self, run_id: str
+    ) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The run item, its step items by step id, and the published outputs (one Query)."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -90,27 +96,26 @@ class RunStore:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         run = next((i for i in items if i[SK] == RUN_SK), None)
-        steps = {i["step"]: i for i in items if i[SK].startswith(STEP_SK_PREFIX)}
-        return run, steps
+        steps = {i[SK].removeprefix(STEP_SK_PREFIX): i for i in items if i[SK].startswith(STEP_SK_PREFIX)}
+        outputs = outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {}))
+        return run, steps, outputs
 
     def step_outputs(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Published outputs of the run's steps so far, by step id (what later steps see)."""
-        outputs: dict[str, dict[str, Any]] = {}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": {":pk": {"S": run_id}, ":prefix": {"S": STEP_SK_PREFIX}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.client.query(**kwargs)
-            for item in page["Items"]:
-                plain = from_item(item)
-                outputs[plain["step"]] = plain.get("outputs", {})
-            if "LastEvaluatedKey" not in page:
-                return outputs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        answer = self.client.get_item(
+            TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": OUTPUTS_SK}}, ConsistentRead=True
+        )
+        return outputs_of(from_item(answer.get("Item", {})))
+
+    def publish_outputs(self, run_id: str, step_id: str, outputs: dict[str, Any]) -> None:
+        """Add one step's outputs to the run's outputs item (creating it on first use)."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={PK: {"S": run_id}, SK: {"S": OUTPUTS_SK}},
+            UpdateExpression="SET #step = :outputs",
+            ExpressionAttributeNames={"#step": OUTPUTS_PREFIX + step_id},
+            ExpressionAttributeValues={":outputs": _to_ddb(outputs)},
+        )
 
     def query_runs(
         self, workflow: str | None, newest_first: bool, limit: int, cursor: str | None, filters: dict[str, str]
@@ -149,89 +154,60 @@ class RunStore:
         return found[:limit], encode_cursor(last) if last else None
 
     # -- worker writes ----------------------------------------------------------------------
-    def start_attempt(self, run_id: str, step_id: str, token: str, attempt: int, fields: dict[str, Any]) -> bool:
-        """Mark the step running for this attempt, once per task token.
+    def start_attempt(
+        self, run_id: str, step_id: str, token: str, attempt: int, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Record the attempt's start once per task token and attempt; the item written, or None.
 
-        SQS delivers at least once; the token's hash on the step makes a second delivery of the
-        same message a no-op (False) in the same write that records the start.
+        SQS delivers at least once: the token's hash on the step makes a second delivery of the
+        same message fail the write's condition, so it is not run twice. Whole-item puts, not
+        updates: only this worker writes the step while the attempt runs, and a put is cheaper.
         """
         # With the attempt: moto reuses one token across a state's retries (AWS issues a new one).
         digest = hashlib.sha256(f"{token}:{attempt}".encode()).hexdigest()[:32]
-        fields = fields | {"attempt": attempt, "token": digest}
+        item: dict[str, Any] = {}
+        if attempt > 1:
+            previous = self.client.get_item(TableName=self.table, Key=self._step_key(run_id, step_id), ConsistentRead=True)
+            item = {k: v for k, v in from_item(previous.get("Item", {})).items() if k.startswith(ATTEMPT_PREFIX)}
+        item |= {PK: run_id, SK: STEP_SK_PREFIX + step_id, "step": step_id, "attempt": attempt, "token": digest}
+        item |= fields | {ATTEMPT_PREFIX + str(attempt): fields | {"attempt": attempt}}
         try:
-            self.update_step(
-                run_id,
-                step_id,
-                fields,
-                attempt=attempt,
-                new_attempt=True,
-                condition="attribute_not_exists(#steps.#step.#token) OR #steps.#step.#token <> :token",
-                condition_names={"#token": "token"},
-                condition_values={":token": {"S": digest}},
-            )
+            self._put(item, "attribute_not_exists(#token) OR #token <> :token", digest)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return item
+
+    def finish_attempt(
+        self,
+        started: dict[str, Any],
+        fields: dict[str, Any],
+        attempt_fields: dict[str, Any],
+    ) -> bool:
+        """Record how the attempt ended; False if the step was taken over meanwhile.
+
+        The state machine marks a step whose worker it gave up on (token "lost"): a late finish
+        from that worker must not overwrite the record.
+        """
+        record_name = ATTEMPT_PREFIX + str(started["attempt"])
+        item = started | fields | {record_name: started[record_name] | attempt_fields}
+        try:
+            self._put(item, "#token = :token", started["token"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
-    def update_step(
-        self,
-        run_id: str,
-        step_id: str,
-        fields: dict[str, Any],
-        attempt: int | None = None,
-        new_attempt: bool = False,
-        attempt_fields: dict[str, Any] | None = None,
-        condition: str | None = None,
-        condition_names: dict[str, str] | None = None,
-        condition_values: dict[str, Any] | None = None,
-    ) -> None:
-        """SET fields of the step's entry in the run item, and of attempt `attempt` when given."""
-        names = {"#steps": "steps", "#step": step_id}
-        values: dict[str, Any] = {}
-        sets = []
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#a{index}"] = name
-            values[f":v{index}"] = _to_ddb(value)
-            sets.append(f"#steps.#step.#a{index} = :v{index}")
-        if attempt is not None:
-            names["#attempts"] = "attempts"
-            names["#n"] = str(attempt)
-            if new_attempt:
-                record = {k: v for k, v in fields.items() if k not in ("attempt", "token")}
-                values[":record"] = _to_ddb(record | {"attempt": attempt})
-                sets.append("#steps.#step.#attempts.#n = :record")
-            else:
-                overrides = attempt_fields or {}
-                for i, name in enumerate(fields):
-                    if name in overrides:
-                        values[f":o{i}"] = _to_ddb(overrides[name])
-                        sets.append(f"#steps.#step.#attempts.#n.#a{i} = :o{i}")
-                    elif name != "attempt":
-                        sets.append(f"#steps.#step.#attempts.#n.#a{i} = :v{i}")
-        kwargs: dict[str, Any] = {}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-            names |= condition_names or {}
-            values |= condition_values or {}
-        self.client.update_item(
-            TableName=self.table,
-            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            **kwargs,
-        )
-
-    def put_step_outputs(self, run_id: str, step_id: str, attempt: int, outputs: dict[str, Any]) -> None:
+    def _put(self, item: dict[str, Any], condition: str, token: str) -> None:
         self.client.put_item(
             TableName=self.table,
-            Item={
-                PK: {"S": run_id},
-                SK: {"S": STEP_SK_PREFIX + step_id},
-                "step": {"S": step_id},
-                "attempt": {"N": str(attempt)},
-                "outputs": _to_ddb(outputs),
-            },
+            Item={k: _to_ddb(v) for k, v in item.items()},
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#token": "token"},
+            ExpressionAttributeValues={":token": {"S": token}},
         )
+
+    def _step_key(self, run_id: str, step_id: str) -> dict[str, Any]:
+        return {PK: {"S": run_id}, SK: {"S": STEP_SK_PREFIX + step_id}}

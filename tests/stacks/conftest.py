@@ -22,7 +22,8 @@ from stacks.app_builder import API_STACK, COMPUTE_STACK, DATA_STACK, WORKFLOWS_S
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app(FIXTURE_WORKFLOWS, cdk.App(outdir=str(outdir)))
+    # No bundling: the dependencies layer would need pip and the registry (checked by `make synth`).
+    app = build_app(FIXTURE_WORKFLOWS, cdk.App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": []}))
     stacks = {name: cast(cdk.Stack, app.node.find_child(name)) for name in STACK_NAMES}
     assembly = app.synth()
     return Synthesized(app=app, stacks=stacks, assembly=assembly)

@@ -51,6 +51,13 @@ def test_stage_has_access_logs_execution_logs_and_tracing(api_template: assertio
     )
 
 
+def test_dependencies_layer_targets_the_handler_runtime(api_template: assertions.Template) -> None:
+    api_template.has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleRuntimes": ["python3.11"], "CompatibleArchitectures": ["x86_64"]},
+    )
+
+
 def test_handler_runs_the_api_module_with_powertools_and_config_env(
     api_template: assertions.Template,
 ) -> None:
@@ -59,8 +66,9 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
     assert props["Handler"] == "lambdas.api.lambda_handler"
     assert props["Runtime"] == "python3.11"
     assert props["TracingConfig"] == {"Mode": "Active"}
-    (layer,) = props["Layers"]
-    assert layer == {
+    powertools, dependencies = props["Layers"]
+    assert dependencies == {"Ref": next(iter(api_template.find_resources("AWS::Lambda::LayerVersion")))}
+    assert powertools == {
         "Fn::Join": [
             "",
             [

@@ -8,6 +8,7 @@ from pathlib import Path
 from stack_helpers import Synthesized
 
 from stacks.app_builder import API_STACK, COMPUTE_STACK
+from stacks.bundling import DEPENDENCIES_DIR
 
 
 def _asset_manifest(synthesized: Synthesized, stack_name: str) -> dict:
@@ -18,14 +19,26 @@ def _staged_top_level(synthesized: Synthesized, relative: str) -> set[str]:
     return {p.name for p in (Path(synthesized.assembly.directory) / relative).iterdir()}
 
 
-def test_lambda_zip_ships_only_the_handler_packages(synthesized: Synthesized) -> None:
+def _zip_sources(synthesized: Synthesized) -> list[str]:
     files = _asset_manifest(synthesized, API_STACK)["files"]
-    staged = [f["source"]["path"] for f in files.values() if f["source"].get("packaging") == "zip"]
+    return [f["source"]["path"] for f in files.values() if f["source"].get("packaging") == "zip"]
+
+
+def test_lambda_zip_ships_only_the_handler_packages(synthesized: Synthesized) -> None:
+    # The dependencies layer is the other zip; unbundled in tests, its source is used as it is.
+    staged = [path for path in _zip_sources(synthesized) if path != str(DEPENDENCIES_DIR)]
 
     assert len(staged) == 1
     assert _staged_top_level(synthesized, staged[0]) <= {"flowdeck", "lambdas", "statemachines", "workflows"}
     assert "flowdeck" in _staged_top_level(synthesized, staged[0])
     assert not list((Path(synthesized.assembly.directory) / staged[0]).rglob("__pycache__"))
+
+
+def test_dependencies_layer_is_built_from_the_pinned_requirements_only(synthesized: Synthesized) -> None:
+    assert str(DEPENDENCIES_DIR) in _zip_sources(synthesized)
+    assert {p.name for p in DEPENDENCIES_DIR.iterdir()} == {"requirements.txt"}
+    pins = [line for line in (DEPENDENCIES_DIR / "requirements.txt").read_text().splitlines() if "==" in line]
+    assert {pin.split("==")[0] for pin in pins} == {"pydantic", "pydantic-settings", "PyYAML", "Jinja2", "simpleeval"}
 
 
 def test_worker_image_context_is_the_dockerfile_the_runner_packages_and_workflows(
