@@ -24,7 +24,7 @@ FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
 
 def write_workflow(folder: Path, steps: int) -> None:
     lines = ["name: dispatch-bench", "description: sequential no-op steps", "steps:"]
-    lines += [f"  - {{id: s{i:02d}, command: [\"true\"]}}" for i in range(1, steps + 1)]
+    lines += [f'  - {{id: s{i:02d}, command: ["true"]}}' for i in range(1, steps + 1)]
     (folder / "dispatch-bench.yaml").write_text("\n".join(lines) + "\n")
 
 
@@ -39,7 +39,9 @@ def run_once(api: httpx.Client) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5, help="measured runs (after one warm-up)")
     parser.add_argument("--steps", type=int, default=STEPS)
     args = parser.parse_args()
@@ -64,11 +66,15 @@ def main() -> None:
                 )["events"]
                 entered = sum(1 for event in history if event["type"].endswith("StateEntered"))
                 transitions.append(entered / args.steps)
-                print(f"run {run['run_id']}: wall {wall:.3f}s, step processes {process:.3f}s, "
-                      f"{entered} states entered")
+                print(
+                    f"run {run['run_id']}: wall {wall:.3f}s, step processes {process:.3f}s, "
+                    f"{entered} states entered"
+                )
     print(f"steps per run: {args.steps}, measured runs: {args.runs}")
-    print(f"dispatch overhead per step: median {statistics.median(overheads):.1f} ms, "
-          f"min {min(overheads):.1f} ms, max {max(overheads):.1f} ms (goal <= 50 ms)")
+    print(
+        f"dispatch overhead per step: median {statistics.median(overheads):.1f} ms, "
+        f"min {min(overheads):.1f} ms, max {max(overheads):.1f} ms (goal <= 50 ms)"
+    )
     print(f"dispatch_overhead_ms_per_step={statistics.median(overheads):.1f}")
     print(f"state_transitions_per_step={statistics.median(transitions):.2f}")
 

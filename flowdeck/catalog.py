@@ -11,7 +11,9 @@ from statemachines import Parallel, compile_workflow, layout
 
 
 def _layout_json(units: list[Any]) -> list[Any]:
-    return [u if isinstance(u, str) else {"parallel": [_layout_json(list(b)) for b in u.branches]} for u in units]
+    return [
+        u if isinstance(u, str) else {"parallel": [_layout_json(list(b)) for b in u.branches]} for u in units
+    ]
 
 
 class Catalog:
@@ -44,7 +46,10 @@ class Catalog:
         return {
             "name": definition.name,
             "description": definition.description,
-            "inputs": {k: v.model_dump(exclude_defaults=True) | {"type": v.type} for k, v in definition.inputs.items()},
+            "inputs": {
+                k: v.model_dump(exclude_defaults=True) | {"type": v.type}
+                for k, v in definition.inputs.items()
+            },
             "steps": [s.id for s in definition.steps],
             "triggers": [t.model_dump(exclude_none=True) for t in definition.triggers],
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,18 +18,22 @@ class Settings(BaseSettings):
     runs_table: str = constants.RUNS_TABLE
     steps_queue_url: str = ""
     artifacts_bucket: str = constants.ARTIFACTS_BUCKET
-    state_machine_arn_prefix: str = f"arn:aws:states:us-east-1:123456789012:stateMachine:{constants.STATE_MACHINE_PREFIX}"
+    state_machine_arn_prefix: str = (
+        f"arn:aws:states:us-east-1:123456789012:stateMachine:{constants.STATE_MACHINE_PREFIX}"
+    )
     workflows_dir: Path = Path("workflows")
     # Set only for the local stack (moto); on AWS boto3 finds the real endpoints.
     aws_endpoint_url: str | None = None
     # Steps run in this folder (their `./scripts/...` paths are relative to it).
     workspace: Path = Path(".")
     # Per-step scratch space: outputs and usage files, downloaded artifacts.
-    scratch_dir: Path = Path("/tmp/flowdeck")
+    scratch_dir: Path = Path(tempfile.gettempdir()) / "flowdeck"
     worker_concurrency: int = 4
     # Only the local stack trusts the X-Flowdeck-User header; on AWS identity comes from IAM (SigV4).
     trust_user_header: bool = False
-    region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,8 @@ STEP_SK_PREFIX: Final = "STEP#"
 # a step that starts, whatever the number of earlier steps.
 OUTPUTS_SK: Final = "OUTPUTS"
 OUTPUTS_PREFIX: Final = "outputs#"
+# The token the state machine writes on a step whose worker it gave up on: final, never overwritten.
+LOST_TOKEN: Final = "lost"  # noqa: S105 - a marker value, not a secret
 # Each attempt of a step is a map attribute of the step item: attempt#1, attempt#2, ...
 ATTEMPT_PREFIX: Final = "attempt#"
 TTL_ATTRIBUTE: Final = "expires_at"

@@ -51,11 +51,7 @@ def condition_references(expression: str) -> set[str]:
             raise ValueError(f"unknown name {node.id!r}: conditions read steps, inputs and run")
         if isinstance(node, ast.Call):
             raise ValueError("function calls are not allowed in conditions")
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "steps"
-        ):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "steps":
             steps.add(node.attr)
         # `steps['build-web']`: the only way to name a step whose id has a dash.
         if (

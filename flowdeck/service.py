@@ -100,7 +100,9 @@ class RunService:
     ) -> dict[str, Any]:
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
-        run_id = idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
+        run_id = (
+            idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
+        )
         payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by}
         created = self.executions.start(workflow, run_id, payload)
         return {"run_id": run_id, "created": created}
@@ -115,7 +117,12 @@ class RunService:
         if query.sort != "started_at":
             raise BadRequest(f"sort={query.sort} is not available yet; use sort=started_at")
         filters = {
-            k: str(v) for k, v in (("status", query.status), ("trigger", query.trigger), ("started_by", query.started_by))
+            k: str(v)
+            for k, v in (
+                ("status", query.status),
+                ("trigger", query.trigger),
+                ("started_by", query.started_by),
+            )
             if v is not None
         }
         items, cursor = self.runs.query_runs(
@@ -164,12 +171,20 @@ class RunService:
         """One step as the API shows it; a step with no item yet is pending."""
         status = item.get("status", StepStatus.PENDING.value)
         attempts = sorted(
-            (value for name, value in item.items() if name.startswith(ATTEMPT_PREFIX) and isinstance(value, dict)),
+            (
+                value
+                for name, value in item.items()
+                if name.startswith(ATTEMPT_PREFIX) and isinstance(value, dict)
+            ),
             key=lambda a: a.get("attempt", 0),
         )
         if attempts and attempts[-1].get("status") == StepStatus.RUNNING and status == StepStatus.FAILED:
             # Recorded by the state machine (lost worker), which does not know the attempt number.
-            attempts[-1] = attempts[-1] | {"status": status, "error": item.get("error"), "cause": item.get("cause")}
+            attempts[-1] = attempts[-1] | {
+                "status": status,
+                "error": item.get("error"),
+                "cause": item.get("cause"),
+            }
         started, ended = item.get("started_at"), item.get("ended_at")
         return {
             "id": step_id,
@@ -192,7 +207,9 @@ class RunService:
         self, run: dict[str, Any], step_items: dict[str, dict[str, Any]], outputs: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         steps = [
-            self.step_view(s["id"], s.get("kind", "run"), step_items.get(s["id"], {}), outputs.get(s["id"], {}))
+            self.step_view(
+                s["id"], s.get("kind", "run"), step_items.get(s["id"], {}), outputs.get(s["id"], {})
+            )
             for s in run.get("plan", [])
         ]
         return self.run_row(run) | {

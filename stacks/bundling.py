@@ -33,9 +33,19 @@ class PipLocalBundling:
     def try_bundle(self, output_dir: str, options: Any) -> bool:
         target = Path(output_dir) / "python"
         subprocess.run(  # noqa: S603 - our own pip, our own pinned requirements file
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--requirement", str(DEPENDENCIES_DIR / "requirements.txt"), "--target", str(target),
-             *PIP_TARGET_FLAGS],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--requirement",
+                str(DEPENDENCIES_DIR / "requirements.txt"),
+                "--target",
+                str(target),
+                *PIP_TARGET_FLAGS,
+            ],
             check=True,
         )
         return True
@@ -56,7 +66,8 @@ def dependencies_layer(scope: Construct, construct_id: str) -> lambda_.LayerVers
             bundling=cdk.BundlingOptions(
                 image=cdk.DockerImage.from_registry(SAM_BUILD_IMAGE),
                 command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
-                local=PipLocalBundling(),
+                # jsii passes the bundling options as one positional argument, not as keywords.
+                local=PipLocalBundling(),  # type: ignore[arg-type]
             ),
         ),
         compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],

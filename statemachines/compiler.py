@@ -15,6 +15,7 @@ from flowdeck.constants import (
     ASL_RUNS_TABLE,
     ASL_STEPS_QUEUE_URL,
     DEFAULT_STEP_TIMEOUT_SECONDS,
+    LOST_TOKEN,
     RUN_SK,
     STEP_SK_PREFIX,
 )
@@ -217,7 +218,7 @@ class _Compiler:
                 },
                 "ExpressionAttributeValues": {
                     ":step": {"S": step.id},
-                    ":lost": {"S": "lost"},
+                    ":lost": {"S": LOST_TOKEN},
                     ":failed": {"S": "failed"},
                     ":error": {"S": WORKER_LOST},
                     ":cause": {"S": cause},
@@ -228,7 +229,9 @@ class _Compiler:
             "Next": then,
         }
 
-    def step_state(self, step: Step, states: dict[str, Any], next_name: str | None, top_level: bool) -> dict[str, Any]:
+    def step_state(
+        self, step: Step, states: dict[str, Any], next_name: str | None, top_level: bool
+    ) -> dict[str, Any]:
         timeout = (step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS) + TIMEOUT_MARGIN_SECONDS
         # Step Functions refuses a heartbeat that is not shorter than the timeout.
         heartbeat = min(self.definition.runtime_config.heartbeat_seconds, timeout - 1)
@@ -295,10 +298,17 @@ class _Compiler:
         # Other failures were recorded by the worker: go on (continue), record the run's failure
         # (top level), or leave the Parallel branch with the error, for the Parallel's Catch.
         if continues:
-            catchers.append({"ErrorEquals": ["States.ALL"], "ResultPath": None,
-                             "Next": next_name or self.branch_end(states, step.id)})
+            catchers.append(
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "ResultPath": None,
+                    "Next": next_name or self.branch_end(states, step.id),
+                }
+            )
         elif top_level:
-            catchers.append({"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED})
+            catchers.append(
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED}
+            )
         task["Catch"] = catchers
         return task
 
@@ -345,7 +355,9 @@ class _Compiler:
         # Branch results are not needed: steps publish their outputs to the runs table.
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultPath": None}
         if top_level:
-            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED}]
+            state["Catch"] = [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED}
+            ]
         return state
 
     def compile(self) -> dict[str, Any]:

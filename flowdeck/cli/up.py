@@ -23,7 +23,7 @@ def _banner(stack: LocalStack) -> Panel:
         f"API        {stack.api_url}\n"
         f"Workflows  {names}\n"
         f"Local AWS  {stack.endpoint_url} (moto)\n"
-        f"Workers    {stack.worker_count} × {stack.worker_concurrency} concurrent steps\n"
+        f"Workers    {stack.worker_count} processes, {stack.worker_concurrency} steps each\n"
         f"Logs       {stack.data_dir / 'logs'}"
     )
     return Panel(body, title="Flowdeck local stack", expand=False)
@@ -34,7 +34,9 @@ def up(
         "workflows"
     ),
     port: Annotated[int, typer.Option("--port", help="Port of the local API.")] = 8765,
-    demo: Annotated[bool, typer.Option("--demo", help=f"Run the {DEMO_WORKFLOW} workflow and follow it.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help=f"Run the {DEMO_WORKFLOW} workflow and follow it.")
+    ] = False,
     exit_after: Annotated[
         bool, typer.Option("--exit", help="Stop after the demo; exit non-zero if it did not succeed.")
     ] = False,

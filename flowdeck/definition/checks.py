@@ -78,7 +78,10 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
     for index, step in enumerate(definition.steps):
         if step.id in first_index:
             problems.append(
-                (("steps", index, "id"), f"duplicate step id {step.id!r} (also steps[{first_index[step.id]}])")
+                (
+                    ("steps", index, "id"),
+                    f"duplicate step id {step.id!r} (also steps[{first_index[step.id]}])",
+                )
             )
         else:
             first_index[step.id] = index
@@ -109,7 +112,10 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
                         problems.append((("steps", index, "if"), f"unknown step {ref!r}"))
                     elif ref not in upstream:
                         problems.append(
-                            (("steps", index, "if"), f"step {ref!r} does not run before {step.id!r}: add it to needs")
+                            (
+                                ("steps", index, "if"),
+                                f"step {ref!r} does not run before {step.id!r}: add it to needs",
+                            )
                         )
             except ValueError as exc:
                 problems.append((("steps", index, "if"), str(exc)))
@@ -117,7 +123,10 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
             source = item.partition(":")[0]
             if source not in upstream:
                 problems.append(
-                    (("steps", index, "artifacts", "download", position), f"step {source!r} does not run before {step.id!r}")
+                    (
+                        ("steps", index, "artifacts", "download", position),
+                        f"step {source!r} does not run before {step.id!r}",
+                    )
                 )
         messages = [("notify", "message", step.notify.message)] if step.notify else []
         if step.approval:

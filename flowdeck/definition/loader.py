@@ -93,11 +93,10 @@ def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
         problems += _pydantic_problems(exc)
     if definition is not None:
         problems += graph_problems(definition)
-    if problems:
+    if problems or definition is None:
         raise InvalidDefinition(
             [f"{source}:{lines.line_of(loc)}: {format_loc(loc)}: {message}" for loc, message in problems]
         )
-    assert definition is not None
     return definition
 
 
@@ -122,9 +121,8 @@ def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
             problems += exc.problems
             continue
         if definition.name in found:
-            problems.append(
-                f"{path}:1: name: workflow name {definition.name!r} is already used by {sources[definition.name]}"
-            )
+            first = sources[definition.name]
+            problems.append(f"{path}:1: name: workflow name {definition.name!r} is already used by {first}")
             continue
         found[definition.name] = definition
         sources[definition.name] = path

@@ -137,7 +137,7 @@ class Approvers(_Model):
 class Approval(_Model):
     approvers: Approvers = Field(default_factory=Approvers)
     min_approvals: int = Field(default=1, ge=1)
-    channels: list[Literal["email", "slack", "inbox"]] = Field(default_factory=lambda: ["inbox"])
+    channels: list[Literal["email", "slack", "inbox"]] = Field(default_factory=lambda: ["inbox"])  # type: ignore[arg-type]
     timeout: Seconds = 24 * 3600
     message: str = ""
 

@@ -54,7 +54,7 @@ def _speed_up_the_executor() -> None:
             return program, tree
         return asl_parser.Preprocessor().visit(tree), tree
 
-    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
 
 
 def _speed_up_routing() -> None:
@@ -80,7 +80,6 @@ def serve(host: str, port: int) -> None:
     os.environ["MOTO_PORT"] = str(port)
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
-
     from werkzeug.serving import WSGIRequestHandler
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True

@@ -86,7 +86,7 @@ class LocalStack:
             region_name=REGION,
             endpoint_url=self.endpoint_url,
             aws_access_key_id="local",
-            aws_secret_access_key="local",
+            aws_secret_access_key="local",  # noqa: S106 - the emulator accepts any credentials
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -130,7 +130,9 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- parts ------------------------------------------------------------------------------
@@ -157,7 +159,9 @@ class LocalStack:
         ddb, sqs, s3, sfn = (self.client(s) for s in ("dynamodb", "sqs", "s3", "stepfunctions"))
         ddb.create_table(**create_table_kwargs(constants.RUNS_TABLE))
         dlq_url = sqs.create_queue(QueueName=constants.STEPS_DLQ)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         self.steps_queue_url = sqs.create_queue(
             QueueName=constants.STEPS_QUEUE,
             Attributes={

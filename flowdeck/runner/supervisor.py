@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,7 +46,9 @@ def _env_name(step_id: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in step_id).upper()
 
 
-def step_environment(message: StepMessage, earlier: dict[str, dict[str, Any]], scratch: Path) -> dict[str, str]:
+def step_environment(
+    message: StepMessage, earlier: dict[str, dict[str, Any]], scratch: Path
+) -> dict[str, str]:
     """The process environment of SPEC §1, over the worker's own (minus its private settings)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
     env |= message.spec.env
@@ -81,10 +84,8 @@ def _pump(pipe: IO[bytes], stream: str, sink: LineSink, tail: deque[str]) -> Non
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run_process(
@@ -97,9 +98,9 @@ def run_process(
 ) -> ProcessOutcome:
     """Run to completion, timeout or `stop`; the whole process group is ended on the way out."""
     started = time.monotonic()
-    shell = isinstance(argv, str)
+    command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv
     process = subprocess.Popen(  # noqa: S603 - running the user's step is the point
-        argv if not shell else ["/bin/sh", "-c", argv],
+        command,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -108,15 +109,25 @@ def run_process(
         start_new_session=True,  # its own process group, so timeouts reach grandchildren too
     )
     outcome = ProcessOutcome(exit_code=None, timed_out=False, stopped=False, seconds=0.0)
-    assert process.stdout is not None and process.stderr is not None
+    if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE was asked for
+        raise RuntimeError("the step's output pipes are missing")
     pumps = [
-        threading.Thread(target=_pump, args=(process.stdout, "stdout", sink, outcome.stdout_tail), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, "stderr", sink, outcome.stderr_tail), daemon=True),
+        threading.Thread(
+            target=_pump, args=(process.stdout, "stdout", sink, outcome.stdout_tail), daemon=True
+        ),
+        threading.Thread(
+            target=_pump, args=(process.stderr, "stderr", sink, outcome.stderr_tail), daemon=True
+        ),
     ]
     for pump in pumps:
         pump.start()
     exited = threading.Event()
-    threading.Thread(target=lambda: (process.wait(), exited.set()), daemon=True).start()
+
+    def reap() -> None:
+        process.wait()
+        exited.set()
+
+    threading.Thread(target=reap, daemon=True).start()
     deadline = started + timeout
     # Wake at once when the process exits; check for a stop request or the deadline meanwhile.
     while not exited.wait(min(0.1, max(deadline - time.monotonic(), 0.0))):

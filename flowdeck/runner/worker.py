@@ -118,12 +118,18 @@ class StepRunner:
             except ValueError as exc:
                 condition_error = str(exc)
         fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None, "cause": None}
-        started = self.runs.start_attempt(message.run_id, message.step, message.token, message.attempt, fields)
+        started = self.runs.start_attempt(
+            message.run_id, message.step, message.token, message.attempt, fields
+        )
         if started is None:
             return None
         if condition_error is not None:
             result = StepResult(
-                status="failed", error="ConditionError", cause=condition_error, started_at=started_at, ended_at=now_iso()
+                status="failed",
+                error="ConditionError",
+                cause=condition_error,
+                started_at=started_at,
+                ended_at=now_iso(),
             )
         elif status == "skipped":
             result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
@@ -136,12 +142,15 @@ class StepRunner:
     def notify(
         self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
     ) -> StepResult:
-        assert message.spec.notify is not None
-        text = render_template(message.spec.notify.get("message", ""), self.context(message, earlier))
-        targets = [t for t in [message.spec.notify.get("slack"), *message.spec.notify.get("email", [])] if t]
+        notify = message.spec.notify or {}
+        text = render_template(notify.get("message", ""), self.context(message, earlier))
+        targets = [t for t in [notify.get("slack"), *notify.get("email", [])] if t]
         sink("stdout", f"notify {', '.join(targets) or '(no channel)'}: {text}")
         return StepResult(
-            status="succeeded", outputs={"message": text, "targets": targets}, started_at=started_at, ended_at=now_iso()
+            status="succeeded",
+            outputs={"message": text, "targets": targets},
+            started_at=started_at,
+            ended_at=now_iso(),
         )
 
     def run(
@@ -150,18 +159,34 @@ class StepRunner:
         spec = message.spec
         scratch = prepare_scratch(self.settings.scratch_dir, message)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
-        with Heartbeat(self.sfn, message.token, min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)) as beat:
+        with Heartbeat(
+            self.sfn, message.token, min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
+        ) as beat:
             outcome = run_process(
-                argv, step_environment(message, earlier, scratch), self.settings.workspace, spec.timeout, sink, beat.gone
+                argv,
+                step_environment(message, earlier, scratch),
+                self.settings.workspace,
+                spec.timeout,
+                sink,
+                beat.gone,
             )
-        base = {"started_at": started_at, "ended_at": now_iso(), "exit_code": outcome.exit_code,
-                "process_seconds": round(outcome.seconds, 6)}
+        base = {
+            "started_at": started_at,
+            "ended_at": now_iso(),
+            "exit_code": outcome.exit_code,
+            "process_seconds": round(outcome.seconds, 6),
+        }
         if outcome.stopped:
-            return StepResult(status="cancelled", error="Cancelled", cause="the run no longer waits for this step",
-                              **base)
+            return StepResult(
+                status="cancelled", error="Cancelled", cause="the run no longer waits for this step", **base
+            )
         if outcome.timed_out:
-            return StepResult(status="failed", error="StepTimeout",
-                              cause=f"step {message.step} ran past its timeout of {spec.timeout}s", **base)
+            return StepResult(
+                status="failed",
+                error="StepTimeout",
+                cause=f"step {message.step} ran past its timeout of {spec.timeout}s",
+                **base,
+            )
         if outcome.exit_code != 0:
             last = next((line for line in reversed(outcome.stderr_tail) if line.strip()), "")
             cause = f"exit code {outcome.exit_code}" + (f": {last}" if last else "")
@@ -169,7 +194,9 @@ class StepRunner:
         try:
             outputs = read_outputs(scratch / "outputs.json")
         except (ValueError, UnicodeDecodeError) as exc:
-            return StepResult(status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base)
+            return StepResult(
+                status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base
+            )
         return StepResult(status="succeeded", outputs=outputs, **base)
 
     def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
@@ -197,15 +224,20 @@ class StepRunner:
         if publishing is not None:
             publishing.result()
         if not recorded:
-            log.warning("step %s of run %s was recorded lost meanwhile; its late end is dropped", message.step,
-                        message.run_id)
+            log.warning(
+                "step %s of run %s was recorded lost meanwhile; its late end is dropped",
+                message.step,
+                message.run_id,
+            )
         try:
             if result.status in ("succeeded", "skipped"):
                 output = {"outputs": result.outputs, "status": result.status}
                 self.sfn.send_task_success(taskToken=message.token, output=json.dumps(output))
             elif result.status == "failed":
                 self.sfn.send_task_failure(
-                    taskToken=message.token, error=result.error or "StepFailed", cause=(result.cause or "")[:CAUSE_LIMIT]
+                    taskToken=message.token,
+                    error=result.error or "StepFailed",
+                    cause=(result.cause or "")[:CAUSE_LIMIT],
                 )
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in TOKEN_GONE:
@@ -221,7 +253,9 @@ class Worker:
         self.settings = settings
         self.sqs = aws.client("sqs", settings)
         self.sfn = aws.client("stepfunctions", settings)
-        self.runner = StepRunner(settings, RunStore(settings.runs_table, aws.client("dynamodb", settings)), self.sfn)
+        self.runner = StepRunner(
+            settings, RunStore(settings.runs_table, aws.client("dynamodb", settings)), self.sfn
+        )
         self.concurrency = concurrency or settings.worker_concurrency
         self.slots = threading.Semaphore(self.concurrency)
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
@@ -235,7 +269,9 @@ class Worker:
                 free += 1
             try:
                 response = self.sqs.receive_message(
-                    QueueUrl=self.settings.steps_queue_url, MaxNumberOfMessages=free, WaitTimeSeconds=wait_seconds
+                    QueueUrl=self.settings.steps_queue_url,
+                    MaxNumberOfMessages=free,
+                    WaitTimeSeconds=wait_seconds,
                 )
             except (ClientError, BotoCoreError) as exc:
                 log.warning("cannot read the steps queue: %s", exc)
@@ -253,7 +289,9 @@ class Worker:
             # Deleted at once, beside the step: a worker that dies mid-step is caught by the heartbeat
             # timeout, not by redelivery (and a redelivery would be refused by the start record).
             self.runner.io.submit(
-                self.sqs.delete_message, QueueUrl=self.settings.steps_queue_url, ReceiptHandle=raw["ReceiptHandle"]
+                self.sqs.delete_message,
+                QueueUrl=self.settings.steps_queue_url,
+                ReceiptHandle=raw["ReceiptHandle"],
             )
             try:
                 message = StepMessage.model_validate_json(raw["Body"])
@@ -273,7 +311,9 @@ class Worker:
         except (ValueError, AttributeError):
             return
         if isinstance(token, str):
-            self.sfn.send_task_failure(taskToken=token, error="InvalidStepMessage", cause="malformed step message")
+            self.sfn.send_task_failure(
+                taskToken=token, error="InvalidStepMessage", cause="malformed step message"
+            )
 
 
 def main() -> None:

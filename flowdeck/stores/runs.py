@@ -13,7 +13,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from flowdeck import aws
-from flowdeck.constants import ATTEMPT_PREFIX, OUTPUTS_PREFIX, OUTPUTS_SK, PK, RUN_SK, SK, STEP_SK_PREFIX
+from flowdeck.constants import (
+    ATTEMPT_PREFIX,
+    LOST_TOKEN,
+    OUTPUTS_PREFIX,
+    OUTPUTS_SK,
+    PK,
+    RUN_SK,
+    SK,
+    STEP_SK_PREFIX,
+)
 from flowdeck.errors import BadRequest
 from flowdeck.stores.schema import (
     BY_STARTED_INDEX,
@@ -118,7 +127,12 @@ class RunStore:
         )
 
     def query_runs(
-        self, workflow: str | None, newest_first: bool, limit: int, cursor: str | None, filters: dict[str, str]
+        self,
+        workflow: str | None,
+        newest_first: bool,
+        limit: int,
+        cursor: str | None,
+        filters: dict[str, str],
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of run items from the sparse start-time indexes, filtered."""
         names = {"#k": "workflow" if workflow else "kind"}
@@ -167,12 +181,27 @@ class RunStore:
         digest = hashlib.sha256(f"{token}:{attempt}".encode()).hexdigest()[:32]
         item: dict[str, Any] = {}
         if attempt > 1:
-            previous = self.client.get_item(TableName=self.table, Key=self._step_key(run_id, step_id), ConsistentRead=True)
-            item = {k: v for k, v in from_item(previous.get("Item", {})).items() if k.startswith(ATTEMPT_PREFIX)}
-        item |= {PK: run_id, SK: STEP_SK_PREFIX + step_id, "step": step_id, "attempt": attempt, "token": digest}
+            previous = self.client.get_item(
+                TableName=self.table, Key=self._step_key(run_id, step_id), ConsistentRead=True
+            )
+            item = {
+                k: v for k, v in from_item(previous.get("Item", {})).items() if k.startswith(ATTEMPT_PREFIX)
+            }
+        item |= {
+            PK: run_id,
+            SK: STEP_SK_PREFIX + step_id,
+            "step": step_id,
+            "attempt": attempt,
+            "token": digest,
+        }
         item |= fields | {ATTEMPT_PREFIX + str(attempt): fields | {"attempt": attempt}}
         try:
-            self._put(item, "attribute_not_exists(#token) OR #token <> :token", digest)
+            # A step the state machine gave up on (token "lost") is final: a late redelivery is refused.
+            self._put(
+                item,
+                "attribute_not_exists(#token) OR (#token <> :token AND #token <> :lost)",
+                {":token": digest, ":lost": LOST_TOKEN},
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
@@ -193,20 +222,20 @@ class RunStore:
         record_name = ATTEMPT_PREFIX + str(started["attempt"])
         item = started | fields | {record_name: started[record_name] | attempt_fields}
         try:
-            self._put(item, "#token = :token", started["token"])
+            self._put(item, "#token = :token", {":token": started["token"]})
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
-    def _put(self, item: dict[str, Any], condition: str, token: str) -> None:
+    def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(
             TableName=self.table,
             Item={k: _to_ddb(v) for k, v in item.items()},
             ConditionExpression=condition,
             ExpressionAttributeNames={"#token": "token"},
-            ExpressionAttributeValues={":token": {"S": token}},
+            ExpressionAttributeValues={name: {"S": value} for name, value in values.items()},
         )
 
     def _step_key(self, run_id: str, step_id: str) -> dict[str, Any]:

@@ -30,14 +30,18 @@ def workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(workflows_dir, port=free_port(), workers=2, data_dir=tmp_path_factory.mktemp("flowdeck"))
+    local = LocalStack(
+        workflows_dir, port=free_port(), workers=2, data_dir=tmp_path_factory.mktemp("flowdeck")
+    )
     with local:
         yield local
 
 
 @pytest.fixture(scope="session")
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, headers={"X-Flowdeck-User": "e2e@example.com"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=stack.api_url, headers={"X-Flowdeck-User": "e2e@example.com"}, timeout=30
+    ) as client:
         yield client
 
 

@@ -50,3 +50,12 @@ def flowdeck_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
         yield ddb, sfn
     get_settings.cache_clear()
     run_service.cache_clear()
+
+
+@pytest.fixture
+def runs_ddb() -> Iterator[Any]:
+    """A DynamoDB client on moto holding only the runs table: for the store and worker adapters."""
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(**create_table_kwargs(TABLE))
+        yield ddb

@@ -85,20 +85,33 @@ class Api:
         return found
 
     def seed_run(self, run_id: str, workflow: str, started_at: str, **fields: Any) -> None:
-        """A run item as the state machine writes it (sk RUN, kind run, steps map)."""
-        item = {
-            "pk": run_id,
-            "sk": "RUN",
-            "kind": "run",
-            "run_id": run_id,
-            "workflow": workflow,
-            "status": "succeeded",
-            "trigger": "manual",
-            "started_by": "alice",
-            "started_at": started_at,
-            "inputs_json": json.dumps({"environment": "staging"}),
-            "steps": {},
-        } | fields
+        """A run item as the state machine writes it (sk RUN, kind run, the plan of its steps)."""
+        self.put(
+            {
+                "pk": run_id,
+                "sk": "RUN",
+                "kind": "run",
+                "run_id": run_id,
+                "workflow": workflow,
+                "status": "succeeded",
+                "trigger": "manual",
+                "started_by": "alice",
+                "started_at": started_at,
+                "inputs_json": json.dumps({"environment": "staging"}),
+                "plan": [],
+            }
+            | fields
+        )
+
+    def seed_step(self, run_id: str, step_id: str, **fields: Any) -> None:
+        """A step item as the worker writes it (sk STEP#<id>, attempts as attempt#<n> maps)."""
+        self.put({"pk": run_id, "sk": f"STEP#{step_id}", "step": step_id} | fields)
+
+    def seed_outputs(self, run_id: str, outputs: dict[str, dict[str, Any]]) -> None:
+        """The run's outputs item (sk OUTPUTS, one outputs#<step> attribute per step)."""
+        self.put({"pk": run_id, "sk": "OUTPUTS"} | {f"outputs#{step}": out for step, out in outputs.items()})
+
+    def put(self, item: dict[str, Any]) -> None:
         serializer = TypeSerializer()
         self.ddb.put_item(TableName=TABLE, Item={k: serializer.serialize(v) for k, v in item.items()})
 
@@ -334,6 +347,9 @@ def test_bad_run_queries_are_refused(
     assert mentions in message
 
 
+DEPLOY_PLAN = [{"id": "plan", "kind": "run"}, {"id": "apply", "kind": "run"}, {"id": "health", "kind": "run"}]
+
+
 def test_get_run_shows_steps_in_order_with_outputs(history: Api) -> None:
     history.seed_run(
         "r9",
@@ -341,46 +357,121 @@ def test_get_run_shows_steps_in_order_with_outputs(history: Api) -> None:
         "2026-11-21T10:00:00Z",
         status="failed",
         ended_at="2026-11-21T10:00:09Z",
-        steps={
-            "apply": {
-                "status": "failed",
-                "kind": "run",
-                "attempt": 1,
-                "index": 1,
-                "error": "exit code 2",
-                "started_at": "2026-11-21T10:00:05Z",
-                "ended_at": "2026-11-21T10:00:09Z",
-                "attempts": {},
-            },
-            "plan": {
-                "status": "succeeded",
-                "kind": "run",
-                "attempt": 2,
-                "index": 0,
-                "summary": "3 to add",
-                "started_at": "2026-11-21T10:00:00Z",
-                "ended_at": "2026-11-21T10:00:04Z",
-                "attempts": {
-                    "1": {"attempt": 1, "status": "failed"},
-                    "2": {"attempt": 2, "status": "succeeded"},
-                },
-            },
-            "health": {"status": "pending", "kind": "run", "attempt": 0, "index": 2, "attempts": {}},
+        plan=DEPLOY_PLAN,
+    )
+    history.seed_step(
+        "r9",
+        "apply",
+        status="failed",
+        attempt=1,
+        token="d41d8cd98f00b204e9800998ecf8427e",
+        error="StepFailed",
+        cause="exit code 2: no credentials",
+        exit_code=2,
+        started_at="2026-11-21T10:00:05Z",
+        ended_at="2026-11-21T10:00:09Z",
+        **{"attempt#1": {"attempt": 1, "status": "failed", "error": "StepFailed"}},
+    )
+    history.seed_step(
+        "r9",
+        "plan",
+        status="succeeded",
+        attempt=2,
+        token="0cc175b9c0f1b6a831c399e269772661",
+        summary="3 to add",
+        started_at="2026-11-21T10:00:00Z",
+        ended_at="2026-11-21T10:00:04Z",
+        **{
+            "attempt#2": {"attempt": 2, "status": "succeeded"},
+            "attempt#1": {"attempt": 1, "status": "failed", "error": "StepFailed"},
         },
     )
-    serializer = TypeSerializer()
-    item = {"pk": "r9", "sk": "STEP#plan", "step": "plan", "attempt": 2, "outputs": {"add": 3}}
-    history.ddb.put_item(TableName=TABLE, Item={k: serializer.serialize(v) for k, v in item.items()})
+    history.seed_outputs("r9", {"plan": {"add": 3}})
 
     status, run = history.call("GET", "/runs/r9")
 
     assert status == 200
     assert (run["run_id"], run["status"], run["inputs"]) == ("r9", "failed", {"environment": "staging"})
-    assert [s["id"] for s in run["steps"]] == ["plan", "apply", "health"]
-    plan, apply, _ = run["steps"]
-    assert (plan["outputs"], plan["attempt"], plan["duration_s"]) == ({"add": 3}, 2, 4.0)
-    assert [a["attempt"] for a in plan["attempts"]] == [1, 2]
-    assert apply["error"] == "exit code 2"
+    assert [(s["id"], s["kind"], s["status"]) for s in run["steps"]] == [
+        ("plan", "run", "succeeded"),
+        ("apply", "run", "failed"),
+        ("health", "run", "pending"),
+    ]
+    plan, apply, health = run["steps"]
+    assert (plan["outputs"], plan["attempt"], plan["duration_s"], plan["summary"]) == (
+        {"add": 3},
+        2,
+        4.0,
+        "3 to add",
+    )
+    assert [(a["attempt"], a["status"]) for a in plan["attempts"]] == [(1, "failed"), (2, "succeeded")]
+    assert (apply["error"], apply["cause"], apply["exit_code"], apply["outputs"]) == (
+        "StepFailed",
+        "exit code 2: no credentials",
+        2,
+        {},
+    )
+    # No item yet: pending, never attempted.
+    assert (health["attempt"], health["attempts"], health["outputs"], health["started_at"]) == (
+        0,
+        [],
+        {},
+        None,
+    )
+    # The run record names no cause: the failed step's own cause explains the run.
+    assert run["error_cause"] == "exit code 2: no credentials"
+
+
+def test_get_run_shows_a_step_the_state_machine_recorded_lost(history: Api) -> None:
+    # RecordRunFailed wrote the error as JSON; its Cause may be null (moto drops SendTaskFailure's cause).
+    error_json = json.dumps({"Error": "WorkerLost", "Cause": None})
+    history.seed_run(
+        "r8",
+        "deploy",
+        "2026-11-21T10:00:00Z",
+        status="failed",
+        error="WorkerLost",
+        error_json=error_json,
+        plan=DEPLOY_PLAN,
+    )
+    history.seed_step(
+        "r8",
+        "plan",
+        status="succeeded",
+        attempt=1,
+        token="0cc175b9c0f1b6a831c399e269772661",
+        **{"attempt#1": {"attempt": 1, "status": "succeeded"}},
+    )
+    # The worker's start record, then the lost-worker recorder's update (SET ... token = lost).
+    history.seed_step(
+        "r8",
+        "apply",
+        status="failed",
+        attempt=1,
+        token="lost",
+        error="WorkerLost",
+        cause="the worker running step apply stopped answering",
+        started_at="2026-11-21T10:00:05Z",
+        ended_at="2026-11-21T10:05:05Z",
+        **{"attempt#1": {"attempt": 1, "status": "running", "started_at": "2026-11-21T10:00:05Z"}},
+    )
+
+    _, run = history.call("GET", "/runs/r8")
+
+    assert [s["status"] for s in run["steps"]] == ["succeeded", "failed", "pending"]
+    apply = run["steps"][1]
+    assert (apply["error"], apply["cause"]) == (
+        "WorkerLost",
+        "the worker running step apply stopped answering",
+    )
+    # The attempt that was running is shown as the state machine ended it.
+    assert [(a["attempt"], a["status"], a["error"]) for a in apply["attempts"]] == [
+        (1, "failed", "WorkerLost")
+    ]
+    assert (run["error"], run["error_cause"]) == (
+        "WorkerLost",
+        "the worker running step apply stopped answering",
+    )
 
 
 def test_get_unknown_run_is_404(api: Api) -> None:

@@ -38,7 +38,13 @@ def test_dependencies_layer_is_built_from_the_pinned_requirements_only(synthesiz
     assert str(DEPENDENCIES_DIR) in _zip_sources(synthesized)
     assert {p.name for p in DEPENDENCIES_DIR.iterdir()} == {"requirements.txt"}
     pins = [line for line in (DEPENDENCIES_DIR / "requirements.txt").read_text().splitlines() if "==" in line]
-    assert {pin.split("==")[0] for pin in pins} == {"pydantic", "pydantic-settings", "PyYAML", "Jinja2", "simpleeval"}
+    assert {pin.split("==")[0] for pin in pins} == {
+        "pydantic",
+        "pydantic-settings",
+        "PyYAML",
+        "Jinja2",
+        "simpleeval",
+    }
 
 
 def test_worker_image_context_is_the_dockerfile_the_runner_packages_and_workflows(

@@ -271,22 +271,26 @@ def test_prelude_fills_what_a_console_start_may_omit(fan_out, execution_input, m
     assert EXECUTION_INPUT_DEFAULTS == {"inputs": {}, "trigger": "manual", "started_by": "aws-console"}
 
 
-def test_run_start_records_every_step_as_pending(sequential):
-    values = sequential["States"]["RecordRunStart"]["Parameters"]["ExpressionAttributeValues"]
-    steps = values[":steps"]["M"]
-    assert list(steps) == ["compile", "test", "report"]
-    assert steps["test"]["M"] == {
-        "status": {"S": "pending"},
-        "kind": {"S": "run"},
-        "attempt": {"N": "0"},
-        "index": {"N": "1"},
-        "attempts": {"M": {}},
+def test_run_start_records_the_plan_in_definition_order(sequential):
+    params = sequential["States"]["RecordRunStart"]["Parameters"]
+    values = params["ExpressionAttributeValues"]
+    # The run item lists its steps once, in order with their kinds; step state lives in STEP#<id> items.
+    assert values[":plan"] == {
+        "L": [
+            {"M": {"id": {"S": "compile"}, "kind": {"S": "run"}}},
+            {"M": {"id": {"S": "test"}, "kind": {"S": "run"}}},
+            {"M": {"id": {"S": "report"}, "kind": {"S": "notify"}}},
+        ]
     }
-    assert steps["report"]["M"]["kind"] == {"S": "notify"}
+    assert "#plan = :plan" in params["UpdateExpression"]
+    assert params["ExpressionAttributeNames"]["#plan"] == "plan"
+    assert "steps" not in params["ExpressionAttributeNames"].values()
+    assert params["Key"] == {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": "RUN"}}
     assert values[":workflow"] == {"S": "build"}
     assert values[":running"] == {"S": "running"}
     assert values[":trigger"] == {"S.$": "$.meta.trigger"}
     assert values[":started_by"] == {"S.$": "$.meta.started_by"}
+    assert_expression_placeholders_all_used("RecordRunStart", params)
 
 
 def test_every_state_leads_somewhere_that_exists(sequential, fan_out):
@@ -421,35 +425,97 @@ def test_failing_step_by_default_records_the_run_failure(sequential):
     assert [c["ErrorEquals"] for c in task["Catch"]] == [LOST_ERRORS, ["States.ALL"]]
 
 
-def test_lost_worker_recorder_fails_the_step_and_the_run(sequential):
-    error, cause = "WorkerLost", "stopped answering"
-    _, recorder = lost_recorder(sequential, "compile")
+def assert_records_the_step_lost(recorder: State, step_id: str) -> None:
+    """The recorder updates the STEP#<id> item only: failed, WorkerLost, and token "lost"."""
+    assert recorder["Type"] == "Task"
+    assert recorder["Resource"] == UPDATE_ITEM
     assert recorder["ResultPath"] is None
     params = recorder["Parameters"]
     assert params["TableName"] == "${RunsTableName}"
+    assert params["Key"] == {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": f"STEP#{step_id}"}}
+    assert params["UpdateExpression"] == (
+        "SET #step = :step, #status = :failed, #error = :error, #cause = :cause, "
+        "#ended_at = :now, #token = :lost"
+    )
+    assert "ConditionExpression" not in params
+    assert params["ExpressionAttributeNames"] == {
+        "#step": "step",
+        "#status": "status",
+        "#error": "error",
+        "#cause": "cause",
+        "#ended_at": "ended_at",
+        "#token": "token",
+    }
+    assert params["ExpressionAttributeValues"] == {
+        ":step": {"S": step_id},
+        ":failed": {"S": "failed"},
+        ":error": {"S": "WorkerLost"},
+        ":cause": {"S": lost_cause(step_id)},
+        ":now": {"S.$": "$$.State.EnteredTime"},
+        ":lost": {"S": "lost"},
+    }
+    assert_expression_placeholders_all_used(step_id, params)
+
+
+def lost_cause(step_id: str) -> str:
+    return f"the worker running step {step_id} stopped answering (no heartbeat or no result in time)"
+
+
+def test_every_step_has_one_lost_worker_catcher_first(sequential, fan_out):
+    for asl in (sequential, fan_out):
+        for step_id, task in step_tasks(asl).items():
+            lost = [c for c in task["Catch"] if c["ErrorEquals"] == LOST_ERRORS]
+            assert len(lost) == 1, step_id
+            assert task["Catch"][0] is lost[0], step_id
+            assert lost[0]["Next"] == f"{step_id}:WorkerLost"
+            # Anything else a live worker reported itself: at most one catch-all after it.
+            assert [c["ErrorEquals"] for c in task["Catch"][1:]] in ([], [["States.ALL"]]), step_id
+
+
+def test_lost_worker_recorder_fails_the_step_and_the_run(sequential):
+    name, recorder = lost_recorder(sequential, "compile")
+    assert name == "compile:WorkerLost"
+    assert catcher(sequential["States"]["compile"], LOST_ERRORS)["ResultPath"] == "$.error"
+    assert_records_the_step_lost(recorder, "compile")
+    # Then the error is named for the run's failure record, which reads $.error.
+    assert recorder["Next"] == "compile:WorkerLost?"
+    assert sequential["States"]["compile:WorkerLost?"] == {
+        "Type": "Pass",
+        "Result": {"Error": "WorkerLost", "Cause": lost_cause("compile")},
+        "ResultPath": "$.error",
+        "Next": "RecordRunFailed",
+    }
+
+
+def test_run_failure_record_keeps_the_error_name_and_the_whole_error_as_json(sequential):
+    params = sequential["States"]["RecordRunFailed"]["Parameters"]
     assert params["Key"] == {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": "RUN"}}
-    assert "#steps.#step.#status = :failed" in params["UpdateExpression"]
-    assert ", #status = :failed" in params["UpdateExpression"]
-    assert params["ExpressionAttributeNames"]["#step"] == "compile"
-    assert params["ExpressionAttributeValues"][":error"] == {"S": error}
-    assert cause in params["ExpressionAttributeValues"][":cause"]["S"]
-    # Then the execution fails with that error.
-    end = sequential["States"][recorder["Next"]]
-    assert end["Type"] == "Fail"
-    assert end.get("Error", error) == error
+    names, values = params["ExpressionAttributeNames"], params["ExpressionAttributeValues"]
+    assert (names["#error"], names["#cause"]) == ("error", "error_json")
+    assert "#error = :error" in params["UpdateExpression"]
+    assert "#cause = :cause" in params["UpdateExpression"]
+    # As the lost-worker path leaves it, and as a worker's failure may (moto drops the cause: null).
+    for error in (
+        sequential["States"]["compile:WorkerLost?"]["Result"],
+        {"Error": "StepFailed", "Cause": None},
+    ):
+        state = {"meta": {}, "error": error}
+        recorded = apply_parameters({":error": values[":error"], ":cause": values[":cause"]}, state)
+        assert recorded[":error"] == {"S": error["Error"]}
+        assert json.loads(recorded[":cause"]["S"]) == error
 
 
 def test_on_failure_continue_catches_to_the_next_state(sequential):
     task = sequential["States"]["test"]
     assert task["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
     assert task["Catch"][-1]["Next"] == "report"
-    assert all(c["ResultPath"] != "$.error" for c in task["Catch"])
-    _, recorder = lost_recorder(sequential, "test")
+    assert all(c["ResultPath"] is None for c in task["Catch"])
+    name, recorder = lost_recorder(sequential, "test")
+    assert name == "test:WorkerLost"
+    # The step is recorded failed (its own item); the run goes on, so nothing names a run error.
+    assert_records_the_step_lost(recorder, "test")
     assert recorder["Next"] == "report"
-    # The step is recorded failed; the run is not.
-    assert recorder["Parameters"]["UpdateExpression"] == (
-        "SET #steps.#step.#status = :failed, #steps.#step.#error = :error, #steps.#step.#ended_at = :now"
-    )
+    assert not {"test:WorkerLost?", "test:WorkerLost!"} & set(sequential["States"])
 
 
 def test_last_step_that_continues_catches_to_run_succeeded():
@@ -525,10 +591,12 @@ def test_failing_step_in_a_branch_fails_the_branch(fan_out):
     web = parallel_after(fan_out, "prepare")["Branches"][0]["States"]
     # No catch-all inside the branch: the error leaves it for the Parallel's Catch.
     assert all(c["ErrorEquals"] != ["States.ALL"] for c in web["web"]["Catch"])
-    _, recorder = lost_recorder(fan_out, "web")
-    end = web[recorder["Next"]]
-    assert end["Type"] == "Fail"
-    assert end["Error"] == "WorkerLost"
+    name, recorder = lost_recorder(fan_out, "web")
+    assert (name, catcher(web["web"], LOST_ERRORS)["ResultPath"]) == ("web:WorkerLost", "$.error")
+    assert_records_the_step_lost(recorder, "web")
+    # Leaves the branch with the error; the top-level Parallel's Catch records the run's failure.
+    assert recorder["Next"] == "web:WorkerLost!"
+    assert web["web:WorkerLost!"] == {"Type": "Fail", "Error": "WorkerLost", "Cause": lost_cause("web")}
 
 
 def test_continuing_step_at_the_end_of_a_branch_ends_the_branch(fan_out):
@@ -583,7 +651,7 @@ def random_workflow(rng: random.Random) -> tuple[str, int]:
 
 
 def test_random_dags_compile_to_one_task_per_step_with_valid_transitions():
-    rng = random.Random(99)
+    rng = random.Random(99)  # noqa: S311 - seeded on purpose: the same DAGs every run
     for _ in range(100):
         text, size = random_workflow(rng)
         asl = compiled(text)
