@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,8 @@ def up(
         errors.print(f"[red]error:[/red] --demo runs {DEMO_WORKFLOW!r}, which {workflows} does not define")
         raise typer.Exit(2)
     code = 0
+    # `kill` or a supervisor's stop: shut down as on Ctrl-C, stopping the emulator and workers.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with console.status("Starting the local stack…"):
             stack.start()

@@ -75,6 +75,12 @@ def _speed_up_routing() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
+def _stop_with_parent(parent_pid: int, stopped: threading.Event) -> None:
+    while os.getppid() == parent_pid and not stopped.wait(1.0):
+        pass
+    stopped.set()
+
+
 def serve(host: str, port: int) -> None:
     # The executor calls SQS and DynamoDB at localhost:$MOTO_PORT: it must be this server.
     os.environ["MOTO_PORT"] = str(port)
@@ -93,6 +99,8 @@ def serve(host: str, port: int) -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    if parent := os.environ.get("FLOWDECK_EXIT_WITH_PARENT"):
+        threading.Thread(target=_stop_with_parent, args=(int(parent), stopped), daemon=True).start()
     print(f"emulator ready on {host}:{port}", flush=True)
     stopped.wait()
     server.stop()

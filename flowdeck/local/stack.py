@@ -143,6 +143,8 @@ class LocalStack:
 
     def _spawn(self, args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = self._log(name)
+        # Children leave when this process is gone, however it ended (kill -9 included).
+        env = env | {"FLOWDECK_EXIT_WITH_PARENT": str(os.getpid())}
         process = subprocess.Popen(  # noqa: S603 - our own modules, by the current interpreter
             [sys.executable, "-m", *args], stdout=log, stderr=log, env=env, stdin=subprocess.DEVNULL
         )

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +36,8 @@ from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.worker")
 
+# Set by the local stack: the worker exits when that process is gone.
+EXIT_WITH_PARENT_ENV = "FLOWDECK_EXIT_WITH_PARENT"
 # Errors Step Functions answers when the task is gone: the run was stopped or a sibling failed.
 TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 CAUSE_LIMIT = 32_000
@@ -316,8 +320,22 @@ class Worker:
             )
 
 
+def exit_with_parent(parent_pid: int, every: float = 1.0) -> None:
+    """Leave when the process that started us is gone (the local stack), never lingering alone."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every)
+        log.warning("parent %s is gone; exiting", parent_pid)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    if parent := os.environ.get(EXIT_WITH_PARENT_ENV):
+        exit_with_parent(int(parent))
     worker = Worker(get_settings())
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
     signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
