@@ -17,6 +17,9 @@ class Settings(BaseSettings):
 
     runs_table: str = constants.RUNS_TABLE
     steps_queue_url: str = ""
+    logs_table: str = constants.LOGS_TABLE
+    connections_table: str = constants.CONNECTIONS_TABLE
+    websocket_endpoint: str = ""
     artifacts_bucket: str = constants.ARTIFACTS_BUCKET
     state_machine_arn_prefix: str = (
         f"arn:aws:states:us-east-1:123456789012:stateMachine:{constants.STATE_MACHINE_PREFIX}"

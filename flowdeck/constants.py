@@ -9,6 +9,8 @@ STEPS_QUEUE: Final = "flowdeck-steps"
 STEPS_DLQ: Final = "flowdeck-steps-dlq"
 ARTIFACTS_BUCKET: Final = "flowdeck-artifacts"
 STATE_MACHINE_PREFIX: Final = "flowdeck-"
+LOGS_TABLE: Final = "flowdeck-logs"
+CONNECTIONS_TABLE: Final = "flowdeck-connections"
 
 # Environment variables: config flows CDK -> env var -> flowdeck.config.Settings.
 ENV_RUNS_TABLE: Final = "FLOWDECK_RUNS_TABLE"
@@ -17,6 +19,11 @@ ENV_ARTIFACTS_BUCKET: Final = "FLOWDECK_ARTIFACTS_BUCKET"
 ENV_STATE_MACHINE_ARN_PREFIX: Final = "FLOWDECK_STATE_MACHINE_ARN_PREFIX"
 ENV_WORKFLOWS_DIR: Final = "FLOWDECK_WORKFLOWS_DIR"
 ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
+ENV_LOGS_TABLE: Final = "FLOWDECK_LOGS_TABLE"
+ENV_CONNECTIONS_TABLE: Final = "FLOWDECK_CONNECTIONS_TABLE"
+# The API Gateway management endpoint the fan-out posts to (https://{api}.execute-api.../{stage});
+# locally the local HTTP server answers the same @connections API.
+ENV_WEBSOCKET_ENDPOINT: Final = "FLOWDECK_WEBSOCKET_ENDPOINT"
 
 # Placeholders in compiled ASL, substituted by CDK (definition_substitutions) or the local stack.
 ASL_RUNS_TABLE: Final = "RunsTableName"

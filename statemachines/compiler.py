@@ -248,6 +248,8 @@ class _Compiler:
                     "step": step.id,
                     "retry_count.$": "$$.State.RetryCount",
                     "heartbeat_seconds": heartbeat,
+                    # Logs and artifacts of this run expire with the workflow's retention.
+                    "retention_hours": self.definition.runtime_config.retention_hours,
                     "inputs.$": _inputs_expression(),
                     "spec": step_spec(step),
                 },

@@ -18,7 +18,11 @@ import boto3
 from flowdeck import constants
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
-from flowdeck.stores.schema import create_table_kwargs
+from flowdeck.stores.schema import (
+    create_connections_table_kwargs,
+    create_logs_table_kwargs,
+    create_table_kwargs,
+)
 from statemachines import compile_workflow, render_definition
 
 REGION = "us-east-1"
@@ -160,6 +164,8 @@ class LocalStack:
         """Create what the CDK app creates on AWS, under the same names, from the same ASL."""
         ddb, sqs, s3, sfn = (self.client(s) for s in ("dynamodb", "sqs", "s3", "stepfunctions"))
         ddb.create_table(**create_table_kwargs(constants.RUNS_TABLE))
+        ddb.create_table(**create_logs_table_kwargs(constants.LOGS_TABLE))
+        ddb.create_table(**create_connections_table_kwargs(constants.CONNECTIONS_TABLE))
         dlq_url = sqs.create_queue(QueueName=constants.STEPS_DLQ)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -190,6 +196,9 @@ class LocalStack:
             "AWS_REGION": REGION,
             constants.ENV_AWS_ENDPOINT_URL: self.endpoint_url,
             constants.ENV_RUNS_TABLE: constants.RUNS_TABLE,
+            constants.ENV_LOGS_TABLE: constants.LOGS_TABLE,
+            constants.ENV_CONNECTIONS_TABLE: constants.CONNECTIONS_TABLE,
+            constants.ENV_WEBSOCKET_ENDPOINT: f"http://127.0.0.1:{self.port}",
             constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
             constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
             constants.ENV_STATE_MACHINE_ARN_PREFIX: (

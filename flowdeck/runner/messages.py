@@ -32,6 +32,7 @@ class StepMessage(BaseModel):
     step: str
     retry_count: int = 0
     heartbeat_seconds: int = 30
+    retention_hours: int = 24
     inputs: dict[str, Any] = Field(default_factory=dict)
     spec: StepSpec
 

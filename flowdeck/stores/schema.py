@@ -16,6 +16,48 @@ GLOBAL_INDEXES: Final = {
 }
 
 
+# Logs table: pk run_id (S), sk seq (N): one item per batch of lines, in commit order per run.
+LOG_KEY_ATTRIBUTES: Final = {"run_id": "S", "seq": "N"}
+# Connections table: pk connection_id (S); index by the run a connection watches.
+CONNECTIONS_BY_RUN_INDEX: Final = "by-run"
+CONNECTION_KEY_ATTRIBUTES: Final = {"connection_id": "S", "run_id": "S"}
+
+
+def create_logs_table_kwargs(table_name: str) -> dict[str, object]:
+    """CreateTable arguments for the logs table (streams on: the fan-out reads new batches)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": "run_id", "KeyType": "HASH"},
+            {"AttributeName": "seq", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in LOG_KEY_ATTRIBUTES.items()
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    }
+
+
+def create_connections_table_kwargs(table_name: str) -> dict[str, object]:
+    """CreateTable arguments for the WebSocket connections table."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "connection_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in CONNECTION_KEY_ATTRIBUTES.items()
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": CONNECTIONS_BY_RUN_INDEX,
+                "KeySchema": [{"AttributeName": "run_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
 def create_table_kwargs(table_name: str) -> dict[str, object]:
     """Arguments for DynamoDB CreateTable (the local stack and integration tests)."""
     return {
