@@ -8,11 +8,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from flowdeck.definition import models
 from flowdeck.definition.checks import graph_problems
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import InvalidDefinition
 
 Loc = tuple[str | int, ...]
+
+PATTERN_HELP = {
+    models.WORKFLOW_NAME_PATTERN: "use 1-64 lowercase letters, digits and -",
+    models.STEP_ID_PATTERN: "use 1-64 lowercase letters, digits, _ and -",
+    models.INPUT_NAME_PATTERN: "an input name is a letter or _ then letters, digits and _ (at most 64)",
+    models.ENV_NAME_PATTERN: "an environment variable name is a letter or _ then letters, digits and _",
+}
 
 
 class _LineMap:
@@ -67,6 +75,9 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
             message = "unknown field"
         elif item["type"] == "missing":
             message = "required field is missing"
+        elif item["type"] == "string_pattern_mismatch":
+            pattern = (item.get("ctx") or {}).get("pattern", "")
+            message = f"{item['input']!r} is not valid: {PATTERN_HELP.get(pattern, 'must match ' + pattern)}"
         problems.append((loc, message))
     return problems
 

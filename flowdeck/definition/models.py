@@ -11,6 +11,12 @@ from flowdeck.definition.durations import parse_duration
 Seconds = Annotated[int, BeforeValidator(parse_duration)]
 
 WORKFLOW_NAME_PATTERN = r"^[a-z0-9-]{1,64}$"
+# Input and environment names also end up as keys in the compiled ASL, where a key ending in
+# ".$" would be read as a path: identifiers only.
+INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+InputName = Annotated[str, Field(pattern=INPUT_NAME_PATTERN)]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 STEP_ID_PATTERN = r"^[a-z0-9_-]{1,64}$"
 
 # Fargate's valid CPU units and, for each, the memory (MiB) it accepts (256 takes no 1536).
@@ -167,8 +173,8 @@ class Step(_Model):
     notify: Notify | None = None
     image: str | None = None
     resources: Resources = Field(default_factory=Resources)
-    env: dict[str, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
-    timeout: Seconds | None = None
+    env: dict[EnvName, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
+    timeout: Annotated[Seconds, Field(gt=0)] | None = None
     retries: Retries = Field(default_factory=Retries)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     on_failure: Literal["fail", "pause", "continue"] = "fail"
@@ -195,7 +201,7 @@ class Step(_Model):
 class WorkflowDefinition(_Model):
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN)
     description: str = ""
-    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    inputs: dict[InputName, InputSpec] = Field(default_factory=dict)
     triggers: list[Trigger] = Field(default_factory=list)
     runtime_config: RuntimeConfig = Field(default_factory=RuntimeConfig)
     steps: list[Step] = Field(min_length=1)

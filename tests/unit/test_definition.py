@@ -13,6 +13,10 @@ from flowdeck.errors import InvalidDefinition
 DURATION_HINT = "is not a duration: use e.g. 30s, 15m, 2h or 1h30m"
 
 
+NAME_HELP = "use 1-64 lowercase letters, digits and -"
+STEP_ID_HELP = "use 1-64 lowercase letters, digits, _ and -"
+
+
 def yaml_text(text: str) -> str:
     """Dedent a test's YAML so that its first line is line 1 of the file."""
     return textwrap.dedent(text).lstrip("\n")
@@ -98,7 +102,7 @@ def test_name_outside_the_pattern_is_refused(name):
         steps: [{{id: a, run: echo}}]
         """
     )
-    assert problems == ["wf.yaml:2: name: String should match pattern '^[a-z0-9-]{1,64}$'"]
+    assert problems == [f"wf.yaml:2: name: {str(name).strip(chr(39))!r} is not valid: {NAME_HELP}"]
 
 
 @pytest.mark.parametrize("name", ["a", "prod-deploy-2", "x" * 64])
@@ -134,7 +138,7 @@ def test_step_id_outside_the_pattern_is_refused(step_id):
             id: "{step_id}"
         """
     )
-    assert problems == ["wf.yaml:4: steps[0].id: String should match pattern '^[a-z0-9_-]{1,64}$'"]
+    assert problems == [f"wf.yaml:4: steps[0].id: {step_id!r} is not valid: {STEP_ID_HELP}"]
 
 
 # -- unknown and duplicate keys -------------------------------------------------------------------
@@ -761,7 +765,7 @@ def test_several_field_problems_are_reported_together():
     )
     assert sorted(problems) == sorted(
         [
-            "wf.yaml:1: name: String should match pattern '^[a-z0-9-]{1,64}$'",
+            f"wf.yaml:1: name: 'Build' is not valid: {NAME_HELP}",
             f"wf.yaml:5: steps[0].timeout: '5x' {DURATION_HINT}",
             "wf.yaml:6: steps[0].retries.max: Input should be less than or equal to 10",
             "wf.yaml:9: steps[1].resources: cpu 300 is not a Fargate size: "
@@ -869,7 +873,7 @@ def test_load_workflows_reports_the_problems_of_every_file(tmp_path):
     with pytest.raises(InvalidDefinition) as caught:
         load_workflows(tmp_path)
     assert caught.value.problems == [
-        f"{tmp_path / 'a.yaml'}:1: name: String should match pattern '^[a-z0-9-]{{1,64}}$'",
+        f"{tmp_path / 'a.yaml'}:1: name: 'A' is not valid: {NAME_HELP}",
         f"{tmp_path / 'b.yaml'}:2: steps[0].timeout: '5x' {DURATION_HINT}",
     ]
 
@@ -1019,3 +1023,30 @@ def test_definition_is_frozen():
     definition = parse("name: x\nsteps: [{id: a, run: echo}]\n")
     with pytest.raises(ValueError, match="frozen"):
         definition.steps[0].run = "rm -rf /"  # type: ignore[misc]
+
+
+# -- names that end up as keys in the compiled ASL --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bad.$", "has-dash", "1st", "a b"])
+def test_input_name_must_be_an_identifier(name):
+    problems = problems_of(f'name: x\ninputs:\n  "{name}": {{type: string}}\nsteps: [{{id: a, run: echo}}]\n')
+    assert problems == [
+        f"wf.yaml:3: inputs.{name}: {name!r} is not valid: "
+        "an input name is a letter or _ then letters, digits and _ (at most 64)"
+    ]
+
+
+@pytest.mark.parametrize("name", ["A-B", "PATH.$", "9X"])
+def test_env_name_must_be_an_identifier(name):
+    problems = problems_of(f'name: x\nsteps:\n  - id: a\n    run: echo\n    env: {{"{name}": "1"}}\n')
+    assert problems == [
+        f"wf.yaml:5: steps[0].env.{name}: {name!r} is not valid: "
+        "an environment variable name is a letter or _ then letters, digits and _"
+    ]
+
+
+@pytest.mark.parametrize("timeout", ["0s", "0"])
+def test_zero_timeout_is_refused(timeout):
+    problems = problems_of(f"name: x\nsteps: [{{id: a, run: echo, timeout: {timeout}}}]\n")
+    assert problems == ["wf.yaml:2: steps[0].timeout: Input should be greater than 0"]
