@@ -6,9 +6,8 @@ the split is conservative: a step may wait for an unrelated sibling, never run b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-Unit = "str | Parallel"
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,8 @@ class Parallel:
     branches: tuple[tuple[str | Parallel, ...], ...]
 
 
-def _components(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]:
+def _linked_groups(nodes: list[str], links: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Connected groups of `nodes` under `links` (union-find), each in definition order."""
     parent = {n: n for n in nodes}
 
     def find(n: str) -> str:
@@ -27,14 +27,18 @@ def _components(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]
             n = parent[n]
         return n
 
-    for node in nodes:
-        for dep in deps[node]:
-            if dep in parent:
-                parent[find(node)] = find(dep)
+    for first, second in links:
+        parent[find(first)] = find(second)
     groups: dict[str, list[str]] = {}
-    for node in nodes:  # keeps definition order inside and across components
+    for node in nodes:  # keeps definition order inside and across groups
         groups.setdefault(find(node), []).append(node)
     return list(groups.values())
+
+
+def _components(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]:
+    """Steps connected by needs (in either direction) within `nodes`."""
+    inside = set(nodes)
+    return _linked_groups(nodes, ((node, dep) for node in nodes for dep in deps[node] if dep in inside))
 
 
 def _descendants(start: str, nodes: list[str], deps: dict[str, list[str]]) -> set[str]:
@@ -72,22 +76,14 @@ def _series_groups(nodes: list[str], deps: dict[str, list[str]]) -> list[list[st
             ancestors[node] = found
         return ancestors[node]
 
-    parent = {n: n for n in nodes}
-
-    def find(n: str) -> str:
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for i, first in enumerate(nodes):
-        for second in nodes[i + 1 :]:
-            if first not in ancestors_of(second) and second not in ancestors_of(first):
-                parent[find(first)] = find(second)
-    groups: dict[str, list[str]] = {}
-    for node in nodes:
-        groups.setdefault(find(node), []).append(node)
-    return sorted(groups.values(), key=lambda group: min(len(ancestors_of(n)) for n in group))
+    unordered = (
+        (first, second)
+        for i, first in enumerate(nodes)
+        for second in nodes[i + 1 :]
+        if first not in ancestors_of(second) and second not in ancestors_of(first)
+    )
+    groups = _linked_groups(nodes, unordered)
+    return sorted(groups, key=lambda group: min(len(ancestors_of(n)) for n in group))
 
 
 def _sequence(nodes: list[str], deps: dict[str, list[str]], order: dict[str, int]) -> list[str | Parallel]:
