@@ -51,3 +51,22 @@ class Conflict(FlowdeckError):
 class NotAllowed(FlowdeckError):
     code = "NotAllowed"
     status = 403
+
+
+class ArtifactNotFound(FlowdeckError):
+    code = "ArtifactNotFound"
+    status = 404
+
+
+class ArtifactExpired(FlowdeckError):
+    """Past the workflow's retention: gone for the API even before S3's lifecycle deletes it."""
+
+    code = "ArtifactExpired"
+    status = 410
+
+
+class NotText(FlowdeckError):
+    """A preview was asked of a binary artifact (422: the request is understood, the file is not text)."""
+
+    code = "NotText"
+    status = 422

@@ -200,6 +200,8 @@ class RunService:
             "exit_code": item.get("exit_code"),
             "process_seconds": item.get("process_seconds"),
             "outputs": outputs,
+            "artifacts": item.get("artifacts", []),
+            "artifact_warnings": item.get("artifact_warnings", []),
             "attempts": attempts,
         }
 

@@ -24,11 +24,14 @@ from flowdeck.errors import FlowdeckError
 from lambdas.deps import run_service
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
-from lambdas.routes import runs, workflows
+from lambdas.routes import artifacts, runs, workflows
+from lambdas.routes import logs as log_routes
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(workflows.router)
 app.include_router(runs.router)
+app.include_router(artifacts.router)
+app.include_router(log_routes.router)
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

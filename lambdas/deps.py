@@ -7,12 +7,17 @@ from functools import lru_cache
 from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from flowdeck import aws
+from flowdeck.artifact_service import ArtifactService
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
 from flowdeck.constants import USER_HEADER
 from flowdeck.errors import BadRequest
+from flowdeck.logs_service import LogService
 from flowdeck.service import RunService
+from flowdeck.stores.artifacts import ArtifactStore
 from flowdeck.stores.executions import Executions
+from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
 
 ANONYMOUS = "anonymous"
@@ -25,9 +30,36 @@ def run_service() -> RunService:
     settings = get_settings()
     return RunService(
         Catalog.from_dir(settings.workflows_dir),
-        RunStore(settings.runs_table),
+        RunStore(settings.runs_table, artifacts=ArtifactStore(settings.artifacts_bucket)),
         Executions(settings.state_machine_arn_prefix),
     )
+
+
+_artifact_services: list[tuple[object, ArtifactService]] = []
+
+
+def artifact_service() -> ArtifactService:
+    """The artifact use cases over the configured table and bucket, rebuilt when the settings are."""
+    settings = get_settings()
+    # Keyed by the settings object: whoever re-reads the settings (tests, the local stack) gets fresh clients.
+    if not _artifact_services or _artifact_services[0][0] is not settings:
+        store = ArtifactStore(settings.artifacts_bucket)
+        service = ArtifactService(RunStore(settings.runs_table, artifacts=store), store)
+        _artifact_services[:] = [(settings, service)]
+    return _artifact_services[0][1]
+
+
+_log_services: list[tuple[object, LogService]] = []
+
+
+def log_service() -> LogService:
+    """The log use cases over the configured logs and runs tables, rebuilt when the settings are."""
+    settings = get_settings()
+    if not _log_services or _log_services[0][0] is not settings:
+        client = aws.client("dynamodb", settings)
+        service = LogService(LogStore(settings.logs_table, client), RunStore(settings.runs_table, client))
+        _log_services[:] = [(settings, service)]
+    return _log_services[0][1]
 
 
 def caller(request: Request) -> str:

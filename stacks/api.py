@@ -15,6 +15,7 @@ from constructs import Construct
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_WORKFLOWS_DIR,
@@ -59,12 +60,16 @@ class RunsApi(Construct):
         table: dynamodb.ITable,
         artifacts: ArtifactStore,
         workflow_names: Sequence[str],
+        logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "HandlerLogs", retention=LOG_RETENTION)
         self.role = self._build_role()
         self.function = self._build_function(table, artifacts)
         self._grant(table, artifacts, workflow_names)
+        # GET /runs/{id}/logs reads the logs table (Query); the workers write it.
+        self.function.add_environment(ENV_LOGS_TABLE, logs_table.table_name)
+        logs_table.grant_read_data(self.role)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
         self.api = self._build_api()
         self._suppress_findings()
@@ -116,8 +121,9 @@ class RunsApi(Construct):
 
     def _grant(self, table: dynamodb.ITable, artifacts: ArtifactStore, workflow_names: Sequence[str]) -> None:
         table.grant_read_write_data(self.role)
-        # Artifact endpoints list objects and sign GET URLs; the handler never writes artifacts.
-        artifacts.grant_artifacts_read(self.role)
+        # Artifact endpoints sign GET URLs and build ZIPs of a run's artifacts in the bucket (multipart
+        # put under runs/<wf>/<run>/.flowdeck/zips/); they never delete.
+        artifacts.grant_artifacts_read_write(self.role)
         if workflow_names:
             # ARNs built from the fixed names rather than imported from the workflows stack, so
             # removing a workflow never blocks on an export that this stack still uses.
@@ -220,8 +226,8 @@ class RunsApi(Construct):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Object-level S3 actions must name objects; read-only and scoped to the runs/ "
-                    "prefix of the artifacts bucket.",
+                    reason="Object-level S3 actions must name objects; get/put (ZIPs built from a run's "
+                    "artifacts), no delete, scoped to the runs/ prefix of the artifacts bucket.",
                     applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
                 ),
             ],
@@ -276,8 +282,14 @@ class ApiStack(Stack):
         table: dynamodb.ITable,
         artifacts: ArtifactStore,
         workflow_names: Sequence[str],
+        logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck API: REST API with IAM authorization")
         self.runs_api = RunsApi(
-            self, "RunsApi", table=table, artifacts=artifacts, workflow_names=workflow_names
+            self,
+            "RunsApi",
+            table=table,
+            artifacts=artifacts,
+            workflow_names=workflow_names,
+            logs_table=logs_table,
         )

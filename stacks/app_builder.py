@@ -12,12 +12,14 @@ from flowdeck.definition import load_workflows
 from stacks.api import ApiStack
 from stacks.compute import ComputeStack
 from stacks.data import DataStack
+from stacks.live import LiveStack
 from stacks.workflows import WorkflowsStack
 
 DATA_STACK: Final = "FlowdeckData"
 COMPUTE_STACK: Final = "FlowdeckCompute"
 WORKFLOWS_STACK: Final = "FlowdeckWorkflows"
 API_STACK: Final = "FlowdeckApi"
+LIVE_STACK: Final = "FlowdeckLive"
 
 # Set here rather than in cdk.json so `cdk synth`, `python app.py` and the tests build the same
 # templates: a plain cdk.App() never reads cdk.json.
@@ -41,7 +43,9 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         app.node.set_context(flag, value)
 
     data = DataStack(app, DATA_STACK, definitions=definitions)
-    compute = ComputeStack(app, COMPUTE_STACK, table=data.run_store.table, artifacts=data.artifacts)
+    compute = ComputeStack(
+        app, COMPUTE_STACK, table=data.run_store.table, artifacts=data.artifacts, logs_table=data.logs_table
+    )
     workflows = WorkflowsStack(
         app, WORKFLOWS_STACK, definitions=definitions, table=data.run_store.table, queue=compute.workers.queue
     )
@@ -51,9 +55,13 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         table=data.run_store.table,
         artifacts=data.artifacts,
         workflow_names=sorted(definitions),
+        logs_table=data.logs_table,
     )
     # The API starts executions of state machines it names by ARN, not by reference: deploy them first.
     api.add_stack_dependency(workflows)
+    live = LiveStack(app, LIVE_STACK, runs_table=data.run_store.table, logs_table=data.logs_table)
+    # The WebSocket stage's execution logs use the account's API Gateway CloudWatch role (set by the API).
+    live.add_dependency(api)
 
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app

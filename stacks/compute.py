@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
+from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
 from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
 from stacks.data import ArtifactStore
 
@@ -44,6 +44,7 @@ class StepWorkers(Construct):
         *,
         table: dynamodb.ITable,
         artifacts: ArtifactStore,
+        logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue, self.queue = self._build_queues()
@@ -53,6 +54,7 @@ class StepWorkers(Construct):
         )
         self.log_group = logs.LogGroup(self, "WorkerLogs", retention=LOG_RETENTION)
         self.task_definition, self.container = self._build_task_definition(table, artifacts)
+        self._grant_logs(logs_table)
         self.security_group = self._build_security_group()
         self.service = self._build_service()
         self.scaling = self._build_scaling()
@@ -237,6 +239,11 @@ class StepWorkers(Construct):
             apply_to_children=True,
         )
 
+    def _grant_logs(self, logs_table: dynamodb.ITable) -> None:
+        # PutItem for new batches; Query (consistent) to find a run's last seq after a conflict.
+        self.container.add_environment(ENV_LOGS_TABLE, logs_table.table_name)
+        logs_table.grant_read_write_data(self.task_definition.task_role)
+
 
 class ComputeStack(Stack):
     """Workers and the queue that dispatches steps to them."""
@@ -248,6 +255,9 @@ class ComputeStack(Stack):
         *,
         table: dynamodb.ITable,
         artifacts: ArtifactStore,
+        logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck compute: steps queue and Fargate workers")
-        self.workers = StepWorkers(self, "StepWorkers", table=table, artifacts=artifacts)
+        self.workers = StepWorkers(
+            self, "StepWorkers", table=table, artifacts=artifacts, logs_table=logs_table
+        )

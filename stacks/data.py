@@ -14,6 +14,7 @@ from constructs import Construct
 
 from flowdeck.constants import ARTIFACT_KEY_PREFIX, PK, SK, TTL_ATTRIBUTE
 from flowdeck.definition import WorkflowDefinition
+from flowdeck.stores.schema import LOG_KEY_ATTRIBUTES
 
 ACCESS_LOGS_RETENTION_DAYS = 90
 ABORT_INCOMPLETE_UPLOADS_DAYS = 1
@@ -50,6 +51,33 @@ class RunStore(Construct):
             time_to_live_attribute=TTL_ATTRIBUTE,
             # The fan-out handler (WebSocket push) needs both images to tell what changed.
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+
+class LogStore(Construct):
+    """The logs table: one item per batch of step output (run_id, seq), TTL-expired, streamed (live view)."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = self._build_table()
+
+    def _build_table(self) -> dynamodb.Table:
+        (pk, _), (sk, _) = LOG_KEY_ATTRIBUTES.items()
+        return dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=pk, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sk, type=dynamodb.AttributeType.NUMBER),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Each batch carries expires_at = its write time + the workflow's retention.
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            # Batches are written once and never changed: the live view's fan-out needs new images only.
+            stream=dynamodb.StreamViewType.NEW_IMAGE,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
@@ -161,6 +189,8 @@ class DataStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck data: runs table and artifacts bucket")
         self.run_store = RunStore(self, "RunStore")
+        self.log_store = LogStore(self, "LogStore")
+        self.logs_table = self.log_store.table
         self.artifacts = ArtifactStore(
             self,
             "ArtifactStore",

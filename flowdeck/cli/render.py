@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -212,8 +213,37 @@ def wait_for_run(
         time.sleep(poll_seconds or POLL_SECONDS)
 
 
+def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[str, Any]:
+    """follow_run on the WebSocket: steps update and lines print as they happen (raises LiveUnavailable)."""
+    from flowdeck.cli.live import LiveFeed, follow, ws_url
+    from flowdeck.cli.logs import print_lines
+
+    feed = LiveFeed(ws_url(client.base_url), run_id, user=client.http.headers.get("X-Flowdeck-User"))
+    run: dict[str, Any] = {"run_id": run_id, "steps": []}
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
+
+        def on_change(current: dict[str, Any]) -> None:
+            if "trigger" not in current:  # first sign of the run: take its full view (plan, trigger)
+                with contextlib.suppress(ApiError):
+                    seen = {k: v for k, v in current.items() if k != "steps"}
+                    current.update(client.get_run(run_id) | seen)
+            live.update(run_view(current, live=True))
+
+        live.update(Text(f"waiting for run {run_id} to start…", "dim"))
+        follow(feed, run, on_change, lambda lines: print_lines(lines, live.console))
+    final = client.get_run(run_id)
+    console.print(run_view(final))
+    return final
+
+
 def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, Any]:
     """Show the run's steps live until it finishes, then print its summary; returns the final run."""
+    from flowdeck.cli.live import LiveUnavailable
+
+    try:
+        return follow_run_live(client, run_id, console)
+    except LiveUnavailable:
+        pass  # no WebSocket endpoint (an older stack, or AWS without FLOWDECK_WS_URL): poll instead
 
     def show(run: dict[str, Any] | None) -> None:
         live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))

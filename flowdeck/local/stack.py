@@ -11,13 +11,14 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import boto3
 
 from flowdeck import constants
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
+from flowdeck.local.sweeper import ArtifactSweeper
 from flowdeck.stores.schema import (
     create_connections_table_kwargs,
     create_logs_table_kwargs,
@@ -71,6 +72,8 @@ class LocalStack:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
         self.api: Any = None
+        self.streams: Any = None
+        self.gateway: Any = None
         self.env: dict[str, str] = {}
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
@@ -86,7 +89,7 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         return boto3.client(
-            service,
+            cast(Any, service),  # boto3-stubs types clients per literal service name
             region_name=REGION,
             endpoint_url=self.endpoint_url,
             aws_access_key_id="local",
@@ -104,6 +107,7 @@ class LocalStack:
                 self._start_worker(index)
             self._supervisor = threading.Thread(target=self._supervise_workers, daemon=True)
             self._supervisor.start()
+            ArtifactSweeper.over(self.client("s3"), self.catalog, self._stopping).start()
             self._start_api()
         except BaseException:
             self.stop()
@@ -114,9 +118,15 @@ class LocalStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
+        if self.streams is not None:
+            self.streams.stop()
+            self.streams = None
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.gateway is not None:
+            self.gateway.close()
+            self.gateway = None
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
@@ -232,5 +242,28 @@ class LocalStack:
         from lambdas import api, deps
 
         deps.run_service.cache_clear()  # built on first request, from the settings set above
-        self.api = ApiServer(api.lambda_handler, port=self.port)
+        self.api = ApiServer(api.lambda_handler, port=self.port, routes=self._live_routes())
         self.api.start()
+        self._start_streams()
+
+    def _live_routes(self) -> list[Any]:
+        """`/ws` and `@connections` for the WebSocket handler (SPEC §4)."""
+        from flowdeck.local.websocket import WebSocketGateway
+        from lambdas import live_deps, ws
+
+        live_deps.live_service.cache_clear()
+        self.gateway = WebSocketGateway(ws.lambda_handler)
+        return self.gateway.routes()
+
+    def _start_streams(self) -> None:
+        """Feed the runs and logs tables' streams to the fan-out handler, as Lambda does on AWS."""
+        from flowdeck.local.streams import StreamPoller
+        from lambdas import fanout
+
+        self.streams = StreamPoller(
+            fanout.lambda_handler,
+            [constants.RUNS_TABLE, constants.LOGS_TABLE],
+            self.client("dynamodb"),
+            self.client("dynamodbstreams"),
+        )
+        self.streams.start()

@@ -52,3 +52,6 @@ class StepResult(BaseModel):
     started_at: str
     ended_at: str
     process_seconds: float = 0.0
+    # Uploaded artifacts ({path, size, content_type, sha256, key, expires_at}) and what did not match.
+    artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    artifact_warnings: list[str] = Field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -15,15 +16,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
+from flowdeck.runner.logs import LineSplitter
 from flowdeck.runner.messages import StepMessage
 
 LineSink = Callable[[str, str], None]
 """Receives (stream, text) for every line a step prints; stream is "stdout" or "stderr"."""
 
+
+@runtime_checkable
+class ChunkSink(Protocol):
+    """Takes each pipe read whole (many lines), so the pump does no per-line work (the LogWriter)."""
+
+    def feed(self, stream: str, chunk: bytes) -> None: ...
+
+
+# One pipe read: the pump costs one call per read, not per line, so it keeps up with any step.
+READ_CHUNK = 1024 * 1024
+# A step only waits on its output when the pipe is full: with 1 MiB pipes (Linux's cap for
+# unprivileged processes; 64 KiB by default) it runs on while a pump waits for the interpreter lock.
+PIPE_BYTES = 1024 * 1024
+# The end of each stream kept for the failure cause (its last TAIL_LINES lines).
+TAIL_BYTES = 16 * 1024
+
 KILL_GRACE_SECONDS = 5.0
 TAIL_LINES = 20
+# Earlier outputs larger than this reach a step as FLOWDECK_STEP_<ID>_OUTPUTS_FILE only.
+MAX_ENV_OUTPUTS = 64 * 1024
 # The worker's own configuration is not the step's business.
 _PRIVATE_ENV_PREFIXES = ("FLOWDECK_",)
 
@@ -61,25 +81,83 @@ def step_environment(
         "FLOWDECK_OUTPUTS": str(scratch / "outputs.json"),
         "FLOWDECK_USAGE": str(scratch / "usage.jsonl"),
         "FLOWDECK_ARTIFACTS_DIR": str(scratch / "artifacts"),
+        "FLOWDECK_WORK_DIR": str(scratch / "work"),
     }
     for step_id, outputs in earlier.items():
-        env[f"FLOWDECK_STEP_{_env_name(step_id)}_OUTPUTS"] = json.dumps(outputs)
+        name = f"FLOWDECK_STEP_{_env_name(step_id)}_OUTPUTS"
+        text = json.dumps(outputs)
+        # Also as a file: Linux refuses one environment string over 128 KiB (large outputs).
+        path = scratch / "steps" / f"{step_id}.outputs.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        env[name + "_FILE"] = str(path)
+        if len(text) <= MAX_ENV_OUTPUTS:
+            env[name] = text
     return env
 
 
-def prepare_scratch(root: Path, message: StepMessage) -> Path:
+def prepare_scratch(root: Path, message: StepMessage, workspace: Path | None = None) -> Path:
+    """The attempt's own folder: artifacts/ (downloads land here) and work/ (its cwd, see link_workspace)."""
     scratch = root / message.run_id / message.step / str(message.attempt)
     if scratch.exists():
         shutil.rmtree(scratch)
     (scratch / "artifacts").mkdir(parents=True)
+    (scratch / "work").mkdir()
+    if workspace is not None:
+        link_workspace(workspace, scratch / "work", root)
     return scratch
 
 
-def _pump(pipe: IO[bytes], stream: str, sink: LineSink, tail: deque[str]) -> None:
-    for raw in iter(pipe.readline, b""):
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        tail.append(text)
-        sink(stream, text)
+def link_workspace(workspace: Path, work: Path, scratch_root: Path) -> None:
+    """Link the workspace's top-level entries into `work`, so `./scripts/x.sh` resolves there too.
+
+    Each attempt writes its products in its own folder; the workspace itself stays shared and clean.
+    """
+    if not workspace.is_dir():
+        return
+    scratch_real = scratch_root.resolve()
+    for entry in workspace.iterdir():
+        target = entry.resolve()
+        # Never link the scratch space into itself (a scratch dir kept inside the workspace).
+        if target == scratch_real or target in scratch_real.parents:
+            continue
+        (work / entry.name).symlink_to(target, target_is_directory=target.is_dir())
+
+
+def tail_lines(end: bytes, cut: bool) -> list[str]:
+    """The last lines in `end` (the last bytes of a stream; `cut`: its first line may be partial)."""
+    lines = end.decode("utf-8", errors="backslashreplace").split("\n")
+    if cut:
+        lines = lines[1:]
+    if lines and not lines[-1]:
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines[-TAIL_LINES:]]
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the system's cap
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _pump(pipe: IO[bytes], stream: str, sink: LineSink | ChunkSink, tail: deque[str]) -> None:
+    """Read the pipe in chunks until EOF: to a ChunkSink as they come, else split into lines here."""
+    splitter = None if isinstance(sink, ChunkSink) else LineSplitter()
+    fd = pipe.fileno()
+    end = b""
+    cut = False
+    while chunk := os.read(fd, READ_CHUNK):
+        if splitter is None:
+            sink.feed(stream, chunk)  # type: ignore[union-attr]
+        else:
+            for text, _ in splitter.feed(chunk):
+                sink(stream, text)  # type: ignore[operator]
+        end += chunk
+        if len(end) > TAIL_BYTES:
+            end, cut = end[-TAIL_BYTES:], True
+    if splitter is not None:
+        for text, _ in splitter.finish():
+            sink(stream, text)  # type: ignore[operator]
+    tail.extend(tail_lines(end, cut))
     pipe.close()
 
 
@@ -93,7 +171,7 @@ def run_process(
     env: dict[str, str],
     cwd: Path,
     timeout: float,
-    sink: LineSink,
+    sink: LineSink | ChunkSink,
     stop: threading.Event,
 ) -> ProcessOutcome:
     """Run to completion, timeout or `stop`; the whole process group is ended on the way out."""
@@ -111,6 +189,8 @@ def run_process(
     outcome = ProcessOutcome(exit_code=None, timed_out=False, stopped=False, seconds=0.0)
     if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE was asked for
         raise RuntimeError("the step's output pipes are missing")
+    _widen(process.stdout)
+    _widen(process.stderr)
     pumps = [
         threading.Thread(
             target=_pump, args=(process.stdout, "stdout", sink, outcome.stdout_tail), daemon=True

@@ -23,6 +23,8 @@ from flowdeck import aws
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
 from flowdeck.expressions import evaluate_condition, render_template
+from flowdeck.runner import artifacts as step_artifacts
+from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import StepMessage, StepResult
 from flowdeck.runner.supervisor import (
     LineSink,
@@ -32,28 +34,18 @@ from flowdeck.runner.supervisor import (
     run_process,
     step_environment,
 )
+from flowdeck.stores.artifacts import ArtifactStore, s3_client
+from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.worker")
 
+MESSAGE_VISIBILITY_SECONDS = 5
 # Set by the local stack: the worker exits when that process is gone.
 EXIT_WITH_PARENT_ENV = "FLOWDECK_EXIT_WITH_PARENT"
 # Errors Step Functions answers when the task is gone: the run was stopped or a sibling failed.
 TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 CAUSE_LIMIT = 32_000
-
-
-def stdout_sink(message: StepMessage) -> LineSink:
-    """Every line of the step, as one JSON line on the worker's own output (CloudWatch on AWS)."""
-    lock = threading.Lock()
-
-    def sink(stream: str, text: str) -> None:
-        record = {"run_id": message.run_id, "step": message.step, "stream": stream, "text": text}
-        with lock:
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
-
-    return sink
 
 
 class Heartbeat:
@@ -91,10 +83,20 @@ class Heartbeat:
 class StepRunner:
     """Runs one step message end to end: record, execute, report."""
 
-    def __init__(self, settings: Settings, runs: RunStore, sfn: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runs: RunStore,
+        sfn: Any,
+        artifacts: ArtifactStore | None = None,
+        logs: LogStore | None = None,
+    ) -> None:
         self.settings = settings
         self.runs = runs
         self.sfn = sfn
+        # Where step output goes (the logs table); without one, only a sink handed to handle() sees it.
+        self.logs = logs
+        self.artifacts = artifacts or ArtifactStore(settings.artifacts_bucket, s3_client(settings))
         # Small I/O that can overlap the critical path of a step (reads beside writes).
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
 
@@ -107,8 +109,11 @@ class StepRunner:
             "run": {"id": message.run_id, "workflow": message.workflow, "attempt": message.attempt},
         }
 
-    def handle(self, message: StepMessage, sink: LineSink) -> StepResult | None:
-        """Run the step once; None when this delivery is a duplicate of one already taken."""
+    def handle(self, message: StepMessage, sink: LineSink | None = None) -> StepResult | None:
+        """Run the step once; None when this delivery is a duplicate of one already taken.
+
+        Output goes to `sink` when given, else to the logs table through a LogWriter.
+        """
         started_at = now_iso()
         spec = message.spec
         # Earlier outputs are read while the start is recorded, unless a condition needs them first.
@@ -127,21 +132,34 @@ class StepRunner:
         )
         if started is None:
             return None
-        if condition_error is not None:
-            result = StepResult(
-                status="failed",
-                error="ConditionError",
-                cause=condition_error,
-                started_at=started_at,
-                ended_at=now_iso(),
-            )
-        elif status == "skipped":
-            result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
-        elif spec.kind == "notify":
-            result = self.notify(message, pending_outputs.result(), started_at, sink)
-        else:
-            result = self.run(message, pending_outputs.result(), started_at, sink)
+        writer = LogWriter.for_step(self.logs, message) if sink is None and self.logs is not None else None
+        output: LineSink = sink or writer or (lambda stream, text: None)
+        try:
+            if condition_error is not None:
+                result = StepResult(
+                    status="failed",
+                    error="ConditionError",
+                    cause=condition_error,
+                    started_at=started_at,
+                    ended_at=now_iso(),
+                )
+            elif status == "skipped":
+                result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
+            elif spec.kind == "notify":
+                result = self.notify(message, pending_outputs.result(), started_at, output)
+            else:
+                result = self.run(message, pending_outputs.result(), started_at, output)
+        finally:
+            if writer is not None:
+                # Every line is stored before the end is recorded: a finished step's log is complete.
+                # Heartbeats go on meanwhile, as storing a large backlog may take a while.
+                with Heartbeat(self.sfn, message.token, self.heartbeat_every(message)):
+                    writer.close()
         return self.finish(message, started, result)
+
+    @staticmethod
+    def heartbeat_every(message: StepMessage) -> float:
+        return min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
 
     def notify(
         self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
@@ -161,22 +179,36 @@ class StepRunner:
         self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
     ) -> StepResult:
         spec = message.spec
-        scratch = prepare_scratch(self.settings.scratch_dir, message)
+        scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
         with Heartbeat(
             self.sfn, message.token, min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
         ) as beat:
+            if (spec.artifacts or {}).get("download"):
+                step_items = self.runs.get_run_items(message.run_id)[1]
+                step_artifacts.download(self.artifacts, message, step_items, scratch / "artifacts", sink)
             outcome = run_process(
                 argv,
                 step_environment(message, earlier, scratch),
-                self.settings.workspace,
+                scratch / "work",
                 spec.timeout,
                 sink,
                 beat.gone,
             )
+            ended = step_artifacts.now()
+            # Uploaded before the end is recorded and answered (failures too: a failing test's report
+            # matters most), so the run never moves on before its artifacts exist.
+            uploaded = (
+                {}
+                if outcome.stopped
+                else step_artifacts.upload(
+                    self.artifacts, message, scratch / "work", ended, sink, self.settings.workspace
+                )
+            )
         base = {
+            **uploaded,
             "started_at": started_at,
-            "ended_at": now_iso(),
+            "ended_at": ended.isoformat(),
             "exit_code": outcome.exit_code,
             "process_seconds": round(outcome.seconds, 6),
         }
@@ -218,9 +250,17 @@ class StepRunner:
         }
         # The attempt keeps its own outcome while the step itself waits for a retry (pending).
         fields = attempt_fields | {"status": "pending" if retrying else result.status}
+        if result.artifacts or result.artifact_warnings:
+            fields |= {"artifacts": result.artifacts, "artifact_warnings": result.artifact_warnings}
+        # Large outputs are kept in S3 and referenced, never carried whole in the record or the state.
+        outputs = (
+            step_artifacts.offload_outputs(self.artifacts, message, result.outputs)
+            if result.status == "succeeded" and result.outputs
+            else result.outputs
+        )
         # Outputs are published beside the step's record, and both land before the run moves on.
         publishing = (
-            self.io.submit(self.runs.publish_outputs, message.run_id, message.step, result.outputs)
+            self.io.submit(self.runs.publish_outputs, message.run_id, message.step, outputs)
             if result.status == "succeeded" and result.outputs
             else None
         )
@@ -235,7 +275,7 @@ class StepRunner:
             )
         try:
             if result.status in ("succeeded", "skipped"):
-                output = {"outputs": result.outputs, "status": result.status}
+                output = {"outputs": outputs, "status": result.status}
                 self.sfn.send_task_success(taskToken=message.token, output=json.dumps(output))
             elif result.status == "failed":
                 self.sfn.send_task_failure(
@@ -257,8 +297,13 @@ class Worker:
         self.settings = settings
         self.sqs = aws.client("sqs", settings)
         self.sfn = aws.client("stepfunctions", settings)
+        artifacts = ArtifactStore(settings.artifacts_bucket, s3_client(settings))
         self.runner = StepRunner(
-            settings, RunStore(settings.runs_table, aws.client("dynamodb", settings)), self.sfn
+            settings,
+            RunStore(settings.runs_table, aws.client("dynamodb", settings), artifacts=artifacts),
+            self.sfn,
+            artifacts,
+            logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
         )
         self.concurrency = concurrency or settings.worker_concurrency
         self.slots = threading.Semaphore(self.concurrency)
@@ -276,6 +321,9 @@ class Worker:
                     QueueUrl=self.settings.steps_queue_url,
                     MaxNumberOfMessages=free,
                     WaitTimeSeconds=wait_seconds,
+                    # Short: a message handed to a receive whose worker died meanwhile comes back in
+                    # seconds, well inside the step's heartbeat time (a live worker deletes it at once).
+                    VisibilityTimeout=MESSAGE_VISIBILITY_SECONDS,
                 )
             except (ClientError, BotoCoreError) as exc:
                 log.warning("cannot read the steps queue: %s", exc)
@@ -302,11 +350,23 @@ class Worker:
             except ValidationError as exc:
                 self._reject(raw["Body"], exc)
                 return
-            self.runner.handle(message, stdout_sink(message))
-        except Exception:  # one bad step must never take the worker down
+            self.runner.handle(message)
+        except Exception as exc:  # one bad step must never take the worker down
             log.exception("step message failed")
+            self._fail_fast(raw.get("Body", ""), exc)
         finally:
             self.slots.release()
+
+    def _fail_fast(self, body: str, exc: Exception) -> None:
+        """Fail the step now rather than leave the run waiting for the heartbeat timeout."""
+        try:
+            token = json.loads(body).get("token")
+            if isinstance(token, str):
+                self.sfn.send_task_failure(
+                    taskToken=token, error="RunnerError", cause=f"the worker failed: {exc.__class__.__name__}"
+                )
+        except (ValueError, AttributeError, ClientError, BotoCoreError):
+            log.warning("could not report the failure to Step Functions; the heartbeat timeout will")
 
     def _reject(self, body: str, exc: ValidationError) -> None:
         log.error("malformed step message: %s", exc.errors(include_url=False, include_input=False))

@@ -52,7 +52,7 @@ def outputs_of(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _to_ddb(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal))
+    return dict(_serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal)))
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -81,9 +81,17 @@ def decode_cursor(cursor: str, index: str | None = None) -> dict[str, Any]:
 class RunStore:
     """Reads and writes run items (sk RUN), step output items (STEP#id) and dispatch claims."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(self, table_name: str, client: Any = None, artifacts: Any = None) -> None:
+        """`artifacts` (an ArtifactStore) reads back step outputs that were too large to keep inline."""
         self.table = table_name
         self.client = client or aws.client("dynamodb")
+        self.artifacts = artifacts
+
+    def _resolved(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Offloaded outputs ({"$ref": "s3://..."}) replaced by their content."""
+        if self.artifacts is None:
+            return outputs
+        return {step: self.artifacts.resolve(value) for step, value in outputs.items()}
 
     # -- reads ------------------------------------------------------------------------------
     def get_run_items(
@@ -106,7 +114,7 @@ class RunStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         run = next((i for i in items if i[SK] == RUN_SK), None)
         steps = {i[SK].removeprefix(STEP_SK_PREFIX): i for i in items if i[SK].startswith(STEP_SK_PREFIX)}
-        outputs = outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {}))
+        outputs = self._resolved(outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {})))
         return run, steps, outputs
 
     def step_outputs(self, run_id: str) -> dict[str, dict[str, Any]]:
@@ -114,7 +122,7 @@ class RunStore:
         answer = self.client.get_item(
             TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": OUTPUTS_SK}}, ConsistentRead=True
         )
-        return outputs_of(from_item(answer.get("Item", {})))
+        return self._resolved(outputs_of(from_item(answer.get("Item", {}))))
 
     def publish_outputs(self, run_id: str, step_id: str, outputs: dict[str, Any]) -> None:
         """Add one step's outputs to the run's outputs item (creating it on first use)."""

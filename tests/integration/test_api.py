@@ -507,5 +507,9 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
         "/workflows/{wf}/runs": ["post"],
         "/runs": ["get"],
         "/runs/{run_id}": ["get"],
+        "/runs/{run_id}/artifacts": ["get"],
+        "/runs/{run_id}/artifacts.zip": ["get"],
+        "/runs/{run_id}/artifacts/{step}/{path}": ["get"],
+        "/runs/{run_id}/logs": ["get"],
     }
     assert "202" in document["paths"]["/workflows/{wf}/runs"]["post"]["responses"]

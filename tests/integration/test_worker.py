@@ -242,5 +242,7 @@ def test_step_environment_has_the_run_and_earlier_outputs_but_not_worker_setting
         "FLOWDECK_OUTPUTS",
         "FLOWDECK_USAGE",
         "FLOWDECK_ARTIFACTS_DIR",
+        "FLOWDECK_WORK_DIR",
         "FLOWDECK_STEP_MAKE_IMAGE_OUTPUTS",
+        "FLOWDECK_STEP_MAKE_IMAGE_OUTPUTS_FILE",
     }

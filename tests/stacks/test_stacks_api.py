@@ -8,6 +8,7 @@ from stack_helpers import as_list, policy_statements, resources_of, wildcard_act
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_WORKFLOWS_DIR,
@@ -84,6 +85,7 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         ENV_STATE_MACHINE_ARN_PREFIX,
         ENV_WORKFLOWS_DIR,
         ENV_ARTIFACTS_BUCKET,
+        ENV_LOGS_TABLE,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"
@@ -126,7 +128,10 @@ def test_handler_starts_only_the_workflows_state_machines(api_template: assertio
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
-    assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in by_action)
+    # Builds ZIPs of a run's artifacts (put, multipart) but never deletes, and only under runs/.
+    assert {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"} <= set(by_action)
+    assert not any(a.startswith("s3:Delete") for a in by_action)
+    assert _arn_suffixes(as_list(by_action["s3:PutObject"]["Resource"])) == {"/runs/*"}
 
 
 def test_handler_uses_its_own_role_without_managed_policies(api_template: assertions.Template) -> None:

@@ -6,7 +6,7 @@ from aws_cdk import assertions
 from aws_cdk.assertions import Match
 from stack_helpers import as_list, policy_statements, resources_of, wildcard_actions
 
-from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
+from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
 from stacks.compute import DLQ_MAX_RECEIVE_COUNT, TASK_TOKEN_ACTIONS, WORKER_COMMAND
 
 
@@ -53,7 +53,8 @@ def test_runner_task_runs_the_worker_with_resource_names_in_its_environment(
     assert props["NetworkMode"] == "awsvpc"
     assert container["Command"] == WORKER_COMMAND == ["python", "-m", "flowdeck.runner.worker"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
-    assert set(env) == {ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL, ENV_ARTIFACTS_BUCKET}
+    assert set(env) == {ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL, ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE}
+    assert "LogStoreTable" in env[ENV_LOGS_TABLE]["Fn::ImportValue"]
     assert "RunStoreTable" in env[ENV_RUNS_TABLE]["Fn::ImportValue"]
     assert "ArtifactStoreBucket" in env[ENV_ARTIFACTS_BUCKET]["Fn::ImportValue"]
     assert "StepsQueue" in env[ENV_STEPS_QUEUE_URL]["Ref"]

@@ -1,0 +1,184 @@
+"""The logs table: a run's output as batches of lines, one item per batch, in commit order.
+
+Item: `run_id` (S, pk), `seq` (N, sk), `step` (S), `attempt` (N), `lines` (L of M: `t` N epoch seconds
+with ms, `stream` S stdout|stderr, `text` S, `cont` BOOL on the continuation parts of a split line) and
+`expires_at` (N, the table's TTL attribute). A batch stays under ~30 KB of JSON, so one WebSocket frame
+(32 KB, SPEC §4) carries it whole.
+
+`seq` is per run and strictly increasing in commit order, also with parallel steps on several workers:
+a writer puts `seq = last + 1` with the condition `attribute_not_exists(seq)`. `last` is a seq this
+store wrote or read (cached per run); on a conflict it reads the current maximum (consistent Query,
+newest first, Limit 1) and tries again. A put at N+1 therefore only ever succeeds once N exists, so
+"seq N+1 exists => seq N exists": a reader that saw N can replay from N without gaps (the live view
+relies on it). Items are never updated or deleted by us; TTL removes a run's batches after retention.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from flowdeck import aws
+from flowdeck.constants import TTL_ATTRIBUTE
+
+Stream = Literal["stdout", "stderr", "all"]
+# One Query page; DynamoDB also stops a page at 1 MB, whichever comes first.
+QUERY_PAGE = 500
+# Conflicts only happen while several writers append to one run at once; each retry reads the max.
+MAX_SEQ_ATTEMPTS = 50
+# Last seqs kept per store (a long-lived worker sees many runs); a run dropped from it costs one Query.
+MAX_CACHED_RUNS = 1024
+
+
+def line_to_ddb(line: dict[str, Any]) -> dict[str, Any]:
+    """One line dict ({t, stream, text[, cont]}) as a DynamoDB map value."""
+    value: dict[str, Any] = {
+        "t": {"N": repr(float(line["t"]))},
+        "stream": {"S": line["stream"]},
+        "text": {"S": line["text"]},
+    }
+    if line.get("cont"):
+        value["cont"] = {"BOOL": True}
+    return {"M": value}
+
+
+def line_from_ddb(value: dict[str, Any]) -> dict[str, Any]:
+    m = value["M"]
+    line: dict[str, Any] = {"t": float(m["t"]["N"]), "stream": m["stream"]["S"], "text": m["text"]["S"]}
+    if m.get("cont", {}).get("BOOL"):
+        line["cont"] = True
+    return line
+
+
+def batch_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A logs table item (DynamoDB JSON, as Query or a stream NEW_IMAGE has it) as a plain batch."""
+    batch: dict[str, Any] = {
+        "seq": int(Decimal(item["seq"]["N"])),
+        "step": item["step"]["S"],
+        "lines": [line_from_ddb(v) for v in item["lines"]["L"]],
+    }
+    if "attempt" in item:
+        batch["attempt"] = int(item["attempt"]["N"])
+    return batch
+
+
+class LogStore:
+    """Appends batches of lines to the logs table and reads them back, whole or filtered."""
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self.client = client or aws.client("dynamodb")
+        self.page_size = QUERY_PAGE
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # -- writes -------------------------------------------------------------------------------
+    def last_seq(self, run_id: str) -> int:
+        """The highest committed seq of the run (0 when none), read consistently."""
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="run_id = :r",
+            ExpressionAttributeValues={":r": {"S": run_id}},
+            ProjectionExpression="seq",
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items", [])
+        return int(items[0]["seq"]["N"]) if items else 0
+
+    def append(
+        self, run_id: str, step: str, attempt: int, lines: list[dict[str, Any]], expires_at: int
+    ) -> int:
+        """Store one batch as the run's next seq; returns that seq."""
+        with self._lock:
+            last = self._last.get(run_id)
+        if last is None:
+            last = self.last_seq(run_id)
+        item = {
+            "run_id": {"S": run_id},
+            "step": {"S": step},
+            "attempt": {"N": str(attempt)},
+            "lines": {"L": [line_to_ddb(line) for line in lines]},
+            TTL_ATTRIBUTE: {"N": str(int(expires_at))},
+        }
+        for _ in range(MAX_SEQ_ATTEMPTS):
+            seq = last + 1
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=item | {"seq": {"N": str(seq)}},
+                    ConditionExpression="attribute_not_exists(seq)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                # Another writer took it: start over from the run's real maximum.
+                last = max(self.last_seq(run_id), seq)
+                continue
+            with self._lock:
+                self._last[run_id] = max(self._last.pop(run_id, 0), seq)  # most recent last
+                if len(self._last) > MAX_CACHED_RUNS:
+                    del self._last[next(iter(self._last))]
+            return seq
+        raise RuntimeError(f"no free seq for run {run_id} after {MAX_SEQ_ATTEMPTS} attempts")
+
+    # -- reads --------------------------------------------------------------------------------
+    def _items(
+        self, run_id: str, since_seq: int, step: str | None = None, page: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of the run after `since_seq`, in seq order, page by page (consistent reads)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "run_id = :r AND seq > :s",
+            "ExpressionAttributeValues": {":r": {"S": run_id}, ":s": {"N": str(since_seq)}},
+            "ConsistentRead": True,
+            "Limit": min(page or self.page_size, self.page_size),
+        }
+        if step is not None:
+            kwargs["FilterExpression"] = "#step = :step"
+            kwargs["ExpressionAttributeNames"] = {"#step": "step"}
+            kwargs["ExpressionAttributeValues"][":step"] = {"S": step}
+        while True:
+            response = self.client.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def iter_batches(
+        self, run_id: str, since_seq: int = 0, step: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Batches `{seq, step, attempt, lines}` with seq > since_seq (of one step if given), in seq order."""
+        return (batch_from_item(item) for item in self._items(run_id, since_seq, step))
+
+    def batches_after(self, run_id: str, since_seq: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Batches `{seq, step, attempt, lines}` with seq > since_seq, in seq order (at most `limit`)."""
+        batches: list[dict[str, Any]] = []
+        for item in self._items(run_id, since_seq, page=limit):
+            batches.append(batch_from_item(item))
+            if limit is not None and len(batches) >= limit:
+                break
+        return batches
+
+    def search(
+        self,
+        run_id: str,
+        step: str | None = None,
+        stream: Stream = "all",
+        q: str | None = None,
+        since_seq: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """Lines `{seq, step, t, stream, text[, cont]}` of the whole stored log, filtered (`q`: any case)."""
+        needle = q.casefold() if q else None
+        for batch in self.iter_batches(run_id, since_seq, step):
+            for line in batch["lines"]:
+                if stream != "all" and line["stream"] != stream:
+                    continue
+                if needle is not None and needle not in line["text"].casefold():
+                    continue
+                yield {"seq": batch["seq"], "step": batch["step"], **line}

@@ -1,0 +1,21 @@
+"""What the WebSocket and fan-out handlers depend on: one LiveService per container, built lazily."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flowdeck.config import get_settings
+from flowdeck.live import Connections, ConnectionsApi, LiveService
+from flowdeck.stores.logs import LogStore
+from lambdas.deps import run_service
+
+
+@lru_cache(maxsize=1)
+def live_service() -> LiveService:
+    settings = get_settings()
+    return LiveService(
+        Connections(settings.connections_table),
+        LogStore(settings.logs_table),
+        run_service(),
+        ConnectionsApi(settings.websocket_endpoint),
+    )

@@ -1,0 +1,75 @@
+"""A run's artifacts: list, one file (302 to a presigned URL, or a text preview), all as a ZIP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from flowdeck.artifact_service import ArtifactService
+from lambdas.deps import artifact_service
+from lambdas.responses import error_docs
+
+router = APIGatewayRouter()
+
+Service = Annotated[ArtifactService, Depends(artifact_service)]
+Preview = Annotated[bool, Query(description="Answer the first KiB of a text artifact instead of a redirect.")]
+REDIRECT: dict[int, OpenAPIResponse] = {
+    302: {"description": "Found: `Location` is a presigned S3 URL, valid for 5 minutes"}
+}
+
+
+def _redirect(url: str) -> Response[str]:
+    return Response(302, headers={"Location": url, "Cache-Control": "no-store"}, body="")
+
+
+@router.get(
+    "/runs/<run_id>/artifacts",
+    summary="List a run's artifacts",
+    tags=["artifacts"],
+    responses=error_docs(404),
+)
+def list_artifacts(run_id: str, service: Service) -> dict[str, Any]:
+    """Every uploaded artifact with step, path, size, content type, sha256, expiry and `expired`."""
+    return service.list_artifacts(run_id)
+
+
+@router.get(
+    "/runs/<run_id>/artifacts.zip",
+    summary="Download a run's artifacts as one ZIP",
+    tags=["artifacts"],
+    responses={**REDIRECT, **error_docs(404)},
+)
+def artifacts_zip(
+    run_id: str, service: Service, step: Annotated[str | None, Query(max_length=64)] = None
+) -> Response[str]:
+    """302 to a ZIP of every live artifact (or of one `step`'s), built in S3 by a streaming writer."""
+    return _redirect(service.zip_link(run_id, step))
+
+
+@router.get(
+    "/runs/<run_id>/artifacts/<step>/<path>",
+    summary="Download or preview one artifact",
+    description="`path` is the artifact's path in its step and may hold slashes (`reports/junit.xml`).",
+    tags=["artifacts"],
+    responses={**REDIRECT, **error_docs(404, 410, 422)},
+)
+def get_artifact(
+    run_id: str, step: str, path: str, service: Service, preview: Preview = False
+) -> Response[Any]:
+    """302 to the file; with `preview=true`, its first KiB as text (422 NotText for binary files)."""
+    if preview:
+        return Response(200, content_types.APPLICATION_JSON, service.preview(run_id, step, path))
+    return _redirect(service.link(run_id, step, path))
+
+
+# The same route for paths with slashes, which a <param> does not match: a greedy tail, read from the
+# request path (documented once, above).
+@router.get("/runs/<run_id>/artifacts/<step>/.+/.+", include_in_schema=False)
+def get_nested_artifact(run_id: str, step: str, service: Service, preview: Preview = False) -> Response[Any]:
+    """GET /runs/{run_id}/artifacts/{step}/{dir/.../file}."""
+    path = router.current_event.path.split(f"/runs/{run_id}/artifacts/{step}/", 1)[-1]
+    return get_artifact(run_id, step, path, service, preview)
