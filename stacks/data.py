@@ -12,9 +12,10 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from flowdeck.constants import ARTIFACT_KEY_PREFIX, PK, SK, TTL_ATTRIBUTE
+from flowdeck.constants import ARTIFACT_KEY_PREFIX, PK, SK
 from flowdeck.definition import WorkflowDefinition
 from flowdeck.stores.schema import LOG_KEY_ATTRIBUTES
+from stacks.defaults import encrypted_table
 
 ACCESS_LOGS_RETENTION_DAYS = 90
 ABORT_INCOMPLETE_UPLOADS_DAYS = 1
@@ -38,20 +39,13 @@ class RunStore(Construct):
         self.table = self._build_table()
 
     def _build_table(self) -> dynamodb.Table:
-        return dynamodb.Table(
+        return encrypted_table(
             self,
             "Table",
             partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute=TTL_ATTRIBUTE,
             # The fan-out handler (WebSocket push) needs both images to tell what changed.
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
 
@@ -64,21 +58,14 @@ class LogStore(Construct):
 
     def _build_table(self) -> dynamodb.Table:
         (pk, _), (sk, _) = LOG_KEY_ATTRIBUTES.items()
-        return dynamodb.Table(
+        # Each batch carries expires_at = its write time + the workflow's retention (the TTL).
+        return encrypted_table(
             self,
             "Table",
             partition_key=dynamodb.Attribute(name=pk, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=sk, type=dynamodb.AttributeType.NUMBER),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # Each batch carries expires_at = its write time + the workflow's retention.
-            time_to_live_attribute=TTL_ATTRIBUTE,
             # Batches are written once and never changed: the live view's fan-out needs new images only.
             stream=dynamodb.StreamViewType.NEW_IMAGE,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
 

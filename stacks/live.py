@@ -24,12 +24,12 @@ from flowdeck.constants import (
     ENV_RUNS_TABLE,
     ENV_WEBSOCKET_ENDPOINT,
     ENV_WORKFLOWS_DIR,
-    TTL_ATTRIBUTE,
 )
 from flowdeck.stores.schema import CONNECTIONS_BY_RUN_INDEX
 from stacks.api import LAMBDA_WORKFLOWS_DIR, LOG_RETENTION, powertools_layer_arn
 from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
 from stacks.bundling import dependencies_layer
+from stacks.defaults import encrypted_table
 
 WS_HANDLER = "lambdas.ws.lambda_handler"
 FANOUT_HANDLER = "lambdas.fanout.lambda_handler"
@@ -84,17 +84,11 @@ class LiveLogsApi(Construct):
         self._suppress_findings()
 
     def _build_connections_table(self) -> dynamodb.Table:
-        table = dynamodb.Table(
+        # API Gateway ends a connection after 2 h; a missed $disconnect leaves an item TTL removes.
+        table = encrypted_table(
             self,
             "Connections",
             partition_key=dynamodb.Attribute(name="connection_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # API Gateway ends a connection after 2 h; a missed $disconnect leaves an item TTL removes.
-            time_to_live_attribute=TTL_ATTRIBUTE,
             # Connections are transient: nothing to keep when the stack goes.
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -35,14 +35,7 @@ def _location(client: ApiClient, path: str, params: dict[str, Any]) -> str:
         raise ApiError(f"request to the Flowdeck API at {client.base_url} failed: {exc}") from None
     if response.status_code in (301, 302, 303, 307) and "location" in response.headers:
         return response.headers["location"]
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and "error" in answer:
-        code = str(answer["error"])
-        raise ApiError(f"{code}: {answer.get('message', '')}", code=code, status=response.status_code)
-    raise ApiError(f"HTTP {response.status_code} from {client.base_url}{path}", status=response.status_code)
+    raise client.error_for(response, path)
 
 
 def fetch(url: str, target: Path) -> int:

@@ -80,14 +80,18 @@ class ApiClient:
             raise ApiError(f"request to the Flowdeck API at {self.base_url} failed: {exc}") from None
         if response.is_success:
             return response.json() if response.content else None
+        raise self.error_for(response, path)
+
+    def error_for(self, response: httpx.Response, path: str) -> ApiError:
+        """The API's own `{"error", "message"}` answer as an ApiError, or a plain HTTP one."""
         try:
             answer = response.json()
         except ValueError:
             answer = None
         if isinstance(answer, dict) and "error" in answer:
             code = str(answer["error"])
-            raise ApiError(f"{code}: {answer.get('message', '')}", code=code, status=response.status_code)
-        raise ApiError(
+            return ApiError(f"{code}: {answer.get('message', '')}", code=code, status=response.status_code)
+        return ApiError(
             f"HTTP {response.status_code} from {self.base_url}{path} (is this a Flowdeck API?)",
             status=response.status_code,
         )
