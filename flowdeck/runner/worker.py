@@ -181,9 +181,7 @@ class StepRunner:
         spec = message.spec
         scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
-        with Heartbeat(
-            self.sfn, message.token, min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
-        ) as beat:
+        with Heartbeat(self.sfn, message.token, self.heartbeat_every(message)) as beat:
             if (spec.artifacts or {}).get("download"):
                 step_items = self.runs.get_run_items(message.run_id)[1]
                 step_artifacts.download(self.artifacts, message, step_items, scratch / "artifacts", sink)
