@@ -8,6 +8,8 @@
      lines_in_order (received and stored both in print order: 1/0)
 3. fan-out: 50 subscribers on one run printing 2,000 lines:
      fanout_complete_subscribers (how many received every line, in order)
+4. the log path's cost to the step (bench/logs_runner.py, run from here on its own emulator):
+     runner_overhead_ratio, runner_vs_pipe_ratio                 (goal: <= 1.3)
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -184,6 +188,16 @@ def main() -> None:
             errors = [v.error for v in viewers if v.error]
             if errors:
                 print(f"fanout_subscriber_errors={len(errors)} first={errors[0]}")
+    # 4. runner overhead, measured apart: a stack's workers and stream poller would skew it.
+    overhead = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("logs_runner.py")), "--lines", str(args.lines)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in overhead.stdout.splitlines():
+        if line.startswith(("runner_", "bare_seconds=", "stored_seconds=")):
+            print(line)
 
 
 if __name__ == "__main__":
