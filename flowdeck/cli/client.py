@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from flowdeck import __version__
+from flowdeck.cli.sigv4 import SigV4
 from flowdeck.constants import LOCAL_API_HOST, LOCAL_API_PORT, USER_HEADER
 
 DEFAULT_API = f"http://{LOCAL_API_HOST}:{LOCAL_API_PORT}"
@@ -63,6 +64,8 @@ class ApiClient:
             headers={USER_HEADER: user or default_user(), "User-Agent": f"flowdeck-cli/{__version__}"},
             timeout=timeout,
             transport=transport,
+            # On AWS the API takes IAM (SigV4) auth; the local stack is not signed for.
+            auth=SigV4(),
         )
 
     def request(self, method: str, path: str, *, params: Params = None, body: Any = None) -> Any:

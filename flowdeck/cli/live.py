@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from flowdeck.cli.sigv4 import signed_headers
 from flowdeck.constants import USER_HEADER
 from flowdeck.service import seconds_between
 from flowdeck.status import RunStatus
@@ -51,7 +52,9 @@ class LiveFeed:
 
     def _open(self, stack: ExitStack) -> ClientConnection:
         """Connect (closed with `stack`) and subscribe from the last complete seq."""
-        headers = {USER_HEADER: self.user} if self.user else None
+        headers = {USER_HEADER: self.user} if self.user else {}
+        # API Gateway's $connect route takes IAM auth: sign the handshake (no-op for the local stack).
+        headers |= signed_headers("GET", self.url)
         try:
             ws = stack.enter_context(
                 connect(
