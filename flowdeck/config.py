@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 4
     # Only the local stack trusts the X-Flowdeck-User header; on AWS identity comes from IAM (SigV4).
     trust_user_header: bool = False
+    # Pricing (see flowdeck/costs): "null", "rate-card" or "package.module:ClassName"; the card's path.
+    cost_calculator: str = "rate-card"
+    rate_card: Path | None = None
     region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )

@@ -43,6 +43,9 @@ LOST_TOKEN: Final = "lost"  # noqa: S105 - a marker value, not a secret
 # Each attempt of a step is a map attribute of the step item: attempt#1, attempt#2, ...
 ATTEMPT_PREFIX: Final = "attempt#"
 TTL_ATTRIBUTE: Final = "expires_at"
+# Run totals of model tokens, one Number attribute per model (atomic ADD without a parent map).
+TOKENS_IN_PREFIX: Final = "tokens_in#"
+TOKENS_OUT_PREFIX: Final = "tokens_out#"
 
 # Step dispatch defaults.
 DEFAULT_HEARTBEAT_SECONDS: Final = 30

@@ -16,7 +16,10 @@ from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.errors import BadRequest, RunNotFound
 from flowdeck.status import RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
-from flowdeck.stores.runs import RunStore
+from flowdeck.stores.runs import RunStore, decode_cursor, encode_cursor
+
+# GET /runs?sort=cost|duration reads at most this many recent runs (matching the filters) to sort.
+SORT_WINDOW = 1000
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -114,8 +117,6 @@ class RunService:
         return self.run_view(run, step_items, outputs)
 
     def list_runs(self, query: RunQuery) -> dict[str, Any]:
-        if query.sort != "started_at":
-            raise BadRequest(f"sort={query.sort} is not available yet; use sort=started_at")
         filters = {
             k: str(v)
             for k, v in (
@@ -125,17 +126,39 @@ class RunService:
             )
             if v is not None
         }
+        if query.sort != "started_at":
+            return self.sorted_runs(query, filters)
         items, cursor = self.runs.query_runs(
             query.workflow, query.order == "desc", query.limit, query.cursor, filters
         )
-        since, until = query.since, query.until
-        rows = []
-        for item in items:
-            started = parse_time(item.get("started_at"))
-            if (since and started and started < since) or (until and started and started > until):
-                continue
-            rows.append(self.run_row(item))
+        rows = [self.run_row(item) for item in items if self.in_window(item, query)]
         return {"runs": rows, "next_cursor": cursor}
+
+    @staticmethod
+    def in_window(item: dict[str, Any], query: RunQuery) -> bool:
+        started = parse_time(item.get("started_at"))
+        since, until = query.since, query.until
+        return not ((since and started and started < since) or (until and started and started > until))
+
+    def sorted_runs(self, query: RunQuery, filters: dict[str, str]) -> dict[str, Any]:
+        """Sorted by cost or duration: the newest SORT_WINDOW matching runs, sorted in memory, paged.
+
+        Bounded on purpose: an index per sort key is the history design's, not this one's.
+        """
+        offset = 0
+        if query.cursor:
+            key = decode_cursor(query.cursor)
+            if set(key) != {"offset"} or not str(key["offset"].get("N", "")).isdigit():
+                raise BadRequest("cursor is not one this API returned for this sort")
+            offset = int(key["offset"]["N"])
+        items, _ = self.runs.query_runs(query.workflow, True, SORT_WINDOW, None, filters)
+        rows = [self.run_row(item) for item in items if self.in_window(item, query)]
+        field = "cost_usd" if query.sort == "cost" else "duration_s"
+        rows.sort(key=lambda r: float(r.get(field) or 0), reverse=query.order == "desc")
+        page = rows[offset : offset + query.limit]
+        more = offset + query.limit < len(rows)
+        cursor = encode_cursor({"offset": {"N": str(offset + query.limit)}}) if more else None
+        return {"runs": page, "next_cursor": cursor}
 
     # -- views ------------------------------------------------------------------------------
     @staticmethod
@@ -199,6 +222,9 @@ class RunService:
             "summary": item.get("summary"),
             "exit_code": item.get("exit_code"),
             "process_seconds": item.get("process_seconds"),
+            # Priced when recorded (the breakdown at /runs/{id}/costs re-prices with today's calculator).
+            "cost_usd": item.get("cost_usd"),
+            "usage": item.get("usage"),
             "outputs": outputs,
             "artifacts": item.get("artifacts", []),
             "artifact_warnings": item.get("artifact_warnings", []),
@@ -218,6 +244,8 @@ class RunService:
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
             "error": run.get("error"),
             "error_cause": self.error_cause(run, steps),
+            # Why a cancelled run was cancelled (BudgetExceeded: its cost passed max_cost_usd).
+            "cancel_reason": run.get("cancel_reason"),
             "execution_arn": run.get("execution_arn"),
             "steps": steps,
         }

@@ -25,6 +25,7 @@ from lambdas.deps import run_service
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
 from lambdas.routes import artifacts, runs, workflows
+from lambdas.routes import costs as cost_routes
 from lambdas.routes import logs as log_routes
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -32,6 +33,7 @@ app.include_router(workflows.router)
 app.include_router(runs.router)
 app.include_router(artifacts.router)
 app.include_router(log_routes.router)
+app.include_router(cost_routes.router)
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

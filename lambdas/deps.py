@@ -12,6 +12,8 @@ from flowdeck.artifact_service import ArtifactService
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
 from flowdeck.constants import USER_HEADER
+from flowdeck.cost_service import CostService
+from flowdeck.costs.calculator import load_calculator
 from flowdeck.errors import BadRequest
 from flowdeck.logs_service import LogService
 from flowdeck.service import RunService
@@ -60,6 +62,19 @@ def log_service() -> LogService:
         service = LogService(LogStore(settings.logs_table, client), RunStore(settings.runs_table, client))
         _log_services[:] = [(settings, service)]
     return _log_services[0][1]
+
+
+_cost_services: list[tuple[object, CostService]] = []
+
+
+def cost_service() -> CostService:
+    """The cost use cases with the configured calculator, rebuilt when the settings are."""
+    settings = get_settings()
+    if not _cost_services or _cost_services[0][0] is not settings:
+        calculator = load_calculator(settings.cost_calculator, settings.rate_card)
+        runs = RunStore(settings.runs_table, aws.client("dynamodb", settings))
+        _cost_services[:] = [(settings, CostService(runs, calculator, settings.region))]
+    return _cost_services[0][1]
 
 
 def caller(request: Request) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, IgnoreMode, Stack
+from aws_cdk import ArnFormat, Duration, IgnoreMode, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
@@ -14,7 +14,14 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
+from flowdeck.constants import (
+    ENV_ARTIFACTS_BUCKET,
+    ENV_LOGS_TABLE,
+    ENV_RUNS_TABLE,
+    ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_STEPS_QUEUE_URL,
+    STATE_MACHINE_PREFIX,
+)
 from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
 from stacks.data import ArtifactStore
 
@@ -32,6 +39,8 @@ WORKER_STOP_TIMEOUT = Duration.seconds(120)
 QUEUE_VISIBILITY_TIMEOUT = Duration.minutes(5)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 TASK_TOKEN_ACTIONS = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+# The budget guard stops the execution of a run whose cost passed max_cost_usd.
+BUDGET_GUARD_ACTIONS = ["states:StopExecution"]
 
 
 class StepWorkers(Construct):
@@ -148,7 +157,30 @@ class StepWorkers(Construct):
         artifacts.grant_artifacts_read_write(task_role)
         self.queue.grant_consume_messages(task_role)
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"]))
+        self._grant_budget_guard(task_role, container)
         return task_definition, container
+
+    def _grant_budget_guard(self, task_role: iam.IRole, container: ecs.ContainerDefinition) -> None:
+        """StopExecution on Flowdeck's own executions only; the ARN prefix names an execution if needed."""
+        stack = Stack.of(self)
+        container.add_environment(
+            ENV_STATE_MACHINE_ARN_PREFIX,
+            stack.format_arn(
+                service="states",
+                resource="stateMachine",
+                resource_name=STATE_MACHINE_PREFIX,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+        )
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{STATE_MACHINE_PREFIX}*:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=BUDGET_GUARD_ACTIONS, resources=[executions])
+        )
 
     def _build_security_group(self) -> ec2.SecurityGroup:
         return ec2.SecurityGroup(
@@ -218,6 +250,18 @@ class StepWorkers(Construct):
                     reason="Object-level S3 actions must name objects; scoped to the runs/ prefix of "
                     "the artifacts bucket only.",
                     applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Budget guard: states:StopExecution on the executions of Flowdeck's own state "
+                    "machines only (flowdeck-*:*); execution names are run ids, and the worker pool serves "
+                    "every workflow, so no finer ARN is known when the stack is built.",
+                    applies_to=[
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                            f"<AWS::AccountId>:execution:{STATE_MACHINE_PREFIX}\\*:\\*$/g"
+                        }
+                    ],
                 ),
             ],
             apply_to_children=True,

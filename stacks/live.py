@@ -74,8 +74,14 @@ class LiveLogsApi(Construct):
             self, "Powertools", powertools_layer_arn()
         )
         self.ws_function = self._build_function("Ws", WS_HANDLER, "flowdeck-ws", Duration.seconds(29))
+        # No active tracing on the fan-out: it runs for every stream batch of every run (most of
+        # Flowdeck's own X-Ray bill); its failures go to a DLQ and its logs.
         self.fanout_function = self._build_function(
-            "Fanout", FANOUT_HANDLER, "flowdeck-fanout", Duration.minutes(1)
+            "Fanout",
+            FANOUT_HANDLER,
+            "flowdeck-fanout",
+            Duration.minutes(1),
+            tracing=lambda_.Tracing.PASS_THROUGH,
         )
         self.api, self.stage = self._build_api()
         self.dead_letters = self._build_dead_letter_queue()
@@ -100,7 +106,12 @@ class LiveLogsApi(Construct):
         return table
 
     def _build_function(
-        self, construct_id: str, handler: str, service: str, timeout: Duration
+        self,
+        construct_id: str,
+        handler: str,
+        service: str,
+        timeout: Duration,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=LOG_RETENTION)
         # One role per function, writing to its own log group only (not AWSLambdaBasicExecutionRole).
@@ -121,7 +132,7 @@ class LiveLogsApi(Construct):
             layers=[self.powertools, self.dependencies],
             role=role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=tracing,
             memory_size=512,
             timeout=timeout,
             environment={

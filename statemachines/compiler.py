@@ -30,6 +30,10 @@ RECORD_RUN_START = "RecordRunStart"
 RECORD_RUN_SUCCEEDED = "RecordRunSucceeded"
 RECORD_RUN_FAILED = "RecordRunFailed"
 RUN_FAILED = "RunFailed"
+# Where a run's final record lands when the run already ended (the budget guard cancelled it).
+RUN_NOT_RUNNING = "RunNotRunning"
+RUN_ALREADY_ENDED = "RunAlreadyEnded"
+CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 NORMALIZE = "Normalize"
 WORKER_LOST = "WorkerLost"
 MERGE = "MergeDefaults"
@@ -49,6 +53,11 @@ def intrinsic_string(value: str) -> str:
 
 def _ddb_key() -> dict[str, Any]:
     return {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": RUN_SK}}
+
+
+def _unless_ended() -> list[dict[str, Any]]:
+    """A run's final record is written only while it runs; else the execution ends, the record kept."""
+    return [{"ErrorEquals": [CONDITION_FAILED], "ResultPath": None, "Next": RUN_NOT_RUNNING}]
 
 
 def _inputs_expression() -> str:
@@ -165,6 +174,7 @@ class _Compiler:
                     },
                 },
                 "ResultPath": None,
+                "Catch": _unless_ended(),
                 "End": True,
             },
             RECORD_RUN_FAILED: {
@@ -176,6 +186,8 @@ class _Compiler:
                     "UpdateExpression": (
                         "SET #status = :failed, #ended_at = :now, #error = :error, #cause = :cause"
                     ),
+                    # A run cancelled meanwhile (budget guard) keeps its record.
+                    "ConditionExpression": "#status = :running",
                     "ExpressionAttributeNames": {
                         "#status": "status",
                         "#ended_at": "ended_at",
@@ -184,6 +196,7 @@ class _Compiler:
                     },
                     "ExpressionAttributeValues": {
                         ":failed": {"S": "failed"},
+                        ":running": {"S": "running"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                         ":error": {"S.$": "$.error.Error"},
                         # The whole error as JSON: Cause may be absent or null, and an S value may not.
@@ -191,9 +204,15 @@ class _Compiler:
                     },
                 },
                 "ResultPath": None,
+                "Catch": _unless_ended(),
                 "Next": RUN_FAILED,
             },
             RUN_FAILED: {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"},
+            RUN_NOT_RUNNING: {
+                "Type": "Fail",
+                "Error": RUN_ALREADY_ENDED,
+                "Cause": "the run had already ended (cancelled) when this execution tried to record its end",
+            },
         }
 
     # -- steps ------------------------------------------------------------------------------
@@ -259,6 +278,9 @@ class _Compiler:
             # Outputs live in the runs table, not in the state: the state stays small (256 KiB limit).
             "ResultPath": None,
         }
+        if (budget := self.definition.runtime_config.max_cost_usd) is not None:
+            # A string, so the worker reads it as an exact Decimal (the budget guard compares money).
+            task["Parameters"]["MessageBody"]["max_cost_usd"] = str(budget)
         if step.retries.max:
             task["Retry"] = [
                 {

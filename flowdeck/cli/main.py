@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowdeck.cli import artifacts, logs, up
+from flowdeck.cli import artifacts, costs, logs, up
 from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
 from flowdeck.cli.render import follow_run, run_view, runs_table, wait_for_run
 from flowdeck.definition.durations import parse_duration
@@ -199,6 +199,7 @@ def show(
 up.register(app)
 artifacts.register(app)
 logs.register(app)
+costs.register(app)
 
 
 def main() -> None:

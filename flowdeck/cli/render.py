@@ -73,11 +73,22 @@ def _one_line(text: str) -> str:
     return first if len(first) <= DETAIL_CHARS else first[: DETAIL_CHARS - 1] + "…"
 
 
+def usd(value: Any) -> str:
+    """Dollars as the API gives them (string or number), to the cent, or finer when below a cent."""
+    amount = float(value or 0)
+    return f"${amount:.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.6f}"
+
+
+def _cost(run: dict[str, Any]) -> str:
+    """`   Cost: $0.12` once the run has recorded a cost; nothing before."""
+    return f"   Cost: {usd(run['cost_usd'])}" if run.get("cost_usd") else ""
+
+
 def _header(run: dict[str, Any]) -> str:
     return (
         f"Workflow: {run.get('workflow')}   Run ID: {run.get('run_id')}   "
         f"Status: {status_label(run.get('status'))} {icon(run.get('status'))}   "
-        f"Duration: {run_duration(run.get('duration_s'))}   Trigger: {run.get('trigger')}"
+        f"Duration: {run_duration(run.get('duration_s'))}   Trigger: {run.get('trigger')}{_cost(run)}"
     )
 
 
@@ -92,6 +103,8 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
         timing = ""
     if (step.get("attempt") or 0) > 1:
         timing = f"{timing} (attempt {step['attempt']})".strip()
+    if step.get("cost_usd") is not None:
+        timing = f"{timing} {usd(step['cost_usd'])}".strip()
     detail = (
         step.get("error") if status in {"failed", "cancelled"} and step.get("error") else step.get("summary")
     )
@@ -103,6 +116,14 @@ def _run_error(run: dict[str, Any]) -> str | None:
     if not run.get("error") or any(s.get("error") for s in run.get("steps", [])):
         return None
     return _one_line(f"{run['error']}: {run['error_cause']}" if run.get("error_cause") else str(run["error"]))
+
+
+def _cancelled(run: dict[str, Any]) -> str | None:
+    """Why the run was cancelled (`BudgetExceeded: run cost $0.02 passed max_cost_usd $0.01`), if it was."""
+    if run.get("status") != "cancelled" or not run.get("cancel_reason"):
+        return None
+    cause = run.get("error_cause")
+    return _one_line(f"{run['cancel_reason']}: {cause}" if cause else str(run["cancel_reason"]))
 
 
 def summary_lines(run: dict[str, Any]) -> list[str]:
@@ -119,6 +140,8 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
         lines.append(f"{line.rstrip()}  └─ {detail}" if detail else line.rstrip())
     if error := _run_error(run):
         lines.append(f"Error: {error}")
+    if reason := _cancelled(run):
+        lines.append(f"Cancelled: {reason}")
     return lines
 
 
@@ -136,6 +159,7 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
         run_duration(run.get("duration_s")),
         ("   Trigger: ", "dim"),
         str(run.get("trigger")),
+        (_cost(run), ""),
     )
     steps = Table.grid(padding=(0, 1))
     for column in ("number", "id", "icon", "timing", "detail"):
@@ -159,6 +183,8 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
     parts: list[RenderableType] = [header, steps]
     if error := _run_error(run):
         parts.append(Text(f"Error: {error}", style="red"))
+    if reason := _cancelled(run):
+        parts.append(Text(f"Cancelled: {reason}", style="yellow"))
     return Group(*parts)
 
 
@@ -186,7 +212,7 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
             escape(str(row.get("started_by"))),
             _local_time(row.get("started_at")),
             run_duration(row.get("duration_s")),
-            f"${row.get('cost_usd') or 0:.2f}",
+            usd(row.get("cost_usd")),
         )
     return table
 

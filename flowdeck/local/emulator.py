@@ -152,6 +152,10 @@ def serve(host: str, port: int) -> None:
     _speed_up_routing()
     _speed_up_dynamodb_values()
     _forget_used_shard_iterators()
+    if os.environ.get("FLOWDECK_EMULATOR_COUNT") == "1":  # opt-in request counter (bench/aws_cost.py)
+        from flowdeck.local.metering import install_emulator_counter
+
+        install_emulator_counter()
     # Keep-alive: every worker and executor call would otherwise open a new TCP connection.
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from flowdeck.constants import LOCAL_API_HOST, LOCAL_API_PORT, MAX_REQUEST_BODY_BYTES
+from flowdeck.local.metering import METER
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -205,7 +206,8 @@ class ApiServer:
 
     def _invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
         try:
-            answer = self.handler(event, LocalLambdaContext(aws_request_id=request_id))
+            METER.add(f"api.{event['httpMethod']} /{event['path'].strip('/').split('/')[0]}")  # per route
+            answer = METER.invoke("api", self.handler, event, LocalLambdaContext(aws_request_id=request_id))
             if not isinstance(answer, dict) or "statusCode" not in answer:
                 raise TypeError("the handler's answer is not a Lambda proxy response")
             return answer

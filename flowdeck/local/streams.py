@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowdeck.local.http import LocalLambdaContext
+from flowdeck.local.metering import METER
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -109,6 +110,8 @@ class StreamPoller:
         event = lambda_records(records, arn)
         # Lambda retries a failed batch; locally we log it and go on (a viewer can resubscribe).
         try:
-            self.handler(event, LocalLambdaContext(aws_request_id=records[0].get("eventID") or "stream"))
+            METER.add("lambda.fanout.records", len(records))
+            context = LocalLambdaContext(aws_request_id=records[0].get("eventID") or "stream")
+            METER.invoke("fanout", self.handler, event, context)
         except Exception:
             logger.exception("stream handler failed on %d records of %s", len(records), arn)

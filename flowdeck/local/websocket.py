@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from flowdeck.local.http import LOCAL_STAGE, LocalLambdaContext
+from flowdeck.local.metering import METER
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -121,7 +122,7 @@ class WebSocketGateway:
     def _call(self, event: dict[str, Any]) -> dict[str, Any]:
         context = LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"])
         try:
-            return self.handler(event, context)
+            return METER.invoke("ws", self.handler, event, context)
         except Exception:
             logger.exception("WebSocket handler failed on %s", event["requestContext"]["routeKey"])
             return {"statusCode": 500}
@@ -143,6 +144,7 @@ class WebSocketGateway:
             await websocket.close(code=1008)
             return
         await websocket.accept()
+        opened = time.time()
         self.connections[connection_id] = _Connection(websocket, source_ip, headers.get("user-agent"))
         try:
             while True:
@@ -151,11 +153,13 @@ class WebSocketGateway:
                     break
                 body = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
                 self.connections[connection_id].last_active_at = time.time()
+                METER.add("ws.messages_in")
                 # In order per connection, as API Gateway invokes: the next message waits for this one.
                 await self._invoke(event(route_key(body), "MESSAGE", body))
         except WebSocketDisconnect:
             pass
         finally:
+            METER.add("ws.connection_minutes", -(-(time.time() - opened) // 60))  # billed per started minute
             self.connections.pop(connection_id, None)
             await self._invoke(event("$disconnect", "DISCONNECT"))
 
@@ -190,6 +194,7 @@ class WebSocketGateway:
             # One send at a time per connection: concurrent posts must not interleave on the socket.
             async with connection.lock:
                 await connection.websocket.send_text(data.decode("utf-8", "replace"))
+            METER.add("ws.messages_out", -(-len(data) // 32768))  # billed per started 32 KB
         except (RuntimeError, OSError, WebSocketDisconnect):
             self.connections.pop(connection_id, None)
             return JSONResponse(

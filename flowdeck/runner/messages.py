@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,8 @@ class StepMessage(BaseModel):
     retention_hours: int = 24
     inputs: dict[str, Any] = Field(default_factory=dict)
     spec: StepSpec
+    # runtime_config.max_cost_usd (a string in the message, so exact): the budget guard's limit.
+    max_cost_usd: Decimal | None = None
 
     @property
     def attempt(self) -> int:
@@ -55,3 +58,6 @@ class StepResult(BaseModel):
     # Uploaded artifacts ({path, size, content_type, sha256, key, expires_at}) and what did not match.
     artifacts: list[dict[str, Any]] = Field(default_factory=list)
     artifact_warnings: list[str] = Field(default_factory=list)
+    # What the step used (flowdeck.costs.models.StepUsage as JSON) and its price; None for no process.
+    usage: dict[str, Any] | None = None
+    cost_usd: Decimal = Decimal(0)

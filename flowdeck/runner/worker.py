@@ -22,8 +22,11 @@ from pydantic import ValidationError
 from flowdeck import aws
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.costs.calculator import CostCalculator, load_calculator
+from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.runner import artifacts as step_artifacts
+from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import StepMessage, StepResult
 from flowdeck.runner.supervisor import (
@@ -34,6 +37,7 @@ from flowdeck.runner.supervisor import (
     run_process,
     step_environment,
 )
+from flowdeck.runner.usage import Budget, NoBudget, UsageRecorder
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
@@ -90,8 +94,15 @@ class StepRunner:
         sfn: Any,
         artifacts: ArtifactStore | None = None,
         logs: LogStore | None = None,
+        budget: Budget | None = None,
+        calculator: CostCalculator | None = None,
     ) -> None:
         self.settings = settings
+        # Told the run's cost after each usage flush; may stop the step (the budget guard).
+        self.budget: Budget = budget or NoBudget()
+        self.calculator = calculator or load_calculator(settings.cost_calculator, settings.rate_card)
+        # The usage recorder of each running attempt, until its finish adds the last delta to the run.
+        self.recorders: dict[tuple[str, str, int], UsageRecorder] = {}
         self.runs = runs
         self.sfn = sfn
         # Where step output goes (the logs table); without one, only a sink handed to handle() sees it.
@@ -148,7 +159,7 @@ class StepRunner:
             elif spec.kind == "notify":
                 result = self.notify(message, pending_outputs.result(), started_at, output)
             else:
-                result = self.run(message, pending_outputs.result(), started_at, output)
+                result = self.run(message, pending_outputs.result(), started_at, output, started)
         finally:
             if writer is not None:
                 # Every line is stored before the end is recorded: a finished step's log is complete.
@@ -176,15 +187,34 @@ class StepRunner:
         )
 
     def run(
-        self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
+        self,
+        message: StepMessage,
+        earlier: dict[str, dict[str, Any]],
+        started_at: str,
+        sink: LineSink,
+        started: dict[str, Any] | None = None,
     ) -> StepResult:
         spec = message.spec
         scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
         with Heartbeat(self.sfn, message.token, self.heartbeat_every(message)) as beat:
+            # beat.gone ends the process: set by a gone token, or by the budget guard after a flush.
+            usage = UsageRecorder(
+                message,
+                scratch / "usage.jsonl",
+                sink,
+                self.runs,
+                self.calculator,
+                self.settings.region,
+                self.budget,
+                beat.gone,
+            )
             if (spec.artifacts or {}).get("download"):
                 step_items = self.runs.get_run_items(message.run_id)[1]
                 step_artifacts.download(self.artifacts, message, step_items, scratch / "artifacts", sink)
+            if started is not None:
+                self.recorders[(message.run_id, message.step, message.attempt)] = usage
+                usage.start(started)
             outcome = run_process(
                 argv,
                 step_environment(message, earlier, scratch),
@@ -194,6 +224,7 @@ class StepRunner:
                 beat.gone,
             )
             ended = step_artifacts.now()
+            step_usage, step_cost = usage.close(outcome.seconds)
             # Uploaded before the end is recorded and answered (failures too: a failing test's report
             # matters most), so the run never moves on before its artifacts exist.
             uploaded = (
@@ -209,7 +240,12 @@ class StepRunner:
             "ended_at": ended.isoformat(),
             "exit_code": outcome.exit_code,
             "process_seconds": round(outcome.seconds, 6),
+            "usage": step_usage.model_dump(mode="json"),
+            "cost_usd": step_cost,
         }
+        if outcome.stopped and (over := budget_cause(self.budget, message)) is not None:
+            # Stopped by the budget guard, which recorded the run cancelled: the step is cancelled too.
+            return StepResult(status="cancelled", error=BUDGET_EXCEEDED, cause=over, **base)
         if outcome.stopped:
             return StepResult(
                 status="cancelled", error="Cancelled", cause="the run no longer waits for this step", **base
@@ -232,6 +268,18 @@ class StepRunner:
                 status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base
             )
         return StepResult(status="succeeded", outputs=outputs, **base)
+
+    def record_final_usage(self, message: StepMessage, result: StepResult, recorded: bool) -> None:
+        """Add what the last flush did not to the run's totals, then tell the budget guard."""
+        recorder = self.recorders.pop((message.run_id, message.step, message.attempt), None)
+        if recorder is None or not recorded:
+            return
+        try:
+            usage = StepUsage.model_validate(result.usage)
+            recorder.add_to_run(usage, result.cost_usd)
+        except (ClientError, BotoCoreError) as exc:
+            # The step's own record holds its usage; only the run's running total misses this delta.
+            log.warning("run %s: step %s usage not added to the run: %s", message.run_id, message.step, exc)
 
     def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
         """Record the end, then answer the state machine (so the record is final before the run moves)."""
@@ -262,7 +310,14 @@ class StepRunner:
             if result.status == "succeeded" and result.outputs
             else None
         )
+        if result.usage is not None:
+            # On the attempt too: a retry starts a fresh step record, and each attempt's usage counts.
+            usage_fields = {"usage": result.usage, "cost_usd": format(result.cost_usd, "f")}
+            fields |= usage_fields
+            attempt_fields |= usage_fields
         recorded = self.runs.finish_attempt(started, fields, attempt_fields)
+        if result.usage is not None:
+            self.record_final_usage(message, result, recorded)
         if publishing is not None:
             publishing.result()
         if not recorded:
@@ -271,8 +326,16 @@ class StepRunner:
                 message.step,
                 message.run_id,
             )
+        # The last usage may have passed the budget after the step ended: the run was cancelled, so
+        # it must not move on. Failing the token also lands the emulator's StopExecution.
+        late = budget_cause(self.budget, message)  # read either way: the guard forgets it then
+        over = (result.cause if result.error == BUDGET_EXCEEDED else None) or late
         try:
-            if result.status in ("succeeded", "skipped"):
+            if over is not None:
+                self.sfn.send_task_failure(
+                    taskToken=message.token, error=BUDGET_EXCEEDED, cause=over[:CAUSE_LIMIT]
+                )
+            elif result.status in ("succeeded", "skipped"):
                 output = {"outputs": outputs, "status": result.status}
                 self.sfn.send_task_success(taskToken=message.token, output=json.dumps(output))
             elif result.status == "failed":
@@ -296,12 +359,14 @@ class Worker:
         self.sqs = aws.client("sqs", settings)
         self.sfn = aws.client("stepfunctions", settings)
         artifacts = ArtifactStore(settings.artifacts_bucket, s3_client(settings))
+        runs_client = aws.client("dynamodb", settings)
         self.runner = StepRunner(
             settings,
-            RunStore(settings.runs_table, aws.client("dynamodb", settings), artifacts=artifacts),
+            RunStore(settings.runs_table, runs_client, artifacts=artifacts),
             self.sfn,
             artifacts,
             logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
+            budget=BudgetGuard(settings.runs_table, runs_client, self.sfn, settings.state_machine_arn_prefix),
         )
         self.concurrency = concurrency or settings.worker_concurrency
         self.slots = threading.Semaphore(self.concurrency)

@@ -22,6 +22,8 @@ from flowdeck.constants import (
     RUN_SK,
     SK,
     STEP_SK_PREFIX,
+    TOKENS_IN_PREFIX,
+    TOKENS_OUT_PREFIX,
 )
 from flowdeck.errors import BadRequest
 from flowdeck.stores.schema import (
@@ -236,6 +238,56 @@ class RunStore:
                 return False
             raise
         return True
+
+    def update_running(self, started: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Re-put the running step's item with `fields` (usage so far); None if taken over meanwhile."""
+        item = started | fields
+        try:
+            self._put(item, "#token = :token", {":token": started["token"]})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return item
+
+    def add_run_usage(
+        self, run_id: str, cost_usd: Decimal, tokens: dict[str, tuple[int, int]]
+    ) -> Decimal | None:
+        """Add a step's usage delta to the run's totals (atomic ADD); the run's new cost, None if no run."""
+        names = {"#cost": "cost_usd", "#pk": PK}
+        values: dict[str, Any] = {":cost": {"N": format(cost_usd, "f")}}
+        parts = ["#cost :cost"]
+        for index, (model, (input_tokens, output_tokens)) in enumerate(sorted(tokens.items())):
+            names |= {f"#i{index}": TOKENS_IN_PREFIX + model, f"#o{index}": TOKENS_OUT_PREFIX + model}
+            values |= {f":i{index}": {"N": str(input_tokens)}, f":o{index}": {"N": str(output_tokens)}}
+            parts += [f"#i{index} :i{index}", f"#o{index} :o{index}"]
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression="ADD " + ", ".join(parts),
+                # Never create a bare run item for a run the state machine has not recorded.
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        total = answer.get("Attributes", {}).get("cost_usd")
+        if total is None:
+            # An ADD of zero may come back without the attribute (moto): read the total instead.
+            current = self.client.get_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                ProjectionExpression="#cost",
+                ExpressionAttributeNames={"#cost": "cost_usd"},
+                ConsistentRead=True,
+            )
+            total = current.get("Item", {}).get("cost_usd", {"N": "0"})
+        return Decimal(total["N"])
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(

@@ -334,7 +334,7 @@ def test_list_runs_filters(history: Api, query: dict[str, str], expected: list[s
         ({"limit": "many"}, 422, "ValidationError", "limit:"),
         ({"since": "yesterday"}, 422, "ValidationError", "since:"),
         ({"order": "sideways"}, 422, "ValidationError", "order:"),
-        ({"sort": "duration"}, 400, "BadRequest", "sort=duration"),
+        ({"sort": "cost", "cursor": "eyJwayI6eyJTIjoieCJ9fQ=="}, 400, "BadRequest", "cursor"),
         ({"cursor": "not-a-cursor!"}, 400, "BadRequest", "cursor"),
         ({"cursor": "eyJwayI6eyJTIjoieCJ9fQ=="}, 400, "BadRequest", "cursor"),
     ],
@@ -511,5 +511,7 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
         "/runs/{run_id}/artifacts.zip": ["get"],
         "/runs/{run_id}/artifacts/{step}/{path}": ["get"],
         "/runs/{run_id}/logs": ["get"],
+        "/runs/{run_id}/costs": ["get"],
+        "/workflows/{wf}/costs": ["get"],
     }
     assert "202" in document["paths"]["/workflows/{wf}/runs"]["post"]["responses"]

@@ -6,7 +6,13 @@ from aws_cdk import assertions
 from aws_cdk.assertions import Match
 from stack_helpers import as_list, policy_statements, resources_of, wildcard_actions
 
-from flowdeck.constants import ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE, ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL
+from flowdeck.constants import (
+    ENV_ARTIFACTS_BUCKET,
+    ENV_LOGS_TABLE,
+    ENV_RUNS_TABLE,
+    ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_STEPS_QUEUE_URL,
+)
 from stacks.compute import DLQ_MAX_RECEIVE_COUNT, TASK_TOKEN_ACTIONS, WORKER_COMMAND
 
 
@@ -53,7 +59,13 @@ def test_runner_task_runs_the_worker_with_resource_names_in_its_environment(
     assert props["NetworkMode"] == "awsvpc"
     assert container["Command"] == WORKER_COMMAND == ["python", "-m", "flowdeck.runner.worker"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
-    assert set(env) == {ENV_RUNS_TABLE, ENV_STEPS_QUEUE_URL, ENV_ARTIFACTS_BUCKET, ENV_LOGS_TABLE}
+    assert set(env) == {
+        ENV_RUNS_TABLE,
+        ENV_STEPS_QUEUE_URL,
+        ENV_ARTIFACTS_BUCKET,
+        ENV_LOGS_TABLE,
+        ENV_STATE_MACHINE_ARN_PREFIX,
+    }
     assert "LogStoreTable" in env[ENV_LOGS_TABLE]["Fn::ImportValue"]
     assert "RunStoreTable" in env[ENV_RUNS_TABLE]["Fn::ImportValue"]
     assert "ArtifactStoreBucket" in env[ENV_ARTIFACTS_BUCKET]["Fn::ImportValue"]
@@ -113,3 +125,18 @@ def test_task_role_wildcard_is_only_the_task_token_actions(compute_template: ass
     actions = {action for s in statements for action in as_list(s["Action"])}
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "dynamodb:UpdateItem", "s3:PutObject"} <= actions
     assert not any(a.startswith("s3:Delete") for a in actions)
+
+
+def test_budget_guard_may_stop_only_flowdeck_executions(compute_template: assertions.Template) -> None:
+    statements = policy_statements(compute_template, "TaskRole")
+
+    stops = [s for s in statements if "states:StopExecution" in as_list(s["Action"])]
+    assert len(stops) == 1
+    assert as_list(stops[0]["Action"]) == ["states:StopExecution"]
+    (resource,) = as_list(stops[0]["Resource"])
+    parts = resource["Fn::Join"][1]
+    assert parts[-1] == ":execution:flowdeck-*:*"
+    (task,) = resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert env[ENV_STATE_MACHINE_ARN_PREFIX]["Fn::Join"][1][-1] == ":stateMachine:flowdeck-"

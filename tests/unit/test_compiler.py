@@ -20,6 +20,7 @@ SEND_AND_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
 RUN_RECORDERS = {"RecordRunStart", "RecordRunSucceeded", "RecordRunFailed"}
 LOST_ERRORS = ["States.HeartbeatTimeout", "States.Timeout"]
+RUN_ENDS = {"RunFailed", "RunNotRunning"}
 
 State = dict[str, Any]
 
@@ -236,7 +237,7 @@ def test_sequential_workflow_has_one_task_per_step_plus_the_recorders(sequential
     assert len(lost) == 3
     # Anything else is the input prelude or where a lost worker's record ends (a Fail state).
     ends = {recorder["Next"] for recorder in lost.values()} - {"report"}  # test continues to report
-    others = set(states) - RUN_RECORDERS - {"RunFailed", "compile", "test", "report"} - set(lost)
+    others = set(states) - RUN_RECORDERS - RUN_ENDS - {"compile", "test", "report"} - set(lost)
     assert others <= set(prelude(sequential)) | ends
     assert all(states[name]["Type"] in {"Pass", "Fail"} for name in others)
 
@@ -503,6 +504,64 @@ def test_run_failure_record_keeps_the_error_name_and_the_whole_error_as_json(seq
         recorded = apply_parameters({":error": values[":error"], ":cause": values[":cause"]}, state)
         assert recorded[":error"] == {"S": error["Error"]}
         assert json.loads(recorded[":cause"]["S"]) == error
+
+
+@pytest.mark.parametrize("recorder", ["RecordRunSucceeded", "RecordRunFailed"])
+def test_run_end_is_recorded_only_while_the_run_is_running(sequential, recorder):
+    state = sequential["States"][recorder]
+    params = state["Parameters"]
+    # The budget guard may have recorded the run cancelled: the state machine must not overwrite it.
+    assert params["ConditionExpression"] == "#status = :running"
+    assert params["ExpressionAttributeNames"]["#status"] == "status"
+    assert params["ExpressionAttributeValues"][":running"] == {"S": "running"}
+    assert state["Catch"] == [
+        {
+            "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
+            "ResultPath": None,
+            "Next": "RunNotRunning",
+        }
+    ]
+    assert_expression_placeholders_all_used(recorder, params)
+
+
+def test_run_that_already_ended_ends_the_execution_without_a_record(sequential):
+    states = sequential["States"]
+    assert states["RunNotRunning"] == {
+        "Type": "Fail",
+        "Error": "RunAlreadyEnded",
+        "Cause": "the run had already ended (cancelled) when this execution tried to record its end",
+    }
+    # Only the two final recorders lead there, and nothing else writes the run's final status.
+    leading = {
+        name
+        for name, state, _ in all_states(sequential)
+        if any(c["Next"] == "RunNotRunning" for c in state.get("Catch", []))
+    }
+    assert leading == {"RecordRunSucceeded", "RecordRunFailed"}
+    assert states["RecordRunFailed"]["Next"] == "RunFailed"
+    assert states["RecordRunSucceeded"]["End"] is True
+
+
+def test_max_cost_usd_travels_in_every_step_message_as_a_string():
+    asl = compiled(
+        """
+        name: budgeted
+        runtime_config: {max_cost_usd: 0.01}
+        steps:
+          - {id: a, run: echo}
+          - {id: b, needs: [], run: echo}
+          - {id: c, needs: [a, b], run: echo}
+        """
+    )
+    bodies = [task["Parameters"]["MessageBody"] for task in step_tasks(asl).values()]
+    assert len(bodies) == 3
+    assert all(body["max_cost_usd"] == "0.01" for body in bodies)
+
+
+def test_no_max_cost_usd_in_the_step_message_without_a_budget(sequential, fan_out):
+    for asl in (sequential, fan_out):
+        for task in step_tasks(asl).values():
+            assert "max_cost_usd" not in task["Parameters"]["MessageBody"]
 
 
 def test_on_failure_continue_catches_to_the_next_state(sequential):

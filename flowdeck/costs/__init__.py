@@ -1,0 +1,1 @@
+"""Cost tracking core: usage models, pricing calculators and trend analysis (no AWS imports)."""

@@ -1,0 +1,132 @@
+"""Budget guard: cancel a run whose cost passed its `runtime_config.max_cost_usd` (SPEC §1).
+
+Called by the worker after each usage flush with the run's new total. The first worker to see the
+total past the limit records the run `cancelled` (a conditional write: one winner), stops the
+execution, and every worker that sees it stops its step gracefully (SIGTERM, then the grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.runner.messages import StepMessage
+
+log = logging.getLogger("flowdeck.budget")
+
+BUDGET_EXCEEDED = "BudgetExceeded"
+CANCELLED_BY = "budget-guard"
+
+
+@runtime_checkable
+class StopReasons(Protocol):
+    """A budget that can say why it stopped a step (the worker then reports BudgetExceeded)."""
+
+    def exceeded(self, message: StepMessage) -> str | None: ...
+
+
+def budget_cause(budget: object, message: StepMessage) -> str | None:
+    """Why `budget` stopped this step, or None (also for a budget that never stops steps)."""
+    return budget.exceeded(message) if isinstance(budget, StopReasons) else None
+
+
+def usd(value: Decimal) -> str:
+    """Dollars as people write them: 0.01, 5, 0.012345 (no exponent, no trailing zeros)."""
+    return format(value.normalize(), "f")
+
+
+def execution_arn(state_machine_arn_prefix: str, workflow: str, run_id: str) -> str:
+    """The execution of run `run_id`: executions are named by run id, state machines by workflow."""
+    return state_machine_arn_prefix.replace(":stateMachine:", ":execution:", 1) + f"{workflow}:{run_id}"
+
+
+class BudgetGuard:
+    """Cancels a run once its cost passes max_cost_usd; remembers which steps it stopped, and why."""
+
+    def __init__(self, runs_table: str, ddb: Any, sfn: Any, state_machine_arn_prefix: str) -> None:
+        self.table = runs_table
+        self.ddb = ddb
+        self.sfn = sfn
+        self.arn_prefix = state_machine_arn_prefix
+        self._lock = threading.Lock()
+        # Task token -> why the step was stopped; read (and forgotten) by the worker when it reports.
+        self._stopped: dict[str, str] = {}
+
+    def after_usage(self, message: StepMessage, run_total_usd: Decimal, stop: threading.Event) -> None:
+        """Past the limit: record the run cancelled (one winner), stop its execution, set `stop`."""
+        limit = message.max_cost_usd
+        if limit is None or run_total_usd <= limit:
+            return
+        cause = f"run cost ${usd(run_total_usd)} passed max_cost_usd ${usd(limit)}"
+        with self._lock:
+            if message.token in self._stopped:
+                return  # already handled for this step (flushes go on until the process is gone)
+            self._stopped[message.token] = cause
+        try:
+            arn = self.record_cancelled(message, cause)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not record run %s cancelled (next flush retries): %s", message.run_id, exc)
+            with self._lock:
+                self._stopped.pop(message.token, None)
+            return
+        if arn is not None:
+            log.warning("run %s cancelled: %s", message.run_id, cause)
+            self.stop_execution(arn, message, cause)
+        # Winner or not, the run is over budget: this step stops gracefully (SIGTERM, grace, SIGKILL).
+        stop.set()
+
+    def exceeded(self, message: StepMessage) -> str | None:
+        """Why the guard stopped this step (and forget it), or None when it did not."""
+        with self._lock:
+            return self._stopped.pop(message.token, None)
+
+    def record_cancelled(self, message: StepMessage, cause: str) -> str | None:
+        """Record the run cancelled if it is still running; its execution ARN when this call won."""
+        try:
+            answer = self.ddb.update_item(
+                TableName=self.table,
+                Key={PK: {"S": message.run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression=(
+                    "SET #status = :cancelled, #reason = :reason, #error = :reason, #cause = :cause, "
+                    "#ended_at = :now, #by = :by"
+                ),
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#reason": "cancel_reason",
+                    "#error": "error",
+                    "#cause": "error_cause",
+                    "#ended_at": "ended_at",
+                    "#by": "cancelled_by",
+                },
+                ExpressionAttributeValues={
+                    ":cancelled": {"S": "cancelled"},
+                    ":running": {"S": "running"},
+                    ":reason": {"S": BUDGET_EXCEEDED},
+                    ":cause": {"S": cause},
+                    ":now": {"S": datetime.now(UTC).isoformat()},
+                    ":by": {"S": CANCELLED_BY},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None  # another worker's guard won, or the run had already ended
+            raise
+        recorded = answer.get("Attributes", {}).get("execution_arn", {}).get("S")
+        return recorded or execution_arn(self.arn_prefix, message.workflow, message.run_id)
+
+    def stop_execution(self, arn: str, message: StepMessage, cause: str) -> None:
+        """Stop the run's execution; the record is already final, so a failure here is only logged."""
+        try:
+            self.sfn.stop_execution(executionArn=arn, error=BUDGET_EXCEEDED, cause=cause)
+        except ClientError as exc:
+            log.warning("could not stop run %s: %s", message.run_id, exc.response["Error"]["Code"])
+        except BotoCoreError as exc:
+            log.warning("could not stop run %s: %s", message.run_id, exc.__class__.__name__)

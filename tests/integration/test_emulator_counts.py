@@ -1,0 +1,68 @@
+"""The emulator's opt-in counter (FLOWDECK_EMULATOR_COUNT=1): requests and DynamoDB capacity units."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from flowdeck.local.metering import COUNTS_PATH
+from flowdeck.local.stack import REGION, _wait_for_port, free_port
+
+
+@pytest.fixture(scope="module")
+def counting_emulator() -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {"FLOWDECK_EMULATOR_COUNT": "1", "FLOWDECK_EXIT_WITH_PARENT": str(os.getpid())}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowdeck.local.emulator", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _ddb(endpoint: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def test_put_item_is_counted_with_its_write_units(counting_emulator: str) -> None:
+    # Given a table and reset counters
+    ddb = _ddb(counting_emulator)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert httpx.delete(counting_emulator + COUNTS_PATH).json() == {}
+    # When one small item and one of 2.5 KB are put, and the big one read back eventually consistent
+    ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"S": "x"}})
+    ddb.put_item(TableName="t", Item={"pk": {"S": "b"}, "v": {"S": "x" * 2500}})
+    ddb.get_item(TableName="t", Key={"pk": {"S": "b"}})
+    ddb.get_item(TableName="t", Key={"pk": {"S": "b"}}, ConsistentRead=True)
+    counts = httpx.get(counting_emulator + COUNTS_PATH).json()
+    # Then: 1 WRU + ceil(2.5 KB / 1 KB) = 3 WRU; reads 0.5 + 1 RRU
+    assert counts["requests.dynamodb:PutItem"] == 2
+    assert counts["requests.dynamodb:GetItem"] == 2
+    assert counts["dynamodb.wru"] == 1 + 3
+    assert counts["dynamodb.wru.t"] == 4
+    assert counts["dynamodb.rru"] == 0.5 + 1
