@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 from websockets.sync.client import connect
 
+from flowdeck.config import Settings
 from flowdeck.local import metering
 from flowdeck.local.stack import LocalStack, free_port
-from flowdeck.runner.worker import Worker
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -65,9 +65,9 @@ ESTIMATES = {
     "ws_log_bytes_per_message": 1200,  # WebSocket stage: access log line + INFO execution log lines
     "cloudwatch_event_overhead_bytes": 26,  # what CloudWatch Logs adds to each event it ingests
 }
-# Workers long-poll the steps queue (flowdeck/runner/worker.py: WaitTimeSeconds=10): an idle worker
-# makes 3600/10 receives an hour, whatever the run rate; that is a fixed monthly cost per worker.
-WORKER_WAIT_SECONDS = 10
+# Workers long-poll the steps queue (Settings.worker_poll_seconds, WaitTimeSeconds on AWS): an idle
+# worker makes 3600/wait receives an hour, whatever the run rate; a fixed monthly cost per worker.
+WORKER_WAIT_SECONDS = Settings.model_fields["worker_poll_seconds"].default
 HOURS_PER_MONTH = 730
 
 FIVE_STEPS = """\
@@ -299,7 +299,6 @@ def main() -> None:
         "--runs", type=int, default=5, help="measured runs of each workflow (after a warm-up)"
     )
     args = parser.parse_args()
-    assert Worker.run_forever.__defaults__ == (WORKER_WAIT_SECONDS,), "update WORKER_WAIT_SECONDS"
     os.environ[metering.COUNT_ENV] = "1"  # the emulator process inherits it
     results: dict[str, tuple[Decimal, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

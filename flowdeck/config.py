@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Per-step scratch space: outputs and usage files, downloaded artifacts.
     scratch_dir: Path = Path(tempfile.gettempdir()) / "flowdeck"
     worker_concurrency: int = 4
+    # SQS long polling: an idle worker's receives are billed, so wait as long as SQS allows (20 s).
+    worker_poll_seconds: int = Field(default=20, ge=0, le=20)
     # Only the local stack trusts the X-Flowdeck-User header; on AWS identity comes from IAM (SigV4).
     trust_user_header: bool = False
     # Pricing (see flowdeck/costs): "null", "rate-card" or "package.module:ClassName"; the card's path.

@@ -226,7 +226,15 @@ class LocalStack:
         get_settings.cache_clear()
 
     def _start_worker(self, index: int) -> None:
-        env = os.environ | self.env | {"FLOWDECK_WORKER_CONCURRENCY": str(self.worker_concurrency)}
+        env = (
+            os.environ
+            | self.env
+            | {
+                "FLOWDECK_WORKER_CONCURRENCY": str(self.worker_concurrency),
+                # Receives are free locally; a short poll lets a stopping worker leave quickly.
+                "FLOWDECK_WORKER_POLL_SECONDS": "5",
+            }
+        )
         self.workers[index] = self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)
 
     def _supervise_workers(self) -> None:

@@ -373,7 +373,8 @@ class Worker:
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
         self.shutdown = threading.Event()
 
-    def run_forever(self, wait_seconds: int = 10) -> None:
+    def run_forever(self, wait_seconds: int | None = None) -> None:
+        wait_seconds = self.settings.worker_poll_seconds if wait_seconds is None else wait_seconds
         while not self.shutdown.is_set():
             self.slots.acquire()
             free = 1

@@ -50,8 +50,8 @@ def test_missing_usage_costs_nothing() -> None:
 
 
 def test_idle_worker_long_polls_cost_a_fixed_amount_a_month() -> None:
-    # 360 receives an hour x 730 hours x $0.40 per million
-    assert idle_worker_usd_per_month() == Decimal("0.1051")
+    # Workers wait 20 s per receive: 180 receives an hour x 730 hours x $0.40 per million
+    assert idle_worker_usd_per_month() == Decimal("0.0526")
 
 
 def test_capacity_units_round_up_per_kb_and_per_4_kb() -> None:
