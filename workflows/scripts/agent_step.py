@@ -27,7 +27,8 @@ def main() -> None:
             print(f"{model}: {line['input_tokens']} in, {line['output_tokens']} out")
             time.sleep(0.2)
     with open(os.environ["FLOWDECK_OUTPUTS"], "w", encoding="utf-8") as outputs:
-        json.dump({"summary": f"{len(sys.argv) - 1} model calls"}, outputs)
+        calls = len(sys.argv) - 1
+        json.dump({"summary": f"{calls} model call{'' if calls == 1 else 's'}"}, outputs)
 
 
 if __name__ == "__main__":
