@@ -21,7 +21,7 @@ TOKEN = "task-token-1"
 
 
 class FakeStepFunctions:
-    """Records the worker's answers to the state machine."""
+    """Records the worker's answers to the state machine (and a budget guard's StopExecution)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -34,6 +34,9 @@ class FakeStepFunctions:
 
     def send_task_heartbeat(self, **kwargs: Any) -> None:
         self.calls.append(("heartbeat", kwargs))
+
+    def stop_execution(self, **kwargs: Any) -> None:
+        self.calls.append(("stop", kwargs))
 
     def answers(self) -> list[tuple[str, dict[str, Any]]]:
         return [(kind, kwargs) for kind, kwargs in self.calls if kind != "heartbeat"]

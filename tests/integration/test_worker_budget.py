@@ -15,6 +15,7 @@ from flowdeck.runner.budget import BudgetGuard
 from flowdeck.runner.messages import StepMessage, StepSpec
 from flowdeck.runner.worker import StepRunner
 from flowdeck.stores.runs import RunStore
+from tests.integration.test_worker import FakeStepFunctions
 
 TABLE = "flowdeck-runs-test"  # as in conftest.py
 RUN_ID = "r-budget"
@@ -23,28 +24,6 @@ ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:stateMachine:flowdeck-"
 EXECUTION_ARN = f"arn:aws:states:us-east-1:123456789012:execution:flowdeck-agent:{RUN_ID}"
 # claude-opus-4 at list price: 1000 output tokens = $0.075.
 EXPENSIVE = json.dumps({"model": "claude-opus-4", "input_tokens": 0, "output_tokens": 1000})
-
-
-class FakeStepFunctions:
-    """Records the worker's answers and the guard's StopExecution."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def send_task_success(self, **kwargs: Any) -> None:
-        self.calls.append(("success", kwargs))
-
-    def send_task_failure(self, **kwargs: Any) -> None:
-        self.calls.append(("failure", kwargs))
-
-    def send_task_heartbeat(self, **kwargs: Any) -> None:
-        self.calls.append(("heartbeat", kwargs))
-
-    def stop_execution(self, **kwargs: Any) -> None:
-        self.calls.append(("stop", kwargs))
-
-    def answers(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(kind, kwargs) for kind, kwargs in self.calls if kind != "heartbeat"]
 
 
 @pytest.fixture
