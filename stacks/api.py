@@ -21,9 +21,9 @@ from flowdeck.constants import (
     ENV_WORKFLOWS_DIR,
     STATE_MACHINE_PREFIX,
 )
-from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
 from stacks.bundling import dependencies_layer
 from stacks.data import ArtifactStore
+from stacks.defaults import LOG_RETENTION, Handler, python_handler
 from stacks.workflows import state_machine_name
 
 # Public Powertools for AWS Lambda (Python) v3 layer; bump together with pyproject's pin.
@@ -34,7 +34,6 @@ API_SERVICE_NAME = "flowdeck-api"
 API_STAGE = "v1"
 # Relative to the Lambda task root: the zip ships the repository's workflows/ folder.
 LAMBDA_WORKFLOWS_DIR = "workflows"
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 THROTTLE_RATE_LIMIT = 50
 THROTTLE_BURST_LIMIT = 100
 # The decision endpoints (approve/reject, step retry/skip) and cancel answer waiting task tokens.
@@ -63,9 +62,8 @@ class RunsApi(Construct):
         logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "HandlerLogs", retention=LOG_RETENTION)
-        self.role = self._build_role()
-        self.function = self._build_function(table, artifacts)
+        handler = self._build_handler(table, artifacts)
+        self.function, self.role, self.log_group = handler.function, handler.role, handler.log_group
         self._grant(table, artifacts, workflow_names)
         # GET /runs/{id}/logs reads the logs table (Query); the workers write it.
         self.function.add_environment(ENV_LOGS_TABLE, logs_table.table_name)
@@ -74,35 +72,17 @@ class RunsApi(Construct):
         self.api = self._build_api()
         self._suppress_findings()
 
-    def _build_role(self) -> iam.Role:
-        # Own role instead of CDK's default, which attaches the managed AWSLambdaBasicExecutionRole
-        # (logs:* on every log group); here the function may write to its own log group only.
-        role = iam.Role(
-            self,
-            "HandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Flowdeck REST API handler",
-        )
-        self.log_group.grant_write(role)
-        return role
-
-    def _build_function(self, table: dynamodb.ITable, artifacts: ArtifactStore) -> lambda_.Function:
+    def _build_handler(self, table: dynamodb.ITable, artifacts: ArtifactStore) -> Handler:
         stack = Stack.of(self)
-        return lambda_.Function(
+        return python_handler(
             self,
             "Handler",
-            runtime=lambda_.Runtime.PYTHON_3_11,
-            architecture=lambda_.Architecture.X86_64,
             handler=API_HANDLER,
-            code=lambda_.Code.from_asset(str(REPO_ROOT), exclude=LAMBDA_CODE_EXCLUDE),
+            description="Flowdeck REST API handler",
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn()),
                 dependencies_layer(self, "Dependencies"),
             ],
-            role=self.role,
-            log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            memory_size=512,
             # API Gateway gives up after 29 s; a longer handler would only burn money.
             timeout=Duration.seconds(29),
             environment={
@@ -232,16 +212,6 @@ class RunsApi(Construct):
                 ),
             ],
             apply_to_children=True,
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.function,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-L1",
-                    reason="Pinned to python3.11 to match the Powertools layer (python311 build) and the "
-                    "worker image; upgrade runtime, layer name and image together.",
-                )
-            ],
         )
         NagSuppressions.add_resource_suppressions(
             self.api,

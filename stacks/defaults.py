@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from flowdeck.constants import TTL_ATTRIBUTE
+from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
+
+LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
 
 
 def encrypted_table(
@@ -33,3 +44,62 @@ def encrypted_table(
         stream=stream,
         removal_policy=removal_policy,
     )
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A Lambda handler with the role and log group made for it."""
+
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+def python_handler(
+    scope: Construct,
+    prefix: str,
+    *,
+    handler: str,
+    description: str,
+    layers: Sequence[lambda_.ILayerVersion],
+    timeout: cdk.Duration,
+    environment: Mapping[str, str],
+    tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+) -> Handler:
+    """A Flowdeck handler (`<prefix>Logs`, `<prefix>Role`, `<prefix>Function`): the repo's handler code on
+    the pinned Python runtime, writing to its own log group only (not AWSLambdaBasicExecutionRole's
+    logs:* on every log group)."""
+    log_group = logs.LogGroup(scope, f"{prefix}Logs", retention=LOG_RETENTION)
+    role = iam.Role(
+        scope,
+        f"{prefix}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        f"{prefix}Function",
+        runtime=lambda_.Runtime.PYTHON_3_11,
+        architecture=lambda_.Architecture.X86_64,
+        handler=handler,
+        code=lambda_.Code.from_asset(str(REPO_ROOT), exclude=LAMBDA_CODE_EXCLUDE),
+        layers=list(layers),
+        role=role,
+        log_group=log_group,
+        tracing=tracing,
+        memory_size=512,
+        timeout=timeout,
+        environment=dict(environment),
+    )
+    NagSuppressions.add_resource_suppressions(
+        function,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.11 to match the Powertools layer (python311 build) and the "
+                "worker image; upgrade runtime, layer name and image together.",
+            )
+        ],
+    )
+    return Handler(function, role, log_group)

@@ -26,10 +26,9 @@ from flowdeck.constants import (
     ENV_WORKFLOWS_DIR,
 )
 from flowdeck.stores.schema import CONNECTIONS_BY_RUN_INDEX
-from stacks.api import LAMBDA_WORKFLOWS_DIR, LOG_RETENTION, powertools_layer_arn
-from stacks.assets import LAMBDA_CODE_EXCLUDE, REPO_ROOT
+from stacks.api import LAMBDA_WORKFLOWS_DIR, powertools_layer_arn
 from stacks.bundling import dependencies_layer
-from stacks.defaults import encrypted_table
+from stacks.defaults import LOG_RETENTION, encrypted_table, python_handler
 
 WS_HANDLER = "lambdas.ws.lambda_handler"
 FANOUT_HANDLER = "lambdas.fanout.lambda_handler"
@@ -67,7 +66,7 @@ class LiveLogsApi(Construct):
         logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.roles: dict[lambda_.Function, iam.Role] = {}
+        self.roles: list[iam.Role] = []
         self.connections_table = self._build_connections_table()
         self.dependencies = dependencies_layer(self, "Dependencies")
         self.powertools = lambda_.LayerVersion.from_layer_version_arn(
@@ -107,42 +106,28 @@ class LiveLogsApi(Construct):
 
     def _build_function(
         self,
-        construct_id: str,
+        prefix: str,
         handler: str,
         service: str,
         timeout: Duration,
         tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=LOG_RETENTION)
-        # One role per function, writing to its own log group only (not AWSLambdaBasicExecutionRole).
-        role = iam.Role(
+        built = python_handler(
             self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Flowdeck {service} handler",
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
-            self,
-            f"{construct_id}Handler",
-            runtime=lambda_.Runtime.PYTHON_3_11,
-            architecture=lambda_.Architecture.X86_64,
+            prefix,
             handler=handler,
-            code=lambda_.Code.from_asset(str(REPO_ROOT), exclude=LAMBDA_CODE_EXCLUDE),
+            description=f"Flowdeck {service} handler",
             layers=[self.powertools, self.dependencies],
-            role=role,
-            log_group=log_group,
-            tracing=tracing,
-            memory_size=512,
             timeout=timeout,
+            tracing=tracing,
             environment={
                 ENV_CONNECTIONS_TABLE: self.connections_table.table_name,
                 ENV_WORKFLOWS_DIR: LAMBDA_WORKFLOWS_DIR,
                 "POWERTOOLS_SERVICE_NAME": service,
             },
         )
-        self.roles[function] = role
-        return function
+        self.roles.append(built.role)
+        return built.function
 
     def _build_api(self) -> tuple[apigwv2.WebSocketApi, apigwv2.WebSocketStage]:
         integration = integrations.WebSocketLambdaIntegration("Ws", self.ws_function)
@@ -217,7 +202,7 @@ class LiveLogsApi(Construct):
             self.api.grant_manage_connections(function)
 
     def _suppress_findings(self) -> None:
-        for function, role in self.roles.items():
+        for role in self.roles:
             NagSuppressions.add_resource_suppressions(
                 role,
                 [
@@ -241,16 +226,6 @@ class LiveLogsApi(Construct):
                     ),
                 ],
                 apply_to_children=True,
-            )
-            NagSuppressions.add_resource_suppressions(
-                function,
-                [
-                    NagPackSuppression(
-                        id="AwsSolutions-L1",
-                        reason="Pinned to python3.11 to match the Powertools layer (python311 build) and "
-                        "the worker image; upgrade runtime, layer name and image together.",
-                    )
-                ],
             )
         NagSuppressions.add_resource_suppressions(
             self.api,
