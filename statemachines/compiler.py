@@ -20,7 +20,7 @@ from flowdeck.constants import (
     STEP_SK_PREFIX,
 )
 from flowdeck.definition.models import Step, WorkflowDefinition
-from flowdeck.stores.schema import RUN_KIND
+from flowdeck.stores.schema import RUN_KIND, WORKFLOW_STATUS, workflow_status
 from statemachines.layout import Parallel, layout
 
 RUNS_TABLE = "${" + ASL_RUNS_TABLE + "}"
@@ -128,7 +128,7 @@ class _Compiler:
                         "SET #run_id = :run_id, #kind = :kind, #workflow = :workflow, #status = :running, "
                         "#trigger = if_not_exists(#trigger, :trigger), "
                         "#started_by = if_not_exists(#started_by, :started_by), "
-                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn"
+                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn, #ws = :ws"
                     ),
                     "ExpressionAttributeNames": {
                         "#run_id": "run_id",
@@ -141,6 +141,7 @@ class _Compiler:
                         "#inputs": "inputs_json",
                         "#plan": "plan",
                         "#arn": "execution_arn",
+                        "#ws": WORKFLOW_STATUS,
                     },
                     "ExpressionAttributeValues": {
                         ":run_id": {"S.$": "$$.Execution.Name"},
@@ -153,6 +154,7 @@ class _Compiler:
                         ":inputs": {"S.$": f"States.JsonToString({_inputs_expression()})"},
                         ":plan": {"L": plan},
                         ":arn": {"S.$": "$$.Execution.Id"},
+                        ":ws": {"S": workflow_status(self.definition.name, "running")},
                     },
                 },
                 "ResultPath": None,
@@ -164,11 +166,16 @@ class _Compiler:
                 "Parameters": {
                     "TableName": RUNS_TABLE,
                     "Key": _ddb_key(),
-                    "UpdateExpression": "SET #status = :succeeded, #ended_at = :now",
+                    "UpdateExpression": "SET #status = :succeeded, #ended_at = :now, #ws = :ws",
                     "ConditionExpression": "#status = :running",
-                    "ExpressionAttributeNames": {"#status": "status", "#ended_at": "ended_at"},
+                    "ExpressionAttributeNames": {
+                        "#status": "status",
+                        "#ended_at": "ended_at",
+                        "#ws": WORKFLOW_STATUS,
+                    },
                     "ExpressionAttributeValues": {
                         ":succeeded": {"S": "succeeded"},
+                        ":ws": {"S": workflow_status(self.definition.name, "succeeded")},
                         ":running": {"S": "running"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                     },
@@ -184,7 +191,7 @@ class _Compiler:
                     "TableName": RUNS_TABLE,
                     "Key": _ddb_key(),
                     "UpdateExpression": (
-                        "SET #status = :failed, #ended_at = :now, #error = :error, #cause = :cause"
+                        "SET #status = :failed, #ended_at = :now, #error = :error, #cause = :cause, #ws = :ws"
                     ),
                     # A run cancelled meanwhile (budget guard) keeps its record.
                     "ConditionExpression": "#status = :running",
@@ -193,9 +200,11 @@ class _Compiler:
                         "#ended_at": "ended_at",
                         "#error": "error",
                         "#cause": "error_json",
+                        "#ws": WORKFLOW_STATUS,
                     },
                     "ExpressionAttributeValues": {
                         ":failed": {"S": "failed"},
+                        ":ws": {"S": workflow_status(self.definition.name, "failed")},
                         ":running": {"S": "running"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                         ":error": {"S.$": "$.error.Error"},

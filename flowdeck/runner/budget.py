@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.constants import PK, RUN_SK, SK
 from flowdeck.runner.messages import StepMessage
+from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
 
 log = logging.getLogger("flowdeck.budget")
 
@@ -94,7 +95,7 @@ class BudgetGuard:
                 Key={PK: {"S": message.run_id}, SK: {"S": RUN_SK}},
                 UpdateExpression=(
                     "SET #status = :cancelled, #reason = :reason, #error = :reason, #cause = :cause, "
-                    "#ended_at = :now, #by = :by"
+                    "#ended_at = :now, #by = :by, #ws = :ws"
                 ),
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames={
@@ -104,6 +105,7 @@ class BudgetGuard:
                     "#cause": "error_cause",
                     "#ended_at": "ended_at",
                     "#by": "cancelled_by",
+                    "#ws": WORKFLOW_STATUS,
                 },
                 ExpressionAttributeValues={
                     ":cancelled": {"S": "cancelled"},
@@ -112,6 +114,7 @@ class BudgetGuard:
                     ":cause": {"S": cause},
                     ":now": {"S": datetime.now(UTC).isoformat()},
                     ":by": {"S": CANCELLED_BY},
+                    ":ws": {"S": workflow_status(message.workflow, "cancelled")},
                 },
                 ReturnValues="ALL_NEW",
             )

@@ -8,6 +8,15 @@ from flowdeck.constants import PK, SK
 BY_STARTED_INDEX: Final = "by-started"
 BY_WORKFLOW_INDEX: Final = "by-workflow"
 RUN_KIND: Final = "run"
+# Every write of a run item's `status` also writes this composite (the history's workflow+status
+# index key), so "failed runs of deploy" is one key, never a filter over all of deploy's runs.
+WORKFLOW_STATUS: Final = "workflow_status"
+
+
+def workflow_status(workflow: str, status: str) -> str:
+    """The by-workflow-status key of a run: deploy#failed."""
+    return f"{workflow}#{status}"
+
 
 KEY_ATTRIBUTES: Final = {PK: "S", SK: "S", "kind": "S", "workflow": "S", "started_at": "S"}
 GLOBAL_INDEXES: Final = {
