@@ -73,6 +73,7 @@ class LocalStack:
         self._logs: list[IO[bytes]] = []
         self.api: Any = None
         self.streams: Any = None
+        self.run_events: Any = None
         self.gateway: Any = None
         self.env: dict[str, str] = {}
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
@@ -118,9 +119,10 @@ class LocalStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
-        if self.streams is not None:
-            self.streams.stop()
-            self.streams = None
+        for poller in (self.streams, self.run_events):
+            if poller is not None:
+                poller.stop()
+        self.streams = self.run_events = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -275,3 +277,15 @@ class LocalStack:
             self.client("dynamodbstreams"),
         )
         self.streams.start()
+        from lambdas import run_events
+
+        run_events.run_events.cache_clear()
+        # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.run_events).
+        self.run_events = StreamPoller(
+            run_events.lambda_handler,
+            [constants.RUNS_TABLE],
+            self.client("dynamodb"),
+            self.client("dynamodbstreams"),
+            name="run_events",
+        )
+        self.run_events.start()

@@ -45,9 +45,16 @@ class StreamPoller:
     """Polls the streams of some tables and feeds their records to one handler; start()/stop()."""
 
     def __init__(
-        self, handler: Handler, tables: list[str], dynamodb: Any, streams: Any, poll: float = POLL_SECONDS
+        self,
+        handler: Handler,
+        tables: list[str],
+        dynamodb: Any,
+        streams: Any,
+        poll: float = POLL_SECONDS,
+        name: str = "fanout",
     ) -> None:
         self.handler = handler
+        self.name = name
         self.tables = tables
         self.dynamodb = dynamodb
         self.streams = streams
@@ -110,8 +117,8 @@ class StreamPoller:
         event = lambda_records(records, arn)
         # Lambda retries a failed batch; locally we log it and go on (a viewer can resubscribe).
         try:
-            METER.add("lambda.fanout.records", len(records))
+            METER.add(f"lambda.{self.name}.records", len(records))
             context = LocalLambdaContext(aws_request_id=records[0].get("eventID") or "stream")
-            METER.invoke("fanout", self.handler, event, context)
+            METER.invoke(self.name, self.handler, event, context)
         except Exception:
             logger.exception("stream handler failed on %d records of %s", len(records), arn)
