@@ -32,4 +32,6 @@ def _record(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Partial batch responses: only failed records come back (the event source must report them).
-    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+    return dict(
+        process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+    )
