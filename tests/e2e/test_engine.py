@@ -152,3 +152,6 @@ def test_killed_worker_fails_the_step_with_worker_lost(
     assert victim["status"] == "failed"
     assert victim["error"] == "WorkerLost"
     assert run["error"] == "WorkerLost"
+    # What the step printed before its worker died is kept.
+    logs = api.get(f"/runs/{run_id}/logs", params={"format": "text"}).text
+    assert [f"before the crash {n}" in logs for n in range(3)] == [True, True, True]
