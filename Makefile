@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup run test check lint format typecheck synth bench clean
+.PHONY: setup run test check lint format typecheck synth bench bench-history clean
 
 setup: $(STAMP)  ## install pinned dependencies into .venv (idempotent)
 
@@ -40,6 +40,9 @@ synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
 
 bench: setup  ## benchmarks that print figures (name=value lines)
 	$(BIN)/python bench/dispatch.py
+
+bench-history: setup  ## run history: 100,000 runs in the emulator, read ratio per filter combination (minutes)
+	$(BIN)/python bench/history.py
 
 clean:
 	rm -rf cdk.out .flowdeck .pytest_cache .mypy_cache .ruff_cache

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flowdeck import constants
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,7 @@ class Settings(BaseSettings):
     steps_queue_url: str = ""
     logs_table: str = constants.LOGS_TABLE
     connections_table: str = constants.CONNECTIONS_TABLE
+    deliveries_table: str = constants.DELIVERIES_TABLE
     websocket_endpoint: str = ""
     artifacts_bucket: str = constants.ARTIFACTS_BUCKET
     state_machine_arn_prefix: str = (
@@ -47,3 +52,25 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class per_settings(Generic[T]):
+    """Build a handler's dependency once per settings object.
+
+    Whoever re-reads the settings (tests, a second local stack in one process) gets fresh clients.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+        self._built: tuple[Settings, T] | None = None
+
+    def __call__(self) -> T:
+        settings = get_settings()
+        if self._built is None or self._built[0] is not settings:
+            self._built = (settings, self.build())
+        return self._built[1]
+
+    def cache_clear(self) -> None:
+        self._built = None

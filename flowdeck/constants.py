@@ -11,6 +11,8 @@ ARTIFACTS_BUCKET: Final = "flowdeck-artifacts"
 STATE_MACHINE_PREFIX: Final = "flowdeck-"
 LOGS_TABLE: Final = "flowdeck-logs"
 CONNECTIONS_TABLE: Final = "flowdeck-connections"
+# Trigger history (webhook, git, schedule and event deliveries per workflow).
+DELIVERIES_TABLE: Final = "flowdeck-deliveries"
 
 # Environment variables: config flows CDK -> env var -> flowdeck.config.Settings.
 ENV_RUNS_TABLE: Final = "FLOWDECK_RUNS_TABLE"
@@ -21,6 +23,7 @@ ENV_WORKFLOWS_DIR: Final = "FLOWDECK_WORKFLOWS_DIR"
 ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
 ENV_LOGS_TABLE: Final = "FLOWDECK_LOGS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "FLOWDECK_CONNECTIONS_TABLE"
+ENV_DELIVERIES_TABLE: Final = "FLOWDECK_DELIVERIES_TABLE"
 # The API Gateway management endpoint the fan-out posts to (https://{api}.execute-api.../{stage});
 # locally the local HTTP server answers the same @connections API.
 ENV_WEBSOCKET_ENDPOINT: Final = "FLOWDECK_WEBSOCKET_ENDPOINT"

@@ -70,3 +70,10 @@ class NotText(FlowdeckError):
 
     code = "NotText"
     status = 422
+
+
+class Unauthorized(FlowdeckError):
+    """A signed request whose signature is missing or wrong (or whose secret is not set up)."""
+
+    code = "Unauthorized"
+    status = 401

@@ -141,6 +141,16 @@ def step_message(run_id: str, step_id: str, item: dict[str, Any]) -> dict[str, A
         "ended_at": item.get("ended_at"),
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
         "summary": _cut(item.get("summary"), MAX_ERROR_TEXT),
+        # Paused on failure: since when and until when it waits (never its token).
+        **(
+            {
+                "waiting_since": item.get("waiting_since"),
+                "wait_deadline": item.get("wait_deadline"),
+                "allow_skip": bool(item.get("allow_skip")),
+            }
+            if item.get("status") == "waiting"
+            else {}
+        ),
     }
 
 

@@ -8,18 +8,17 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
+from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.definition.inputs import resolve_inputs
-from flowdeck.errors import BadRequest, RunNotFound
+from flowdeck.errors import RunNotFound
+from flowdeck.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
 from flowdeck.status import RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
-from flowdeck.stores.runs import RunStore, decode_cursor, encode_cursor
-
-# GET /runs?sort=cost|duration reads at most this many recent runs (matching the filters) to sort.
-SORT_WINDOW = 1000
+from flowdeck.stores.runs import RunStore
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -79,6 +78,12 @@ class RunQuery(BaseModel):
         # Stored start times are aware; comparing a naive bound with them would raise TypeError.
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
+    @model_validator(mode="after")
+    def _range_in_order(self) -> RunQuery:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError("since is after until")
+        return self
+
 
 class RunService:
     def __init__(self, catalog: Catalog, runs: RunStore, executions: Executions) -> None:
@@ -100,15 +105,18 @@ class RunService:
         request: StartRun,
         started_by: str,
         trigger: Trigger = Trigger.MANUAL,
+        run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries."""
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
-        run_id = (
+        run_id = run_id or (
             idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
         )
-        payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by}
-        created = self.executions.start(workflow, run_id, payload)
-        return {"run_id": run_id, "created": created}
+        payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by} | (extra or {})
+        # Within runtime_config.concurrency: started, queued (status queued) or refused (409).
+        return ConcurrencyControl(self.runs, self.executions).start(definition, run_id, payload)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         run, step_items, outputs = self.runs.get_run_items(run_id)
@@ -117,48 +125,23 @@ class RunService:
         return self.run_view(run, step_items, outputs)
 
     def list_runs(self, query: RunQuery) -> dict[str, Any]:
-        filters = {
-            k: str(v)
-            for k, v in (
-                ("status", query.status),
-                ("trigger", query.trigger),
-                ("started_by", query.started_by),
-            )
-            if v is not None
-        }
-        if query.sort != "started_at":
-            return self.sorted_runs(query, filters)
-        items, cursor = self.runs.query_runs(
-            query.workflow, query.order == "desc", query.limit, query.cursor, filters
+        """A page of run history: one index read, at most READ_FACTOR x limit entries (flowdeck.history)."""
+        plan = plan_history(
+            workflow=query.workflow,
+            status=query.status.value if query.status else None,
+            trigger=query.trigger.value if query.trigger else None,
+            started_by=query.started_by,
+            since=query.since,
+            until=query.until,
+            sort=query.sort,
+            ascending=query.order == "asc",
         )
-        rows = [self.run_row(item) for item in items if self.in_window(item, query)]
-        return {"runs": rows, "next_cursor": cursor}
-
-    @staticmethod
-    def in_window(item: dict[str, Any], query: RunQuery) -> bool:
-        started = parse_time(item.get("started_at"))
-        since, until = query.since, query.until
-        return not ((since and started and started < since) or (until and started and started > until))
-
-    def sorted_runs(self, query: RunQuery, filters: dict[str, str]) -> dict[str, Any]:
-        """Sorted by cost or duration: the newest SORT_WINDOW matching runs, sorted in memory, paged.
-
-        Bounded on purpose: an index per sort key is the history design's, not this one's.
-        """
-        offset = 0
-        if query.cursor:
-            key = decode_cursor(query.cursor)
-            if set(key) != {"offset"} or not str(key["offset"].get("N", "")).isdigit():
-                raise BadRequest("cursor is not one this API returned for this sort")
-            offset = int(key["offset"]["N"])
-        items, _ = self.runs.query_runs(query.workflow, True, SORT_WINDOW, None, filters)
-        rows = [self.run_row(item) for item in items if self.in_window(item, query)]
-        field = "cost_usd" if query.sort == "cost" else "duration_s"
-        rows.sort(key=lambda r: float(r.get(field) or 0), reverse=query.order == "desc")
-        page = rows[offset : offset + query.limit]
-        more = offset + query.limit < len(rows)
-        cursor = encode_cursor({"offset": {"N": str(offset + query.limit)}}) if more else None
-        return {"runs": page, "next_cursor": cursor}
+        start = decode_cursor(plan, query.cursor) if query.cursor else None
+        items, last = self.runs.read_history(plan, query.limit, start, READ_FACTOR * query.limit)
+        return {
+            "runs": [self.run_row(item) for item in items],
+            "next_cursor": encode_cursor(plan, last) if last else None,
+        }
 
     # -- views ------------------------------------------------------------------------------
     @staticmethod
@@ -171,8 +154,14 @@ class RunService:
             "started_by": item.get("started_by"),
             "started_at": item.get("started_at"),
             "ended_at": item.get("ended_at"),
-            "duration_s": seconds_between(item.get("started_at"), item.get("ended_at")),
+            # A queued run has not started: its started_at is the queue time, not a start.
+            "duration_s": None
+            if item.get("status") == RunStatus.QUEUED
+            else seconds_between(item.get("started_at"), item.get("ended_at")),
             "cost_usd": item.get("cost_usd", 0),
+            # Retry links, both ways: the run this one retries, and the runs that retried this one.
+            "retry_of": item.get("retry_of"),
+            "retries": sorted(item.get("retries") or []),
         }
 
     @staticmethod
@@ -201,7 +190,7 @@ class RunService:
             ),
             key=lambda a: a.get("attempt", 0),
         )
-        if attempts and attempts[-1].get("status") == StepStatus.RUNNING and status == StepStatus.FAILED:
+        if attempts and attempts[-1].get("status") == StepStatus.RUNNING and status in ("failed", "waiting"):
             # Recorded by the state machine (lost worker), which does not know the attempt number.
             attempts[-1] = attempts[-1] | {
                 "status": status,
@@ -229,7 +218,24 @@ class RunService:
             "artifacts": item.get("artifacts", []),
             "artifact_warnings": item.get("artifact_warnings", []),
             "attempts": attempts,
+            # A step a retry took over: the run whose result (outputs, artifacts) it shows.
+            "reused_from": item.get("reused_from"),
+            # Paused on failure (the error above stays): since when, until when, and who decided what.
+            **RunService.pause_view(status, item),
         }
+
+    @staticmethod
+    def pause_view(status: str, item: dict[str, Any]) -> dict[str, Any]:
+        """A paused step's wait (never its token) and the decisions people took on it."""
+        view: dict[str, Any] = {"decisions": item.get("decisions", [])}
+        if status == StepStatus.WAITING:
+            view |= {
+                "waiting_since": item.get("waiting_since"),
+                "wait_deadline": item.get("wait_deadline"),
+                "waited_s": seconds_between(item.get("waiting_since"), None),
+                "allow_skip": bool(item.get("allow_skip")),
+            }
+        return view
 
     def run_view(
         self, run: dict[str, Any], step_items: dict[str, dict[str, Any]], outputs: dict[str, dict[str, Any]]
@@ -240,12 +246,29 @@ class RunService:
             )
             for s in run.get("plan", [])
         ]
+        if run.get("status") == RunStatus.CANCELLED and run.get("cancel_mode"):
+            # Cancelled by a person or tool: what never finished will not (the record may lag a second).
+            for step in steps:
+                if step["status"] in ("pending", "running", "waiting"):
+                    step["status"] = StepStatus.CANCELLED.value
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
             "error": run.get("error"),
             "error_cause": self.error_cause(run, steps),
+            # A retry's plan: where it started, and the steps it took over from the run it retries.
+            "retry_from": run.get("retry_from"),
+            "reused": run.get("reused", []),
             # Why a cancelled run was cancelled (BudgetExceeded: its cost passed max_cost_usd).
             "cancel_reason": run.get("cancel_reason"),
+            # Cancelled through the API: graceful, force or cleanup, and who asked.
+            "cancel_mode": run.get("cancel_mode"),
+            "cancelled_by": run.get("cancelled_by"),
+            # Cancel with cleanup: pending, running, succeeded or failed, and each step's cleanup.
+            "cleanup_status": run.get("cleanup_status"),
+            "cleanup": run.get("cleanup", []),
+            "cleanup_error": run.get("cleanup_error"),
             "execution_arn": run.get("execution_arn"),
+            # Set when the workflow's concurrency limit queued the run (runtime_config.concurrency).
+            "queued_at": run.get("queued_at"),
             "steps": steps,
         }

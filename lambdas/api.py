@@ -25,8 +25,12 @@ from lambdas.deps import run_service
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
 from lambdas.routes import artifacts, runs, workflows
+from lambdas.routes import cancel as cancel_routes
 from lambdas.routes import costs as cost_routes
+from lambdas.routes import decisions as decision_routes
+from lambdas.routes import hooks as hook_routes
 from lambdas.routes import logs as log_routes
+from lambdas.routes import retry as retry_routes
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(workflows.router)
@@ -34,6 +38,10 @@ app.include_router(runs.router)
 app.include_router(artifacts.router)
 app.include_router(log_routes.router)
 app.include_router(cost_routes.router)
+app.include_router(decision_routes.router)
+app.include_router(cancel_routes.router)
+app.include_router(hook_routes.router)
+app.include_router(retry_routes.router)
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

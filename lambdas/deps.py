@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from flowdeck import aws
 from flowdeck.artifact_service import ArtifactService
 from flowdeck.catalog import Catalog
-from flowdeck.config import get_settings
+from flowdeck.config import get_settings, per_settings
 from flowdeck.constants import USER_HEADER
 from flowdeck.cost_service import CostService
 from flowdeck.costs.calculator import load_calculator
@@ -26,7 +24,7 @@ ANONYMOUS = "anonymous"
 MAX_USER_LENGTH = 256
 
 
-@lru_cache(maxsize=1)
+@per_settings
 def run_service() -> RunService:
     """The service over the configured table, state machines and workflows (one per container)."""
     settings = get_settings()
@@ -37,44 +35,29 @@ def run_service() -> RunService:
     )
 
 
-_artifact_services: list[tuple[object, ArtifactService]] = []
-
-
+@per_settings
 def artifact_service() -> ArtifactService:
-    """The artifact use cases over the configured table and bucket, rebuilt when the settings are."""
+    """The artifact use cases over the configured table and bucket."""
     settings = get_settings()
-    # Keyed by the settings object: whoever re-reads the settings (tests, the local stack) gets fresh clients.
-    if not _artifact_services or _artifact_services[0][0] is not settings:
-        store = ArtifactStore(settings.artifacts_bucket)
-        service = ArtifactService(RunStore(settings.runs_table, artifacts=store), store)
-        _artifact_services[:] = [(settings, service)]
-    return _artifact_services[0][1]
+    store = ArtifactStore(settings.artifacts_bucket)
+    return ArtifactService(RunStore(settings.runs_table, artifacts=store), store)
 
 
-_log_services: list[tuple[object, LogService]] = []
-
-
+@per_settings
 def log_service() -> LogService:
-    """The log use cases over the configured logs and runs tables, rebuilt when the settings are."""
+    """The log use cases over the configured logs and runs tables."""
     settings = get_settings()
-    if not _log_services or _log_services[0][0] is not settings:
-        client = aws.client("dynamodb", settings)
-        service = LogService(LogStore(settings.logs_table, client), RunStore(settings.runs_table, client))
-        _log_services[:] = [(settings, service)]
-    return _log_services[0][1]
+    client = aws.client("dynamodb", settings)
+    return LogService(LogStore(settings.logs_table, client), RunStore(settings.runs_table, client))
 
 
-_cost_services: list[tuple[object, CostService]] = []
-
-
+@per_settings
 def cost_service() -> CostService:
-    """The cost use cases with the configured calculator, rebuilt when the settings are."""
+    """The cost use cases with the configured calculator."""
     settings = get_settings()
-    if not _cost_services or _cost_services[0][0] is not settings:
-        calculator = load_calculator(settings.cost_calculator, settings.rate_card)
-        runs = RunStore(settings.runs_table, aws.client("dynamodb", settings))
-        _cost_services[:] = [(settings, CostService(runs, calculator, settings.region))]
-    return _cost_services[0][1]
+    calculator = load_calculator(settings.cost_calculator, settings.rate_card)
+    runs = RunStore(settings.runs_table, aws.client("dynamodb", settings))
+    return CostService(runs, calculator, settings.region)
 
 
 def caller(request: Request) -> str:

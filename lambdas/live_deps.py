@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from flowdeck.config import get_settings
+from flowdeck.config import get_settings, per_settings
 from flowdeck.live import Connections, ConnectionsApi, LiveService
 from flowdeck.stores.logs import LogStore
 from lambdas.deps import run_service
 
 
-@lru_cache(maxsize=1)
+@per_settings
 def live_service() -> LiveService:
+    """The live view over the connections and logs tables and the @connections API."""
     settings = get_settings()
     return LiveService(
         Connections(settings.connections_table),

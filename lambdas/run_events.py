@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from flowdeck.config import get_settings, per_settings
+from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.history import record_duration
 from flowdeck.run_events import Reaction, RunEvents
+from flowdeck.stores.executions import Executions
+from flowdeck.stores.runs import RunStore
 from lambdas.observability import logger
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
+def concurrency_control() -> ConcurrencyControl:
+    """Frees an ended run's slot and starts the workflow's next queued runs."""
+    settings = get_settings()
+    return ConcurrencyControl(RunStore(settings.runs_table), Executions(settings.state_machine_arn_prefix))
+
+
 def reactions() -> list[Reaction]:
     """What follows a run's change: each capability adds its reaction here."""
-    return []
+    return [
+        concurrency_control().on_run_change,
+        # Sets duration_ms once a run ended (the history's by-duration key): UpdateItem on the runs table.
+        record_duration(RunStore(get_settings().runs_table)),
+    ]
 
 
-@lru_cache(maxsize=1)
+@per_settings
 def run_events() -> RunEvents:
+    """The reactions over the configured tables and state machines."""
     return RunEvents(reactions())
 
 

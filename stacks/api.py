@@ -10,14 +10,17 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_STEPS_QUEUE_URL,
     ENV_WORKFLOWS_DIR,
     STATE_MACHINE_PREFIX,
 )
@@ -38,6 +41,12 @@ THROTTLE_RATE_LIMIT = 50
 THROTTLE_BURST_LIMIT = 100
 # The decision endpoints (approve/reject, step retry/skip) and cancel answer waiting task tokens.
 TASK_TOKEN_ACTIONS = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+# The signed trigger endpoints (POST /hooks/github, /hooks/{wf}) take no SigV4: their own, lower limits.
+HOOKS_THROTTLE_RATE_LIMIT = 10
+HOOKS_THROTTLE_BURST_LIMIT = 20
+HOOK_PATHS = ("/hooks/github", "/hooks/{wf}")
+# Webhook secrets live under this Secrets Manager name prefix (flowdeck.triggers.secrets.SECRET_PREFIX).
+WEBHOOK_SECRETS = "flowdeck/webhooks/*"
 
 
 def powertools_layer_arn() -> str:
@@ -60,6 +69,8 @@ class RunsApi(Construct):
         artifacts: ArtifactStore,
         workflow_names: Sequence[str],
         logs_table: dynamodb.ITable,
+        deliveries_table: dynamodb.ITable | None = None,
+        steps_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         handler = self._build_handler(table, artifacts)
@@ -68,6 +79,12 @@ class RunsApi(Construct):
         # GET /runs/{id}/logs reads the logs table (Query); the workers write it.
         self.function.add_environment(ENV_LOGS_TABLE, logs_table.table_name)
         logs_table.grant_read_data(self.role)
+        if deliveries_table is not None:
+            self._grant_triggers(deliveries_table)
+        if steps_queue is not None:
+            # Cancel with cleanup sends one `{"type": "cleanup"}` message to the workers' queue.
+            self.function.add_environment(ENV_STEPS_QUEUE_URL, steps_queue.queue_url)
+            steps_queue.grant_send_messages(self.role)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
         self.api = self._build_api()
         self._suppress_findings()
@@ -136,6 +153,20 @@ class RunsApi(Construct):
             )
         self.role.add_to_policy(iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"]))
 
+    def _grant_triggers(self, deliveries_table: dynamodb.ITable) -> None:
+        """The signed hooks read webhook secrets (that prefix only) and write the trigger history."""
+        self.function.add_environment(ENV_DELIVERIES_TABLE, deliveries_table.table_name)
+        deliveries_table.grant_read_write_data(self.role)
+        secrets = Stack.of(self).format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=WEBHOOK_SECRETS,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets])
+        )
+
     def _build_api(self) -> apigw.RestApi:
         api = apigw.RestApi(
             self,
@@ -165,6 +196,13 @@ class RunsApi(Construct):
                 tracing_enabled=True,
                 throttling_rate_limit=THROTTLE_RATE_LIMIT,
                 throttling_burst_limit=THROTTLE_BURST_LIMIT,
+                method_options={
+                    f"{path}/POST": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=HOOKS_THROTTLE_RATE_LIMIT,
+                        throttling_burst_limit=HOOKS_THROTTLE_BURST_LIMIT,
+                    )
+                    for path in HOOK_PATHS
+                },
             ),
         )
         # Body validation applies only where a method declares a model; the handler validates bodies
@@ -180,7 +218,33 @@ class RunsApi(Construct):
                 authorization_type=apigw.AuthorizationType.IAM,
                 request_validator=validator,
             )
+        self._add_hooks(api, integration, validator)
         return api
+
+    def _add_hooks(
+        self, api: apigw.RestApi, integration: apigw.Integration, validator: apigw.RequestValidator
+    ) -> None:
+        """POST /hooks/github and /hooks/{wf} without SigV4 (GitHub cannot sign): the HMAC is their auth."""
+        hooks = api.root.add_resource("hooks")
+        for resource in (hooks.add_resource("github"), hooks.add_resource("{wf}")):
+            method = resource.add_method(
+                "POST",
+                integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+            )
+            NagSuppressions.add_resource_suppressions(
+                method,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-APIG4",
+                        reason="Signed trigger endpoint: GitHub and webhook senders cannot sign with SigV4. "
+                        "The handler verifies an HMAC-SHA256 of the body (secret in Secrets Manager, "
+                        "constant-time compare) and answers 401 before anything runs; POST only, "
+                        "throttled per method below the stage limit.",
+                    ),
+                ],
+            )
 
     def _suppress_findings(self) -> None:
         NagSuppressions.add_resource_suppressions(
@@ -209,6 +273,15 @@ class RunsApi(Construct):
                     reason="Object-level S3 actions must name objects; get/put (ZIPs built from a run's "
                     "artifacts), no delete, scoped to the runs/ prefix of the artifacts bucket.",
                     applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Signed trigger endpoints read webhook secrets by name; GetSecretValue only, "
+                    "scoped to the flowdeck/webhooks/ name prefix (Secrets Manager appends a suffix).",
+                    applies_to=[
+                        "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:"
+                        f"secret:{WEBHOOK_SECRETS}"
+                    ],
                 ),
             ],
             apply_to_children=True,
@@ -253,6 +326,8 @@ class ApiStack(Stack):
         artifacts: ArtifactStore,
         workflow_names: Sequence[str],
         logs_table: dynamodb.ITable,
+        deliveries_table: dynamodb.ITable | None = None,
+        steps_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck API: REST API with IAM authorization")
         self.runs_api = RunsApi(
@@ -262,4 +337,6 @@ class ApiStack(Stack):
             artifacts=artifacts,
             workflow_names=workflow_names,
             logs_table=logs_table,
+            deliveries_table=deliveries_table,
+            steps_queue=steps_queue,
         )

@@ -11,8 +11,10 @@ from cdk_nag import AwsSolutionsChecks
 from flowdeck.definition import load_workflows
 from stacks.api import ApiStack
 from stacks.compute import ComputeStack
-from stacks.data import DataStack
+from stacks.data import DataStack, suppress_runs_index_grants
 from stacks.live import LiveStack
+from stacks.run_events import RunEventsHandler
+from stacks.triggers import TriggersStack
 from stacks.workflows import WorkflowsStack
 
 DATA_STACK: Final = "FlowdeckData"
@@ -20,6 +22,7 @@ COMPUTE_STACK: Final = "FlowdeckCompute"
 WORKFLOWS_STACK: Final = "FlowdeckWorkflows"
 API_STACK: Final = "FlowdeckApi"
 LIVE_STACK: Final = "FlowdeckLive"
+TRIGGERS_STACK: Final = "FlowdeckTriggers"
 
 # Set here rather than in cdk.json so `cdk synth`, `python app.py` and the tests build the same
 # templates: a plain cdk.App() never reads cdk.json.
@@ -49,6 +52,13 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
     workflows = WorkflowsStack(
         app, WORKFLOWS_STACK, definitions=definitions, table=data.run_store.table, queue=compute.workers.queue
     )
+    # In the workflows stack: it starts their executions (queued runs) with grants on the machines.
+    RunEventsHandler(
+        workflows,
+        "RunEvents",
+        table=data.run_store.table,
+        state_machines=[w.state_machine for w in workflows.workflows.values()],
+    )
     api = ApiStack(
         app,
         API_STACK,
@@ -56,6 +66,8 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         artifacts=data.artifacts,
         workflow_names=sorted(definitions),
         logs_table=data.logs_table,
+        deliveries_table=data.deliveries_table,
+        steps_queue=compute.workers.queue,
     )
     # The API starts executions of state machines it names by ARN, not by reference: deploy them first.
     api.add_stack_dependency(workflows)
@@ -63,5 +75,11 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
     # The WebSocket stage's execution logs use the account's API Gateway CloudWatch role (set by the API).
     live.add_dependency(api)
 
+    triggers = TriggersStack(app, TRIGGERS_STACK, definitions=definitions)
+    # Schedules and rules name the state machines by ARN, not by reference: deploy those first.
+    triggers.add_stack_dependency(workflows)
+
+    # Every grant on the runs table now carries its history indexes (index/*).
+    suppress_runs_index_grants(app)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app

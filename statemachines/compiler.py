@@ -20,7 +20,15 @@ from flowdeck.constants import (
     STEP_SK_PREFIX,
 )
 from flowdeck.definition.models import Step, WorkflowDefinition
-from flowdeck.stores.schema import RUN_KIND, WORKFLOW_STATUS, workflow_status
+from flowdeck.runner.pause import WAIT_MESSAGE_TYPE
+from flowdeck.stores.schema import (
+    COST_USD,
+    RUN_COST_USD,
+    RUN_KIND,
+    RUN_STARTED_AT,
+    WORKFLOW_STATUS,
+    workflow_status,
+)
 from statemachines.layout import Parallel, layout
 
 RUNS_TABLE = "${" + ASL_RUNS_TABLE + "}"
@@ -37,9 +45,16 @@ CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 NORMALIZE = "Normalize"
 WORKER_LOST = "WorkerLost"
 MERGE = "MergeDefaults"
+# A step with `on_failure: pause` that failed waits for a person's decision (flowdeck.control.pause).
+PAUSED = "Paused"
+DECISION = "Decision"
+PAUSE_TIMED_OUT = "PauseTimedOut"
+# Failures that end the run whatever the step says: a paused step never holds a cancelled run.
+RUN_ENDING_ERRORS = ["BudgetExceeded", "Cancelled"]
 
 # What an execution input may omit (a console start sends anything); the API always sends all of it.
-EXECUTION_INPUT_DEFAULTS = {"inputs": {}, "trigger": "manual", "started_by": "aws-console"}
+# `reuse`: steps a retry takes over from the run it retries (recorded beforehand; the worker skips them).
+EXECUTION_INPUT_DEFAULTS = {"inputs": {}, "trigger": "manual", "started_by": "aws-console", "reuse": []}
 
 # Backstop on top of the worker's own timeout, so a wedged worker cannot hold a run forever.
 TIMEOUT_MARGIN_SECONDS = 60
@@ -81,6 +96,8 @@ def step_spec(step: Step) -> dict[str, Any]:
         spec["command"] = list(step.command)
     if step.if_ is not None:
         spec["if"] = step.if_
+    if step.grace_period is not None:
+        spec["grace_period"] = step.grace_period
     if step.notify is not None:
         spec["notify"] = step.notify.model_dump()
     if step.artifacts.upload or step.artifacts.download:
@@ -128,7 +145,11 @@ class _Compiler:
                         "SET #run_id = :run_id, #kind = :kind, #workflow = :workflow, #status = :running, "
                         "#trigger = if_not_exists(#trigger, :trigger), "
                         "#started_by = if_not_exists(#started_by, :started_by), "
-                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn, #ws = :ws"
+                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn, #ws = :ws, "
+                        # The history's indexes: by-status sorts on run_started_at, by-cost on
+                        # run_cost_usd (0 until the first usage, so every run is in it).
+                        "#run_started_at = :now, #cost = if_not_exists(#cost, :zero), "
+                        "#run_cost = if_not_exists(#run_cost, :zero)"
                     ),
                     "ExpressionAttributeNames": {
                         "#run_id": "run_id",
@@ -142,6 +163,9 @@ class _Compiler:
                         "#plan": "plan",
                         "#arn": "execution_arn",
                         "#ws": WORKFLOW_STATUS,
+                        "#run_started_at": RUN_STARTED_AT,
+                        "#cost": COST_USD,
+                        "#run_cost": RUN_COST_USD,
                     },
                     "ExpressionAttributeValues": {
                         ":run_id": {"S.$": "$$.Execution.Name"},
@@ -155,6 +179,7 @@ class _Compiler:
                         ":plan": {"L": plan},
                         ":arn": {"S.$": "$$.Execution.Id"},
                         ":ws": {"S": workflow_status(self.definition.name, "running")},
+                        ":zero": {"N": "0"},
                     },
                 },
                 "ResultPath": None,
@@ -279,6 +304,7 @@ class _Compiler:
                     # Logs and artifacts of this run expire with the workflow's retention.
                     "retention_hours": self.definition.runtime_config.retention_hours,
                     "inputs.$": _inputs_expression(),
+                    "reuse.$": "$.meta.reuse",
                     "spec": step_spec(step),
                 },
             },
@@ -305,7 +331,11 @@ class _Compiler:
         # machine records that itself. (The emulator reports heartbeat timeouts as States.Timeout.)
         cause = f"the worker running step {step.id} stopped answering (no heartbeat or no result in time)"
         recorder = f"{step.id}:{WORKER_LOST}"
-        if continues:
+        pauses = step.on_failure == "pause"
+        if pauses:
+            # A lost worker pauses the step too: a person decides, as for any other failure.
+            then = self.pause_states(step, task, states, next_name, top_level)
+        elif continues:
             then = next_name or self.branch_end(states, step.id)
         elif top_level:
             # Name the error for the run's failure record, which reads $.error.
@@ -330,7 +360,16 @@ class _Compiler:
         ]
         # Other failures were recorded by the worker: go on (continue), record the run's failure
         # (top level), or leave the Parallel branch with the error, for the Parallel's Catch.
-        if continues:
+        if pauses:
+            catchers += [
+                {
+                    "ErrorEquals": RUN_ENDING_ERRORS,
+                    "ResultPath": "$.error",
+                    "Next": self.fail_path(step, states, top_level),
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": then},
+            ]
+        elif continues:
             catchers.append(
                 {
                     "ErrorEquals": ["States.ALL"],
@@ -344,6 +383,116 @@ class _Compiler:
             )
         task["Catch"] = catchers
         return task
+
+    # -- pause on failure --------------------------------------------------------------------
+    def pause_key(self, step: Step) -> str:
+        """Where a paused step's decision lives in the state: $.pauses.p<index> (ids may hold '-')."""
+        return f"p{self.definition.steps.index(step)}"
+
+    def fail_path(self, step: Step, states: dict[str, Any], top_level: bool) -> str:
+        """Where a failure in $.error goes: the run's failure record, or out of the Parallel branch."""
+        if top_level:
+            return RECORD_RUN_FAILED
+        name = f"{step.id}:Failed!"
+        states[name] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+        return name
+
+    def pause_states(
+        self, step: Step, task: dict[str, Any], states: dict[str, Any], next_name: str | None, top_level: bool
+    ) -> str:
+        """Paused (a token waits; no compute), Decision (retry -> the step again, skip -> on), deadline."""
+        key = self.pause_key(step)
+        # A retried step numbers its attempts on from those already recorded (the decision says how many).
+        task["Parameters"]["MessageBody"]["attempt_base.$"] = f"$.pauses.{key}.attempts"
+        paused, decision, timed_out = (f"{step.id}:{name}" for name in (PAUSED, DECISION, PAUSE_TIMED_OUT))
+        fail = self.fail_path(step, states, top_level)
+        states[paused] = {
+            "Type": "Task",
+            "Comment": f"step {step.id} failed: wait for Retry step, Skip step or Cancel",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": STEPS_QUEUE_URL,
+                "MessageBody": {
+                    "type": WAIT_MESSAGE_TYPE,
+                    "reason": "paused",
+                    "token.$": "$$.Task.Token",
+                    "run_id.$": "$$.Execution.Name",
+                    "workflow": self.definition.name,
+                    "step": step.id,
+                    "entered_at.$": "$$.State.EnteredTime",
+                    "timeout_seconds": step.pause_timeout,
+                    "allow_skip": step.allow_skip,
+                },
+            },
+            # No heartbeat: nothing runs while a person decides; the deadline fails the step.
+            "TimeoutSeconds": step.pause_timeout,
+            "ResultPath": f"$.pauses.{key}",
+            "Next": decision,
+            "Catch": [
+                {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": timed_out},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail},
+            ],
+        }
+        states[decision] = {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"$.pauses.{key}.decision", "StringEquals": "retry", "Next": step.id},
+                {
+                    "Variable": f"$.pauses.{key}.decision",
+                    "StringEquals": "skip",
+                    "Next": next_name or self.branch_end(states, step.id),
+                },
+            ],
+            "Default": fail,
+        }
+        cause = f"step {step.id} waited {step.pause_timeout}s for Retry step or Skip step (pause_timeout)"
+        if top_level:
+            after = f"{timed_out}?"
+            states[after] = {
+                "Type": "Pass",
+                "Result": {"Error": PAUSE_TIMED_OUT, "Cause": cause},
+                "ResultPath": "$.error",
+                "Next": RECORD_RUN_FAILED,
+            }
+        else:
+            after = f"{timed_out}!"
+            states[after] = {"Type": "Fail", "Error": PAUSE_TIMED_OUT, "Cause": cause}
+        states[timed_out] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:updateItem",
+            "Parameters": {
+                "TableName": RUNS_TABLE,
+                "Key": {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": STEP_SK_PREFIX + step.id}},
+                "UpdateExpression": (
+                    "SET #status = :failed, #error = :error, #cause = :cause, #ended_at = :now "
+                    "REMOVE #wait_token"
+                ),
+                "ExpressionAttributeNames": {
+                    "#status": "status",
+                    "#error": "error",
+                    "#cause": "cause",
+                    "#ended_at": "ended_at",
+                    "#wait_token": "wait_token",
+                },
+                "ExpressionAttributeValues": {
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": PAUSE_TIMED_OUT},
+                    ":cause": {"S": cause},
+                    ":now": {"S.$": "$$.State.EnteredTime"},
+                },
+            },
+            "ResultPath": None,
+            "Next": after,
+        }
+        return paused
+
+    def pause_defaults(self) -> dict[str, Any]:
+        """Each pausing step's decision before any: no attempts recorded yet (the message reads it)."""
+        return {
+            self.pause_key(step): {"decision": "none", "attempts": 0}
+            for step in self.definition.steps
+            if step.on_failure == "pause"
+        }
 
     def branch_end(self, states: dict[str, Any], step_id: str) -> str:
         name = f"{step_id}:continue"
@@ -393,11 +542,30 @@ class _Compiler:
             ]
         return state
 
+    @staticmethod
+    def start_unless_cancelled(record_start: dict[str, Any]) -> None:
+        """A queued run (concurrency limit) cancelled just as it was promoted must not start running.
+
+        Only limited workflows queue: other workflows keep the unconditional record (no extra read).
+        """
+        parameters = record_start["Parameters"]
+        parameters["ConditionExpression"] = "attribute_not_exists(#status) OR #status <> :cancelled"
+        parameters["ExpressionAttributeValues"][":cancelled"] = {"S": "cancelled"}
+        record_start["Catch"] = _unless_ended()
+
     def compile(self) -> dict[str, Any]:
         units = layout([s.id for s in self.definition.steps], self.definition.dependencies())
         states = self.run_record_states()
         first = self.sequence(units, states, RECORD_RUN_SUCCEEDED, top_level=True)
         states[RECORD_RUN_START]["Next"] = first
+        if pauses := self.pause_defaults():
+            states[MERGE]["Parameters"]["pauses"] = pauses
+            # A run fails from `waiting` too: a pause deadline, or a sibling branch failing meanwhile.
+            failed = states[RECORD_RUN_FAILED]["Parameters"]
+            failed["ConditionExpression"] = "#status IN (:running, :waiting)"
+            failed["ExpressionAttributeValues"][":waiting"] = {"S": "waiting"}
+        if self.definition.runtime_config.concurrency.max_runs:
+            self.start_unless_cancelled(states[RECORD_RUN_START])
         return {
             "Comment": f"Flowdeck workflow {self.definition.name}: {self.definition.description}".strip(": "),
             "StartAt": NORMALIZE,

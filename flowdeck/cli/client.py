@@ -107,10 +107,16 @@ class ApiClient:
         return dict(self.request("GET", f"/workflows/{_segment(name)}"))
 
     def start_run(self, workflow: str, inputs: dict[str, Any], idempotency_key: str | None = None) -> str:
+        return str(self.start(workflow, inputs, idempotency_key)["run_id"])
+
+    def start(
+        self, workflow: str, inputs: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """The 202 answer: {run_id, status} (status queued at the workflow's concurrency limit)."""
         body: dict[str, Any] = {"inputs": inputs}
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        return str(self.request("POST", f"/workflows/{_segment(workflow)}/runs", body=body)["run_id"])
+        return dict(self.request("POST", f"/workflows/{_segment(workflow)}/runs", body=body))
 
     def list_runs(self, **query: Any) -> dict[str, Any]:
         return dict(self.request("GET", "/runs", params=query))

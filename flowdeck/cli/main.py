@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowdeck.cli import artifacts, costs, logs, up
+from flowdeck.cli import artifacts, costs, logs, triggers, up
+from flowdeck.cli import cancel as cancel_command
+from flowdeck.cli import decisions as decision_commands
+from flowdeck.cli import retry as retry_command
 from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
 from flowdeck.cli.render import follow_run, run_view, runs_table, wait_for_run
 from flowdeck.definition.durations import parse_duration
@@ -112,13 +116,22 @@ def run(
     console = Console()
     with ApiClient(options.api) as client:
         declared = client.get_workflow(workflow).get("inputs", {})
-        run_id = client.start_run(workflow, parse_inputs(input_pairs or [], declared))
+        started = client.start(workflow, parse_inputs(input_pairs or [], declared))
+        run_id = str(started["run_id"])
+        queued = started.get("status") == RunStatus.QUEUED
         if not follow:
             if options.json:
-                _print_json({"run_id": run_id})
+                _print_json({k: v for k, v in started.items() if k in ("run_id", "status")})
+            elif queued:
+                console.print(
+                    f"Queued run [bold]{run_id}[/bold]: {workflow} is at its concurrency limit and starts it "
+                    f"when a run ends — watch it: flowdeck show {run_id}"
+                )
             else:
                 console.print(f"Started run [bold]{run_id}[/bold] — watch it: flowdeck show {run_id}")
             return
+        if queued and not options.json:
+            console.print(f"Queued run [bold]{run_id}[/bold]: waiting for a free slot of {workflow}…")
         try:
             final = wait_for_run(client, run_id) if options.json else follow_run(client, run_id, console)
         except KeyboardInterrupt:
@@ -150,33 +163,66 @@ def runs(
     cursor: Annotated[
         str | None, typer.Option(help="Next page: the cursor the previous page printed.")
     ] = None,
+    every_page: Annotated[
+        bool, typer.Option("--all", help="Follow the cursors: every matching run, not one page.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Run history, newest first."""
+    """Run history, newest first; filters combine. A page may be short when no index fits the filters."""
     options = _options(ctx, json_output)
+    query = {
+        "workflow": workflow,
+        "status": status.value if status else None,
+        "trigger": trigger.value if trigger else None,
+        "started_by": user,
+        "since": time_bound(since),
+        "until": time_bound(until),
+        "sort": sort,
+        "order": order,
+        "limit": limit,
+    }
     with ApiClient(options.api) as client:
-        page = client.list_runs(
-            workflow=workflow,
-            status=status.value if status else None,
-            trigger=trigger.value if trigger else None,
-            started_by=user,
-            since=time_bound(since),
-            until=time_bound(until),
-            sort=sort,
-            order=order,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = client.list_runs(**query, cursor=cursor)
+        seen = set()
+        while every_page and page.get("next_cursor") and page["next_cursor"] not in seen:
+            seen.add(page["next_cursor"])
+            more = client.list_runs(**query, cursor=page["next_cursor"])
+            page = {"runs": page["runs"] + more["runs"], "next_cursor": more.get("next_cursor")}
     if options.json:
         _print_json(page)
         return
     console = Console()
     if not page["runs"]:
-        console.print("no runs")
+        console.print("no runs" + (" on this page" if page.get("next_cursor") else ""))
     else:
         console.print(runs_table(page["runs"]))
     if page.get("next_cursor"):
-        console.print(f"[dim]more: flowdeck runs --cursor {page['next_cursor']}[/dim]", soft_wrap=True)
+        hint = escape(next_page_command(query, page["next_cursor"]))
+        console.print(f"[dim]more: {hint}[/dim]", soft_wrap=True)
+
+
+RUNS_FLAGS = {
+    "workflow": "--workflow",
+    "status": "--status",
+    "trigger": "--trigger",
+    "started_by": "--user",
+    "since": "--since",
+    "until": "--until",
+    "sort": "--sort",
+    "order": "--order",
+    "limit": "--limit",
+}
+RUNS_DEFAULTS = {"sort": "started_at", "order": "desc", "limit": 50}
+
+
+def next_page_command(query: dict[str, Any], cursor: str) -> str:
+    """`flowdeck runs` with the same query and the cursor (ages resolved: a cursor continues one query)."""
+    parts = [
+        f"{flag} {shlex.quote(str(query[name]))}"
+        for name, flag in RUNS_FLAGS.items()
+        if query.get(name) is not None and query[name] != RUNS_DEFAULTS.get(name)
+    ]
+    return " ".join(["flowdeck runs", *parts, "--cursor", cursor])
 
 
 @app.command()
@@ -200,6 +246,10 @@ up.register(app)
 artifacts.register(app)
 logs.register(app)
 costs.register(app)
+triggers.register(app)
+retry_command.register(app)
+cancel_command.register(app)
+decision_commands.register(app)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from flowdeck.cli.client import ApiClient, ApiError
 from flowdeck.definition.durations import format_duration
+from flowdeck.service import seconds_between
 from flowdeck.status import RunStatus
 
 ICONS = {
@@ -84,6 +85,10 @@ def _cost(run: dict[str, Any]) -> str:
     return f"   Cost: {usd(run['cost_usd'])}" if run.get("cost_usd") else ""
 
 
+# A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
+QUEUED_NOTE = "Queued since {since}: the workflow is at its concurrency limit; it starts when a run ends."
+
+
 def _header(run: dict[str, Any]) -> str:
     return (
         f"Workflow: {run.get('workflow')}   Run ID: {run.get('run_id')}   "
@@ -105,10 +110,33 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
         timing = f"{timing} (attempt {step['attempt']})".strip()
     if step.get("cost_usd") is not None:
         timing = f"{timing} {usd(step['cost_usd'])}".strip()
+    if step.get("reused_from"):
+        # Taken over by a retry: it did not run in this run.
+        timing = f"↺ reused from {step['reused_from']}"
     detail = (
         step.get("error") if status in {"failed", "cancelled"} and step.get("error") else step.get("summary")
     )
+    if note := _pause_note(step):
+        timing = f"{timing} · {note}".strip(" ·")
+    if status == "waiting" and step.get("error"):
+        detail = f"{step['error']}: {step['cause']}" if step.get("cause") else step["error"]
     return timing, _one_line(str(detail)) if detail else ""
+
+
+DECIDED = {"retry": "retried", "skip": "skipped", "cancel": "cancelled"}
+
+
+def _pause_note(step: dict[str, Any]) -> str:
+    """A paused step's wait (`paused 3m 05s, fails at ...`) and who decided what, when."""
+    notes = [
+        f"{DECIDED.get(d.get('decision'), d.get('decision'))} by {d.get('by')} at {_local_time(d.get('at'))}"
+        for d in step.get("decisions") or []
+    ]
+    if step.get("status") == "waiting":
+        waited = run_duration(step.get("waited_s") or seconds_between(step.get("waiting_since"), None))
+        choices = "retry or skip" if step.get("allow_skip") else "retry"
+        notes.append(f"paused {waited} for {choices}, fails at {_local_time(step.get('wait_deadline'))}")
+    return " · ".join(notes)
 
 
 def _run_error(run: dict[str, Any]) -> str | None:
@@ -124,6 +152,32 @@ def _cancelled(run: dict[str, Any]) -> str | None:
         return None
     cause = run.get("error_cause")
     return _one_line(f"{run['cancel_reason']}: {cause}" if cause else str(run["cancel_reason"]))
+
+
+def cleanup_lines(run: dict[str, Any]) -> list[str]:
+    """Who cancelled how, and each cleanup's result (`  ✗ apply  exit code 1: ...`): failures shown."""
+    if run.get("status") != "cancelled" or not run.get("cancel_mode"):
+        return []
+    lines = [f"Cancel: {run['cancel_mode']} by {run.get('cancelled_by') or 'unknown'}"]
+    if run.get("cleanup_status"):
+        error = f"  └─ {_one_line(str(run['cleanup_error']))}" if run.get("cleanup_error") else ""
+        lines.append(f"Cleanup: {run['cleanup_status']}{error}")
+    for entry in run.get("cleanup") or []:
+        status = str(entry.get("status", ""))
+        detail = entry.get("cause") or entry.get("error") if status == "failed" else ""
+        line = f"  {icon(status)} {entry.get('step')} {status}"
+        if entry.get("duration_s") is not None:
+            line += f" {format_duration(entry['duration_s'])}"
+        lines.append(f"{line}  └─ {_one_line(str(detail))}" if detail else line)
+    return lines
+
+
+def retry_links(run: dict[str, Any]) -> list[str]:
+    """`Retry of: <run>` and `Retried by: <runs>`, for a run that has them."""
+    links = [f"Retry of: {run['retry_of']}"] if run.get("retry_of") else []
+    if run.get("retries"):
+        links.append("Retried by: " + ", ".join(run["retries"]))
+    return links
 
 
 def summary_lines(run: dict[str, Any]) -> list[str]:
@@ -142,7 +196,8 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
         lines.append(f"Error: {error}")
     if reason := _cancelled(run):
         lines.append(f"Cancelled: {reason}")
-    return lines
+    lines += cleanup_lines(run)
+    return lines + retry_links(run)
 
 
 def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
@@ -181,10 +236,16 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
             Text(f" └─ {detail}", style="red" if step_status == "failed" else "dim") if detail else "",
         )
     parts: list[RenderableType] = [header, steps]
+    if status == "queued":
+        parts.append(Text(QUEUED_NOTE.format(since=_local_time(run.get("queued_at"))), style="dim"))
     if error := _run_error(run):
         parts.append(Text(f"Error: {error}", style="red"))
     if reason := _cancelled(run):
         parts.append(Text(f"Cancelled: {reason}", style="yellow"))
+    parts += [
+        Text(line, style="red" if "failed" in line.split("  └─")[0] else "dim") for line in cleanup_lines(run)
+    ]
+    parts += [Text(link, style="dim") for link in retry_links(run)]
     return Group(*parts)
 
 
@@ -200,19 +261,22 @@ def _local_time(value: str | None) -> str:
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     """Run history as a table (GET /runs rows)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("Run ID", "Workflow", "Status", "Trigger", "Started by", "Started", "Duration", "Cost"):
-        table.add_column(column, no_wrap=column != "Started by")
+    for column in ("Run ID", "Workflow", "Trigger", "Status", "Duration", "Cost", "Started by", "Started at"):
+        table.add_column(
+            column, no_wrap=column != "Started by", justify="right" if column == "Cost" else "left"
+        )
     for row in runs:
         status = row.get("status")
         table.add_row(
             row["run_id"],
             escape(str(row.get("workflow"))),
-            Text(f"{icon(status)} {status}", style=STYLES.get(status or "", "")),
             str(row.get("trigger")),
-            escape(str(row.get("started_by"))),
-            _local_time(row.get("started_at")),
+            Text(f"{icon(status)} {status}", style=STYLES.get(status or "", "")),
+            # A run still going has no end yet: its duration so far.
             run_duration(row.get("duration_s")),
             usd(row.get("cost_usd")),
+            escape(str(row.get("started_by"))),
+            _local_time(row.get("started_at")),
         )
     return table
 

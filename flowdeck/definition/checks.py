@@ -6,6 +6,9 @@ from typing import Any
 
 from flowdeck.definition.models import InputSpec, WorkflowDefinition
 from flowdeck.expressions import check_template, condition_references
+from flowdeck.triggers.events import event_problems
+from flowdeck.triggers.mapping import path_problem
+from flowdeck.triggers.schedules import schedule_problems
 
 Loc = tuple[str | int, ...]
 
@@ -73,6 +76,17 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
     for name, spec in definition.inputs.items():
         if spec.default is not None and (why := value_problem(spec, spec.default)):
             problems.append((("inputs", name, "default"), why))
+    if definition.name == "github":
+        # POST /hooks/github is GitHub's push endpoint: a workflow of that name could never get a webhook.
+        problems.append((("name",), "'github' is reserved (POST /hooks/github receives GitHub pushes)"))
+    for index, trigger in enumerate(definition.triggers):
+        for input_name, path in (trigger.webhook.inputs if trigger.webhook else {}).items():
+            loc: Loc = ("triggers", index, "webhook", "inputs", input_name)
+            if input_name not in definition.inputs:
+                problems.append((loc, f"unknown input {input_name!r}: declare it under inputs"))
+            elif why := path_problem(path):
+                problems.append((loc, why))
+    problems += schedule_problems(definition) + event_problems(definition)
 
     first_index: dict[str, int] = {}
     for index, step in enumerate(definition.steps):
@@ -138,6 +152,4 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
                 problems.append((("steps", index, part, field), str(exc)))
         if step.kind in _NOT_YET:
             problems.append((("steps", index, step.kind), _NOT_YET[step.kind]))
-        if step.on_failure == "pause":
-            problems.append((("steps", index, "on_failure"), "pause is not supported by this version yet"))
     return problems

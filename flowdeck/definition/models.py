@@ -179,7 +179,11 @@ class Step(_Model):
     artifacts: Artifacts = Field(default_factory=Artifacts)
     on_failure: Literal["fail", "pause", "continue"] = "fail"
     allow_skip: bool = False
+    # How long a step paused on failure waits for Retry step / Skip step before it fails (PauseTimedOut).
+    pause_timeout: Annotated[Seconds, Field(gt=0, le=365 * 24 * 3600)] = 24 * 3600
     cleanup: str | None = None
+    # SIGTERM to SIGKILL when the run is cancelled (or its budget passed); default 30 s.
+    grace_period: Annotated[Seconds, Field(ge=0, le=3600)] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:

@@ -7,10 +7,12 @@ executions, the API server and the workers don't share one interpreter lock.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -140,6 +142,32 @@ def _forget_used_shard_iterators() -> None:
     DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
 
 
+# DynamoDB checks a write's condition and applies it atomically; moto's request threads do not (two
+# conditional updates can both pass their checks). Serializing item writes restores the guarantee
+# that conditional writes (concurrency slots, claims) rely on.
+ITEM_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def serialized(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    """`method` called under `lock`."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return call
+
+
+def _atomic_item_writes() -> None:
+    """One DynamoDB item write at a time, so a condition and its write are atomic as on AWS."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ITEM_WRITES:
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))
+
+
 def serve(host: str, port: int) -> None:
     # The executor calls SQS and DynamoDB at localhost:$MOTO_PORT: it must be this server.
     os.environ["MOTO_PORT"] = str(port)
@@ -152,6 +180,7 @@ def serve(host: str, port: int) -> None:
     _speed_up_routing()
     _speed_up_dynamodb_values()
     _forget_used_shard_iterators()
+    _atomic_item_writes()
     if os.environ.get("FLOWDECK_EMULATOR_COUNT") == "1":  # opt-in request counter (bench/aws_cost.py)
         from flowdeck.local.metering import install_emulator_counter
 

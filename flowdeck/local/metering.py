@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 COUNT_ENV = "FLOWDECK_EMULATOR_COUNT"
 COUNTS_PATH = "/_flowdeck/counts"
 WRITE_UNIT_BYTES = 1024
+# DynamoDB bills each index entry as its keys and projected attributes plus 100 bytes.
+INDEX_ENTRY_OVERHEAD_BYTES = 100
 READ_UNIT_BYTES = 4096
 
 T = TypeVar("T")
@@ -76,6 +78,7 @@ _TARGET_SERVICES = {
     "AWSStepFunctions": "stepfunctions",
 }
 _request = threading.local()
+_original_get_item: Callable[..., Any]
 
 
 def request_name(environ: dict[str, Any]) -> str:
@@ -103,16 +106,60 @@ def _attrs_bytes(attrs: dict[str, Any]) -> int:
     return sum(bytesize(name) + DynamoType(value).size() for name, value in attrs.items())
 
 
-def _count_write(table: Any, name: str, item_bytes: int, present: set[str]) -> None:
-    units = write_units(item_bytes)
-    # Each global secondary index holding the item is written too (projection ALL: same size).
-    indexes = sum(
-        1
-        for index in getattr(table, "global_indexes", [])
-        if all(key["AttributeName"] in present for key in index.schema)
-    )
-    METER.add(f"dynamodb.wru.{name}", units * (1 + indexes))
-    METER.add("dynamodb.wru", units * (1 + indexes))
+def _index_entry(table: Any, index: Any, attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """What `index` holds of an item with `attrs` (its keys and projection); None if not in it (sparse)."""
+    keys = [key["AttributeName"] for key in index.schema]
+    if not all(name in attrs for name in keys):
+        return None
+    projection = index.projection or {}
+    kind = projection.get("ProjectionType", "ALL")
+    if kind == "ALL":
+        return dict(attrs)
+    names = {*keys, table.hash_key_attr, table.range_key_attr}
+    if kind == "INCLUDE":
+        names |= set(projection.get("NonKeyAttributes", []))
+    return {name: value for name, value in attrs.items() if name in names}
+
+
+def _entry_bytes(entry: dict[str, Any]) -> int:
+    from moto.dynamodb.models.utilities import bytesize
+
+    return sum(bytesize(name) + value.size() for name, value in entry.items()) + INDEX_ENTRY_OVERHEAD_BYTES
+
+
+def index_write_units(table: Any, before: dict[str, Any], after: dict[str, Any]) -> int:
+    """Write units DynamoDB bills a table's global secondary indexes for one item write, as AWS does:
+    nothing for an index whose entry does not change (keys and projected attributes), one write of the
+    entry's size when it appears, disappears or changes in place, two when its index key changes."""
+    units = 0
+    for index in getattr(table, "global_indexes", []):
+        old, new = _index_entry(table, index, before), _index_entry(table, index, after)
+        if old == new:
+            continue
+        keys = [key["AttributeName"] for key in index.schema]
+        moved = old is not None and new is not None and any(old[k] != new[k] for k in keys)
+        entries = [old, new] if moved else [new if new is not None else old]
+        units += sum(write_units(_entry_bytes(entry)) for entry in entries if entry is not None)
+    return units
+
+
+def _count_write(
+    table: Any, name: str, item_bytes: int, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    units = write_units(item_bytes) + index_write_units(table, before, after)
+    METER.add(f"dynamodb.wru.{name}", units)
+    METER.add("dynamodb.wru", units)
+
+
+def _attrs_before(backend: Any, table: Any, table_name: str, key_source: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the stored item's attributes (writes change moto's item in place), {} if none."""
+    import copy
+
+    names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+    if not all(n in key_source for n in names):
+        return {}
+    item = _original_get_item(backend, table_name, {n: key_source[n] for n in names})
+    return copy.deepcopy(item.attrs) if item is not None else {}
 
 
 def install_emulator_counter() -> None:
@@ -161,31 +208,36 @@ def install_emulator_counter() -> None:
         DynamoDBBackend.get_item,
         DynamoDBBackend.query,
     )
+    global _original_get_item
+    _original_get_item = original_get  # reads of the item before a write: not billed, not counted
 
     def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         table = self.get_table(table_name)
+        before = _attrs_before(self, table, table_name, item_attrs)
         try:
             item = original_put(self, table_name, item_attrs, *args, **kwargs)
         except Exception:
-            _count_write(table, table_name, _attrs_bytes(item_attrs), set())
+            _count_write(table, table_name, _attrs_bytes(item_attrs), before, before)
             raise
-        _count_write(table, table_name, _item_bytes(item), set(item.attrs))
+        _count_write(table, table_name, _item_bytes(item), before, item.attrs)
         return item
 
     def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
         table = self.get_table(table_name)
+        key = kwargs["key"] if "key" in kwargs else args[0]
+        before = _attrs_before(self, table, table_name, key)
         try:
             item = original_update(self, table_name, *args, **kwargs)
         except Exception:
-            _count_write(table, table_name, 0, set())
+            _count_write(table, table_name, 0, before, before)
             raise
-        _count_write(table, table_name, _item_bytes(item), set(item.attrs))
+        _count_write(table, table_name, _item_bytes(item), before, item.attrs)
         return item
 
     def delete_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
         table = self.get_table(table_name)
         item = original_delete(self, table_name, *args, **kwargs)
-        _count_write(table, table_name, _item_bytes(item), set(item.attrs) if item is not None else set())
+        _count_write(table, table_name, _item_bytes(item), item.attrs if item is not None else {}, {})
         return item
 
     def get_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:

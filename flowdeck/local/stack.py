@@ -21,6 +21,7 @@ from flowdeck.config import get_settings
 from flowdeck.local.sweeper import ArtifactSweeper
 from flowdeck.stores.schema import (
     create_connections_table_kwargs,
+    create_deliveries_table_kwargs,
     create_logs_table_kwargs,
     create_table_kwargs,
 )
@@ -79,6 +80,7 @@ class LocalStack:
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self.triggers: Any = None  # schedules and event rules (flowdeck.local.scheduler)
 
     @property
     def api_url(self) -> str:
@@ -110,6 +112,7 @@ class LocalStack:
             self._supervisor.start()
             ArtifactSweeper.over(self.client("s3"), self.catalog, self._stopping).start()
             self._start_api()
+            self._start_triggers()
         except BaseException:
             self.stop()
             raise
@@ -123,6 +126,9 @@ class LocalStack:
             if poller is not None:
                 poller.stop()
         self.streams = self.run_events = None
+        if self.triggers is not None:
+            self.triggers.stop()
+            self.triggers = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -178,6 +184,7 @@ class LocalStack:
         ddb.create_table(**create_table_kwargs(constants.RUNS_TABLE))
         ddb.create_table(**create_logs_table_kwargs(constants.LOGS_TABLE))
         ddb.create_table(**create_connections_table_kwargs(constants.CONNECTIONS_TABLE))
+        ddb.create_table(**create_deliveries_table_kwargs(constants.DELIVERIES_TABLE))
         dlq_url = sqs.create_queue(QueueName=constants.STEPS_DLQ)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -210,6 +217,7 @@ class LocalStack:
             constants.ENV_RUNS_TABLE: constants.RUNS_TABLE,
             constants.ENV_LOGS_TABLE: constants.LOGS_TABLE,
             constants.ENV_CONNECTIONS_TABLE: constants.CONNECTIONS_TABLE,
+            constants.ENV_DELIVERIES_TABLE: constants.DELIVERIES_TABLE,
             constants.ENV_WEBSOCKET_ENDPOINT: f"http://127.0.0.1:{self.port}",
             constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
             constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
@@ -238,6 +246,13 @@ class LocalStack:
             }
         )
         self.workers[index] = self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)
+
+    def _start_triggers(self) -> None:
+        """Fire schedules and event rules, as EventBridge Scheduler and EventBridge do on AWS."""
+        from flowdeck.local.scheduler import LocalTriggers
+
+        prefix = self.env[constants.ENV_STATE_MACHINE_ARN_PREFIX]
+        self.triggers = LocalTriggers.install(self.client, self.catalog, prefix).start()
 
     def _supervise_workers(self) -> None:
         """Replace a worker that died, as the ECS service does on AWS."""
@@ -279,7 +294,6 @@ class LocalStack:
         self.streams.start()
         from lambdas import run_events
 
-        run_events.run_events.cache_clear()
         # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.run_events).
         self.run_events = StreamPoller(
             run_events.lambda_handler,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_GRACE_SECONDS = 30
+
 
 class StepSpec(BaseModel):
     """Static part of the message, compiled from the step definition."""
@@ -23,6 +25,8 @@ class StepSpec(BaseModel):
     notify: dict[str, Any] | None = None
     artifacts: dict[str, list[str]] | None = None
     resources: dict[str, int] = Field(default_factory=dict)
+    # Seconds between SIGTERM and SIGKILL when the run is cancelled (YAML `grace_period`).
+    grace_period: int = DEFAULT_GRACE_SECONDS
 
 
 class StepMessage(BaseModel):
@@ -38,10 +42,34 @@ class StepMessage(BaseModel):
     spec: StepSpec
     # runtime_config.max_cost_usd (a string in the message, so exact): the budget guard's limit.
     max_cost_usd: Decimal | None = None
+    # Steps a retry took over from the run it retries: answered at once, never run (flowdeck.control.retry).
+    reuse: list[str] = Field(default_factory=list)
+    # Attempts a step paused on failure had before a person chose Retry step: numbering goes on.
+    attempt_base: int = 0
 
     @property
     def attempt(self) -> int:
-        return self.retry_count + 1
+        return self.attempt_base + self.retry_count + 1
+
+    @property
+    def automatic_retries_left(self) -> bool:
+        """Whether the state machine's Retry runs the step again after this attempt fails."""
+        return self.retry_count + 1 < self.spec.max_attempts
+
+
+class WaitMessage(BaseModel):
+    """A token that waits for a person (`type: wait`): a step paused on failure; answered by a decision."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["wait"]
+    reason: Literal["paused"]
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    entered_at: str
+    timeout_seconds: int
+    allow_skip: bool = False
 
 
 class StepResult(BaseModel):

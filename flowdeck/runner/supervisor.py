@@ -166,6 +166,18 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
+def _end_within(
+    process: subprocess.Popen[bytes], exited: threading.Event, grace: float, kill: threading.Event
+) -> None:
+    """After SIGTERM: wait up to `grace` seconds for the exit, checking `kill` meanwhile; then SIGKILL."""
+    until = time.monotonic() + grace
+    while not exited.wait(min(0.1, max(until - time.monotonic(), 0.0))):
+        if kill.is_set() or time.monotonic() >= until:
+            _signal_group(process, signal.SIGKILL)
+            exited.wait()
+            return
+
+
 def run_process(
     argv: list[str] | str,
     env: dict[str, str],
@@ -173,8 +185,15 @@ def run_process(
     timeout: float,
     sink: LineSink | ChunkSink,
     stop: threading.Event,
+    grace: float = KILL_GRACE_SECONDS,
+    kill: threading.Event | None = None,
 ) -> ProcessOutcome:
-    """Run to completion, timeout or `stop`; the whole process group is ended on the way out."""
+    """Run to completion, timeout, `stop` or `kill`; the whole process group is ended on the way out.
+
+    `stop` sends SIGTERM, then SIGKILL after `grace` seconds (a timeout: KILL_GRACE_SECONDS), or as
+    soon as `kill` is set; `kill` alone sends SIGKILL at once (a forced cancel).
+    """
+    kill = kill or threading.Event()
     started = time.monotonic()
     command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv
     process = subprocess.Popen(  # noqa: S603 - running the user's step is the point
@@ -211,13 +230,17 @@ def run_process(
     deadline = started + timeout
     # Wake at once when the process exits; check for a stop request or the deadline meanwhile.
     while not exited.wait(min(0.1, max(deadline - time.monotonic(), 0.0))):
+        if kill.is_set():
+            outcome.stopped = True
+            _signal_group(process, signal.SIGKILL)
+            exited.wait()
+            break
         if stop.is_set() or time.monotonic() >= deadline:
             outcome.stopped = stop.is_set()
             outcome.timed_out = not outcome.stopped
             _signal_group(process, signal.SIGTERM)
-            if not exited.wait(KILL_GRACE_SECONDS):
-                _signal_group(process, signal.SIGKILL)
-                exited.wait()
+            # A cancel gives the step its own grace period; a timeout the short fixed one.
+            _end_within(process, exited, grace if outcome.stopped else KILL_GRACE_SECONDS, kill)
             break
     outcome.seconds = time.monotonic() - started
     outcome.exit_code = process.returncode

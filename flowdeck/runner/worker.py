@@ -27,10 +27,14 @@ from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.runner import artifacts as step_artifacts
 from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
+from flowdeck.runner.cancel_watch import CANCELLED_ERROR, CancelWatch
+from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, message_type
 from flowdeck.runner.logs import LogWriter
-from flowdeck.runner.messages import StepMessage, StepResult
+from flowdeck.runner.messages import StepMessage, StepResult, WaitMessage
+from flowdeck.runner.pause import WAIT_MESSAGE_TYPE, PauseRecorder
 from flowdeck.runner.supervisor import (
     LineSink,
+    ProcessOutcome,
     now_iso,
     prepare_scratch,
     read_outputs,
@@ -125,6 +129,9 @@ class StepRunner:
 
         Output goes to `sink` when given, else to the logs table through a LogWriter.
         """
+        if message.step in message.reuse:
+            self.answer_reused(message)
+            return None
         started_at = now_iso()
         spec = message.spec
         # Earlier outputs are read while the start is recorded, unless a condition needs them first.
@@ -168,6 +175,15 @@ class StepRunner:
                     writer.close()
         return self.finish(message, started, result)
 
+    def answer_reused(self, message: StepMessage) -> None:
+        """A retry took this step over from an earlier run (its record is written): just move on."""
+        try:
+            self.sfn.send_task_success(taskToken=message.token, output=json.dumps({"status": "reused"}))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in TOKEN_GONE:
+                raise
+            log.info("run %s no longer waits for reused step %s", message.run_id, message.step)
+
     @staticmethod
     def heartbeat_every(message: StepMessage) -> float:
         return min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
@@ -197,8 +213,11 @@ class StepRunner:
         spec = message.spec
         scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
-        with Heartbeat(self.sfn, message.token, self.heartbeat_every(message)) as beat:
-            # beat.gone ends the process: set by a gone token, or by the budget guard after a flush.
+        with (
+            Heartbeat(self.sfn, message.token, self.heartbeat_every(message)) as beat,
+            CancelWatch(self.runs, message.run_id, beat.gone) as watch,
+        ):
+            # beat.gone ends the process: set by a gone token, the budget guard after a flush, or a cancel.
             usage = UsageRecorder(
                 message,
                 scratch / "usage.jsonl",
@@ -215,13 +234,19 @@ class StepRunner:
             if started is not None:
                 self.recorders[(message.run_id, message.step, message.attempt)] = usage
                 usage.start(started)
-            outcome = run_process(
-                argv,
-                step_environment(message, earlier, scratch),
-                scratch / "work",
-                spec.timeout,
-                sink,
-                beat.gone,
+            outcome = (
+                ProcessOutcome(exit_code=None, timed_out=False, stopped=True, seconds=0.0)
+                if watch.cancelled  # cancelled before it started: never start the process
+                else run_process(
+                    argv,
+                    step_environment(message, earlier, scratch),
+                    scratch / "work",
+                    spec.timeout,
+                    sink,
+                    beat.gone,
+                    grace=spec.grace_period,
+                    kill=watch.kill,
+                )
             )
             ended = step_artifacts.now()
             step_usage, step_cost = usage.close(outcome.seconds)
@@ -246,6 +271,8 @@ class StepRunner:
         if outcome.stopped and (over := budget_cause(self.budget, message)) is not None:
             # Stopped by the budget guard, which recorded the run cancelled: the step is cancelled too.
             return StepResult(status="cancelled", error=BUDGET_EXCEEDED, cause=over, **base)
+        if outcome.stopped and watch.cancelled:
+            return StepResult(status="cancelled", error=CANCELLED_ERROR, cause=watch.reason, **base)
         if outcome.stopped:
             return StepResult(
                 status="cancelled", error="Cancelled", cause="the run no longer waits for this step", **base
@@ -283,7 +310,7 @@ class StepRunner:
 
     def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
         """Record the end, then answer the state machine (so the record is final before the run moves)."""
-        retrying = result.status == "failed" and message.attempt < message.spec.max_attempts
+        retrying = result.status == "failed" and message.automatic_retries_left
         summary = result.outputs.get("summary") if isinstance(result.outputs.get("summary"), str) else None
         attempt_fields: dict[str, Any] = {
             "status": result.status,
@@ -338,6 +365,13 @@ class StepRunner:
             elif result.status in ("succeeded", "skipped"):
                 output = {"outputs": outputs, "status": result.status}
                 self.sfn.send_task_success(taskToken=message.token, output=json.dumps(output))
+            elif result.status == "cancelled":
+                # Answered so the run's StopExecution lands (the emulator waits for the callback).
+                self.sfn.send_task_failure(
+                    taskToken=message.token,
+                    error=result.error or CANCELLED_ERROR,
+                    cause=(result.cause or "")[:CAUSE_LIMIT],
+                )
             elif result.status == "failed":
                 self.sfn.send_task_failure(
                     taskToken=message.token,
@@ -368,6 +402,10 @@ class Worker:
             logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
             budget=BudgetGuard(settings.runs_table, runs_client, self.sfn, settings.state_machine_arn_prefix),
         )
+        # Runs the cleanup commands of a run cancelled with cleanup (messages of type "cleanup").
+        self.cleanup = CleanupRunner(settings, self.runner.runs, self.runner.logs)
+        # Records a step paused on failure as waiting (messages of type "wait"), holding no slot for long.
+        self.pauses = PauseRecorder(self.runner.runs, self.sfn)
         self.concurrency = concurrency or settings.worker_concurrency
         self.slots = threading.Semaphore(self.concurrency)
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
@@ -409,6 +447,12 @@ class Worker:
                 QueueUrl=self.settings.steps_queue_url,
                 ReceiptHandle=raw["ReceiptHandle"],
             )
+            if message_type(raw["Body"]) == CLEANUP_TYPE:
+                self.cleanup.handle(CleanupMessage.model_validate_json(raw["Body"]))
+                return
+            if message_type(raw["Body"]) == WAIT_MESSAGE_TYPE:
+                self.pauses.handle(WaitMessage.model_validate_json(raw["Body"]))
+                return
             try:
                 message = StepMessage.model_validate_json(raw["Body"])
             except ValidationError as exc:

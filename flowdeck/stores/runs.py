@@ -26,13 +26,24 @@ from flowdeck.constants import (
     TOKENS_OUT_PREFIX,
 )
 from flowdeck.errors import BadRequest
+from flowdeck.history import HistoryPlan
 from flowdeck.stores.schema import (
     BY_STARTED_INDEX,
     BY_WORKFLOW_INDEX,
+    DURATION_MS,
     GLOBAL_INDEXES,
     KEY_ATTRIBUTES,
+    RUN_COST_USD,
     RUN_KIND,
+    WORKFLOW_STATUS,
+    workflow_status,
 )
+
+# Step attributes a new attempt's whole-item put keeps: the decisions people made on a paused step.
+KEPT_ACROSS_ATTEMPTS = frozenset({"decisions"})
+
+# A retry's plan, claimed once under the new run's id (flowdeck.control.retry).
+RETRY_SK = "RETRY"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -80,6 +91,19 @@ def decode_cursor(cursor: str, index: str | None = None) -> dict[str, Any]:
     return key
 
 
+def _range_condition(
+    name: str, low_name: str, high_name: str, low: str | None, high: str | None, values: dict[str, Any]
+) -> str:
+    """`name BETWEEN low AND high`, or the one-sided form; adds the bounds to `values`."""
+    if low:
+        values[low_name] = {"S": low}
+    if high:
+        values[high_name] = {"S": high}
+    if low and high:
+        return f"{name} BETWEEN {low_name} AND {high_name}"
+    return f"{name} >= {low_name}" if low else f"{name} <= {high_name}"
+
+
 class RunStore:
     """Reads and writes run items (sk RUN), step output items (STEP#id) and dispatch claims."""
 
@@ -118,6 +142,16 @@ class RunStore:
         steps = {i[SK].removeprefix(STEP_SK_PREFIX): i for i in items if i[SK].startswith(STEP_SK_PREFIX)}
         outputs = self._resolved(outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {})))
         return run, steps, outputs
+
+    def cancel_state(self, run_id: str) -> dict[str, Any]:
+        """The run's status and cancel fields only (a cheap, eventually consistent read; {} if no run)."""
+        answer = self.client.get_item(
+            TableName=self.table,
+            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+            ProjectionExpression="#status, cancel_mode, cancel_reason",
+            ExpressionAttributeNames={"#status": "status"},
+        )
+        return from_item(answer.get("Item", {}))
 
     def step_outputs(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Published outputs of the run's steps so far, by step id (what later steps see)."""
@@ -177,6 +211,104 @@ class RunStore:
             kwargs["Limit"] = limit - len(found)
         return found[:limit], encode_cursor(last) if last else None
 
+    def read_history(
+        self, plan: HistoryPlan, limit: int, start_key: dict[str, Any] | None, max_reads: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to `limit` runs of `plan`, evaluating at most `max_reads` index entries; and the next start key.
+
+        Query's Limit counts entries evaluated before the FilterExpression, so it is the read bound.
+        With residual filters the next Limit is sized by the share that matched so far; a read past the
+        page's last run is read again by the next page (its cursor is that run's key).
+        """
+        names, values, key_condition = self._key_condition(plan)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": plan.index,
+            "KeyConditionExpression": key_condition,
+            "ScanIndexForward": plan.ascending,
+        }
+        conditions = []
+        for index, (attribute, value) in enumerate(plan.filters):
+            names[f"#f{index}"] = attribute
+            values[f":f{index}"] = {"S": value}
+            conditions.append(f"#f{index} = :f{index}")
+        low, high = plan.time_bounds()
+        if not plan.range_in_key and (low or high):
+            names["#started"] = "started_at"
+            conditions.append(_range_condition("#started", ":since", ":until", low, high, values))
+        if conditions:
+            kwargs["FilterExpression"] = " AND ".join(conditions)
+        kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = values
+        found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        scanned = 0
+        last = start_key
+        while len(found) < limit and scanned < max_reads:
+            wanted = limit - len(found)
+            if not plan.residual:
+                size = wanted
+            elif found:
+                size = -(-wanted * scanned // len(found))  # ceil: at the share seen so far
+            else:
+                size = wanted if scanned == 0 else max_reads
+            kwargs["Limit"] = max(1, min(size, max_reads - scanned))
+            if last is not None:
+                kwargs["ExclusiveStartKey"] = last
+            try:
+                page = self.client.query(**kwargs)
+            except ClientError as exc:
+                if start_key is not None and exc.response["Error"]["Code"] == "ValidationException":
+                    raise BadRequest("cursor is not one this API returned for this query") from None
+                raise
+            scanned += int(page.get("ScannedCount", len(page["Items"])))
+            for raw in page["Items"]:
+                item = from_item(raw)
+                if plan.accepts(item):
+                    found.append((raw, item))
+            last = page.get("LastEvaluatedKey")
+            if last is None:
+                break
+        if len(found) > limit:
+            found = found[:limit]
+            last = plan.key_of(found[-1][0])
+        return [item for _, item in found], last
+
+    @staticmethod
+    def _key_condition(plan: HistoryPlan) -> tuple[dict[str, str], dict[str, Any], str]:
+        names = {"#p": plan.partition_key}
+        values: dict[str, Any] = {":p": {KEY_ATTRIBUTES[plan.partition_key]: plan.partition_value}}
+        condition = "#p = :p"
+        low, high = plan.time_bounds()
+        if plan.range_in_key and (low or high):
+            names["#s"] = plan.sort_key
+            condition += " AND " + _range_condition("#s", ":low", ":high", low, high, values)
+        return names, values, condition
+
+    def set_duration(self, run_id: str, started_at: str, ended_at: str, milliseconds: int) -> bool:
+        """Record an ended run's duration (by-duration's key); False if its start or end changed meanwhile."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression="SET #duration = :duration",
+                ConditionExpression="#started = :started AND #ended = :ended",
+                ExpressionAttributeNames={
+                    "#duration": DURATION_MS,
+                    "#started": "started_at",
+                    "#ended": "ended_at",
+                },
+                ExpressionAttributeValues={
+                    ":duration": {"N": str(milliseconds)},
+                    ":started": {"S": started_at},
+                    ":ended": {"S": ended_at},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     # -- worker writes ----------------------------------------------------------------------
     def start_attempt(
         self, run_id: str, step_id: str, token: str, attempt: int, fields: dict[str, Any]
@@ -195,7 +327,9 @@ class RunStore:
                 TableName=self.table, Key=self._step_key(run_id, step_id), ConsistentRead=True
             )
             item = {
-                k: v for k, v in from_item(previous.get("Item", {})).items() if k.startswith(ATTEMPT_PREFIX)
+                k: v
+                for k, v in from_item(previous.get("Item", {})).items()
+                if k.startswith(ATTEMPT_PREFIX) or k in KEPT_ACROSS_ATTEMPTS
             }
         item |= {
             PK: run_id,
@@ -254,9 +388,10 @@ class RunStore:
         self, run_id: str, cost_usd: Decimal, tokens: dict[str, tuple[int, int]]
     ) -> Decimal | None:
         """Add a step's usage delta to the run's totals (atomic ADD); the run's new cost, None if no run."""
-        names = {"#cost": "cost_usd", "#pk": PK}
+        names = {"#cost": "cost_usd", "#pk": PK, "#run_cost": RUN_COST_USD}
         values: dict[str, Any] = {":cost": {"N": format(cost_usd, "f")}}
-        parts = ["#cost :cost"]
+        # run_cost_usd: the by-cost index's key, the same total (schema.RUN_COST_USD says why a copy).
+        parts = ["#cost :cost", "#run_cost :cost"]
         for index, (model, (input_tokens, output_tokens)) in enumerate(sorted(tokens.items())):
             names |= {f"#i{index}": TOKENS_IN_PREFIX + model, f"#o{index}": TOKENS_OUT_PREFIX + model}
             values |= {f":i{index}": {"N": str(input_tokens)}, f":o{index}": {"N": str(output_tokens)}}
@@ -288,6 +423,201 @@ class RunStore:
             )
             total = current.get("Item", {}).get("cost_usd", {"N": "0"})
         return Decimal(total["N"])
+
+    # -- retries (flowdeck.control.retry) ------------------------------------------------------
+    def claim_retry(self, run_id: str, retry_of: str, start: list[str], reused: list[str]) -> bool:
+        """Record a retry's plan under its new run id, once; False when that id was claimed before."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    PK: {"S": run_id},
+                    SK: {"S": RETRY_SK},
+                    "retry_of": {"S": retry_of},
+                    "retry_from": _to_ddb(start),
+                    "reused": _to_ddb(reused),
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def retry_claim(self, run_id: str) -> dict[str, Any] | None:
+        """The plan claim_retry recorded for this run id, if any."""
+        answer = self.client.get_item(
+            TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": RETRY_SK}}, ConsistentRead=True
+        )
+        return from_item(answer["Item"]) if "Item" in answer else None
+
+    def link_retry(self, run_id: str, retry_of: str, start: list[str], reused: list[str]) -> None:
+        """Put the retry's link and plan on its run item (RecordRunStart sets only its own fields)."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+            UpdateExpression="SET #of = :of, #from = :from, #reused = :reused",
+            ExpressionAttributeNames={"#of": "retry_of", "#from": "retry_from", "#reused": "reused"},
+            ExpressionAttributeValues={
+                ":of": {"S": retry_of},
+                ":from": _to_ddb(start),
+                ":reused": _to_ddb(reused),
+            },
+        )
+
+    def forget_retry(self, run_id: str, steps: list[str]) -> None:
+        """Delete what a retry wrote before its run was refused (nothing of it started)."""
+        for sort_key in [RETRY_SK, OUTPUTS_SK, *(STEP_SK_PREFIX + step for step in steps)]:
+            self.client.delete_item(TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": sort_key}})
+
+    def add_retry(self, run_id: str, retry_id: str) -> None:
+        """List a retry on the run it retries (a set: a repeated add changes nothing)."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+            UpdateExpression="ADD #retries :retry",
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={"#retries": "retries", "#pk": PK},
+            ExpressionAttributeValues={":retry": {"SS": [retry_id]}},
+        )
+
+    def copy_outputs(self, from_run: str, to_run: str, steps: list[str]) -> None:
+        """Publish `steps`' outputs of one run in another, as stored (S3 references stay references)."""
+        answer = self.client.get_item(
+            TableName=self.table, Key={PK: {"S": from_run}, SK: {"S": OUTPUTS_SK}}, ConsistentRead=True
+        )
+        stored = answer.get("Item", {})
+        names = [OUTPUTS_PREFIX + step for step in steps if OUTPUTS_PREFIX + step in stored]
+        if not names:
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key={PK: {"S": to_run}, SK: {"S": OUTPUTS_SK}},
+            UpdateExpression="SET " + ", ".join(f"#o{i} = :o{i}" for i in range(len(names))),
+            ExpressionAttributeNames={f"#o{i}": name for i, name in enumerate(names)},
+            ExpressionAttributeValues={f":o{i}": stored[name] for i, name in enumerate(names)},
+        )
+
+    def put_reused_step(self, run_id: str, record: dict[str, Any]) -> None:
+        """Write a step a retry takes over from an earlier run; the worker never runs it."""
+        item = record | {PK: run_id, SK: STEP_SK_PREFIX + record["step"]}
+        self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+
+    # -- pause on failure (flowdeck.runner.pause, flowdeck.control.pause) ----------------------
+    def record_waiting(
+        self, run_id: str, step_id: str, token: str, since: str, deadline: str, allow_skip: bool
+    ) -> bool:
+        """Mark a failed step waiting for a decision, keeping its error; False for a stale delivery.
+
+        Written from `failed` (a later pause than any recorded), or again with the same token (a
+        redelivery): never over a decision already taken.
+        """
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._step_key(run_id, step_id),
+                UpdateExpression="SET #status = :waiting, #token = :token, #since = :since, "
+                "#deadline = :deadline, #allow_skip = :allow_skip",
+                ConditionExpression="(#status = :failed AND "
+                "(attribute_not_exists(#since) OR #since < :since)) "
+                "OR (#status = :waiting AND #token = :token)",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#token": "wait_token",
+                    "#since": "waiting_since",
+                    "#deadline": "wait_deadline",
+                    "#allow_skip": "allow_skip",
+                },
+                ExpressionAttributeValues={
+                    ":waiting": {"S": "waiting"},
+                    ":failed": {"S": "failed"},
+                    ":token": {"S": token},
+                    ":since": {"S": since},
+                    ":deadline": {"S": deadline},
+                    ":allow_skip": {"BOOL": allow_skip},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_run_status(self, run_id: str, workflow: str, status: str, only_from: tuple[str, ...]) -> bool:
+        """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`."""
+        values = {f":from{i}": {"S": value} for i, value in enumerate(only_from)}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression="SET #status = :status, #ws = :ws",
+                ConditionExpression=f"#status IN ({', '.join(values)})",
+                ExpressionAttributeNames={"#status": "status", "#ws": WORKFLOW_STATUS},
+                ExpressionAttributeValues=values
+                | {":status": {"S": status}, ":ws": {"S": workflow_status(workflow, status)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def record_decision(
+        self,
+        run_id: str,
+        step_id: str,
+        token: str,
+        status: str,
+        decision: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> bool:
+        """End a step's wait with a person's decision; False if it no longer waits with `token` (409).
+
+        `extra` sets more attributes by dotted path. The step's `token` is reset, so the next
+        attempt's start is accepted even after the state machine marked the worker lost.
+        """
+        names = {
+            "#status": "status",
+            "#wait_token": "wait_token",
+            "#decisions": "decisions",
+            "#token": "token",
+        }
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":waiting": {"S": "waiting"},
+            ":wait_token": {"S": token},
+            ":decision": _to_ddb([decision]),
+            ":none": {"L": []},
+            ":reset": {"S": "decided:" + hashlib.sha256(token.encode()).hexdigest()[:16]},
+        }
+        sets = [
+            "#status = :status",
+            "#decisions = list_append(if_not_exists(#decisions, :none), :decision)",
+            "#token = :reset",
+        ]
+        for index, (path, value) in enumerate(extra.items()):
+            aliases = []
+            for depth, part in enumerate(path.split(".")):
+                names[f"#x{index}_{depth}"] = part
+                aliases.append(f"#x{index}_{depth}")
+            values[f":x{index}"] = _to_ddb(value)
+            sets.append(f"{'.'.join(aliases)} = :x{index}")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._step_key(run_id, step_id),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE #wait_token",
+                ConditionExpression="#status = :waiting AND #wait_token = :wait_token",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(

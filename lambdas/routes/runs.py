@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel
 
 from flowdeck.service import RunQuery, RunService, StartRun
+from flowdeck.status import RunStatus
 from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 
@@ -22,6 +23,8 @@ OptionalBody = Annotated[StartRun | None, Body()]
 
 class RunStarted(BaseModel):
     run_id: str
+    # queued: the workflow is at runtime_config.concurrency.max_runs; the run starts when a slot frees.
+    status: str = RunStatus.RUNNING.value
 
 
 @router.post(
@@ -30,7 +33,9 @@ class RunStarted(BaseModel):
     description=(
         "Validates the inputs against the workflow's declared inputs (defaults merged) and starts the run. "
         "Always answers 202 with the run id, also for a repeat with the same `idempotency_key`: that repeat "
-        "names the run the key first started and starts nothing new. An empty body means `{}`."
+        "names the run the key first started and starts nothing new. An empty body means `{}`. "
+        "A workflow at its `runtime_config.concurrency.max_runs` answers `status: queued` (the run starts "
+        "when a slot frees, in order) or, with `on_limit: reject`, 409 ConcurrencyLimit."
     ),
     tags=["runs"],
     responses={
@@ -38,18 +43,23 @@ class RunStarted(BaseModel):
             "description": "Run started (or already started with this idempotency key)",
             "content": {content_types.APPLICATION_JSON: {"model": RunStarted}},
         },
-        **error_docs(400, 404, 413, 422),
+        **error_docs(400, 404, 409, 413, 422),
     },
 )
 def start_run(wf: str, service: Service, user: Caller, body: OptionalBody = None) -> Response[RunStarted]:
     """POST /workflows/{wf}/runs."""
     started = service.start_run(wf, body or StartRun(), started_by=user)
-    return Response(202, content_types.APPLICATION_JSON, RunStarted(run_id=started["run_id"]))
+    answer = RunStarted(run_id=started["run_id"], status=started.get("status", RunStatus.RUNNING.value))
+    return Response(202, content_types.APPLICATION_JSON, answer)
 
 
 @router.get("/runs", summary="Run history", tags=["runs"], responses=error_docs(400, 422))
 def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> dict[str, Any]:
-    """Runs newest first, filtered and paged: pass `next_cursor` back as `cursor` for the next page."""
+    """Runs newest first, filtered and paged: pass `next_cursor` back as `cursor` for the next page.
+
+    A page reads at most 5 x limit index entries: with filters no index answers alone it may be short, even
+    empty, and still have a `next_cursor`; the history ends when `next_cursor` is null (docs/history.md).
+    """
     return service.list_runs(query)
 
 

@@ -97,6 +97,7 @@ class Api:
                 "trigger": "manual",
                 "started_by": "alice",
                 "started_at": started_at,
+                "run_started_at": started_at,
                 "inputs_json": json.dumps({"environment": "staging"}),
                 "plan": [],
             }
@@ -157,7 +158,8 @@ def test_start_run_from_example_event_starts_execution_with_merged_inputs(api: A
     status, body = api.invoke(copy.deepcopy(EVENT_TEMPLATE))
 
     assert status == 202
-    assert set(body) == {"run_id"}
+    # status: running, or queued at the workflow's concurrency limit (tests/integration/test_concurrency.py)
+    assert body == {"run_id": body["run_id"], "status": "running"}
     [execution] = api.executions("hello")
     assert execution["name"] == body["run_id"]
     assert json.loads(execution["input"]) == {
@@ -302,6 +304,8 @@ def test_list_runs_row_shape(history: Api) -> None:
             "ended_at": "2026-11-20T10:00:07Z",
             "duration_s": 7.0,
             "cost_usd": 0,
+            "retry_of": None,
+            "retries": [],
         }
     ]
 
@@ -512,6 +516,13 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
         "/runs/{run_id}/artifacts/{step}/{path}": ["get"],
         "/runs/{run_id}/logs": ["get"],
         "/runs/{run_id}/costs": ["get"],
+        "/runs/{run_id}/retry": ["post"],
+        "/runs/{run_id}/cancel": ["post"],
+        "/runs/{run_id}/steps/{step}/retry": ["post"],
+        "/runs/{run_id}/steps/{step}/skip": ["post"],
         "/workflows/{wf}/costs": ["get"],
+        "/hooks/github": ["post"],
+        "/hooks/{wf}": ["post"],
+        "/workflows/{wf}/triggers": ["get"],
     }
     assert "202" in document["paths"]["/workflows/{wf}/runs"]["post"]["responses"]

@@ -62,6 +62,8 @@ class FakeApi:
         if route == ("POST", "/workflows/hello/runs"):
             return answer(202, {"run_id": "r1"})
         if route == ("GET", "/runs"):
+            if (event.get("queryStringParameters") or {}).get("cursor") == "abc":
+                return answer(200, {"runs": [ROW | {"run_id": "r2"}], "next_cursor": None})
             return answer(200, {"runs": [ROW], "next_cursor": "abc"})
         if route == ("GET", "/runs/r1"):
             state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
@@ -136,6 +138,26 @@ def test_runs_table_and_next_page_hint(cli: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "r1" in result.stdout
     assert "--cursor abc" in result.stdout
+
+
+def test_runs_next_page_hint_repeats_the_query_with_ages_resolved(cli: CliRunner, fake: FakeApi) -> None:
+    result = cli.invoke(
+        app, ["runs", "--status", "failed", "--since", "2h", "--sort", "cost", "--limit", "5"]
+    )
+
+    assert result.exit_code == 0, result.output
+    since = fake.last("GET", "/runs")["queryStringParameters"]["since"]
+    hint = " ".join(result.stdout.split())
+    assert f"flowdeck runs --status failed --since {since} --sort cost --limit 5 --cursor abc" in hint
+
+
+def test_runs_all_follows_the_cursors_to_the_last_page(cli: CliRunner, fake: FakeApi) -> None:
+    result = cli.invoke(app, ["runs", "--workflow", "hello", "--all", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"runs": [ROW, ROW | {"run_id": "r2"}], "next_cursor": None}
+    pages = [e["queryStringParameters"] for e in fake.requests if e["path"] == "/runs"]
+    assert [(p["workflow"], p.get("cursor")) for p in pages] == [("hello", None), ("hello", "abc")]
 
 
 def test_show_prints_the_run(cli: CliRunner, fake: FakeApi) -> None:

@@ -195,14 +195,17 @@ def test_workflow_costs_flags_the_injected_regression(api):
     assert body["baseline"]["median_usd"] == "0.181500"
 
 
-def test_runs_sort_by_cost_and_duration_page_through_the_window(api):
+def test_runs_sort_by_cost_and_duration_page_through_their_indexes(api):
     for n, (cost, seconds) in enumerate([(0.5, 10), (2.0, 5), (1.0, 30)]):
         api.seed_run(
             f"s{n}",
             "deploy",
             f"2026-11-21T11:0{n}:00+00:00",
             ended_at=f"2026-11-21T11:0{n}:{seconds:02d}+00:00",
+            # As the usage ADDs (cost_usd and its index copy) and the duration reaction leave them.
             cost_usd=Decimal(str(cost)),
+            run_cost_usd=Decimal(str(cost)),
+            duration_ms=seconds * 1000,
         )
 
     status, page = api.call("GET", "/runs", query={"sort": "cost", "limit": "2"})

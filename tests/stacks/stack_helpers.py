@@ -9,10 +9,17 @@ from typing import Any, cast
 import aws_cdk as cdk
 from aws_cdk import assertions, cx_api
 
-from stacks.app_builder import API_STACK, COMPUTE_STACK, DATA_STACK, LIVE_STACK, WORKFLOWS_STACK
+from stacks.app_builder import (
+    API_STACK,
+    COMPUTE_STACK,
+    DATA_STACK,
+    LIVE_STACK,
+    TRIGGERS_STACK,
+    WORKFLOWS_STACK,
+)
 
 FIXTURE_WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows"
-STACK_NAMES = (DATA_STACK, COMPUTE_STACK, WORKFLOWS_STACK, API_STACK, LIVE_STACK)
+STACK_NAMES = (DATA_STACK, COMPUTE_STACK, WORKFLOWS_STACK, API_STACK, LIVE_STACK, TRIGGERS_STACK)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import assertions
 from aws_cdk.assertions import Match
 from stack_helpers import as_list, policy_statements, resources_of, wildcard_actions
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_STEPS_QUEUE_URL,
     ENV_WORKFLOWS_DIR,
 )
 from stacks.api import POWERTOOLS_LAYER_VERSION
@@ -22,7 +26,12 @@ def _handler(api_template: assertions.Template) -> dict:
 
 
 def test_every_method_requires_iam_sigv4_and_a_request_validator(api_template: assertions.Template) -> None:
-    methods = resources_of(api_template, "AWS::ApiGateway::Method").values()
+    # The signed hooks (POST only, HMAC-checked) are the exception: see test_stacks_hooks.py.
+    methods = [
+        m
+        for m in resources_of(api_template, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "POST"
+    ]
 
     assert len(methods) == 2  # ANY on / and ANY on /{proxy+}
     for method in methods:
@@ -45,9 +54,14 @@ def test_stage_has_access_logs_execution_logs_and_tracing(api_template: assertio
                 "DestinationArn": Match.any_value(),
                 "Format": Match.string_like_regexp("caller"),
             },
-            "MethodSettings": [
-                Match.object_like({"LoggingLevel": "INFO", "DataTraceEnabled": False, "MetricsEnabled": True})
-            ],
+            # Match.array_with: the signed hooks add their own throttling entries (test_stacks_hooks.py).
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {"LoggingLevel": "INFO", "DataTraceEnabled": False, "MetricsEnabled": True}
+                    )
+                ]
+            ),
         },
     )
 
@@ -86,6 +100,8 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         ENV_WORKFLOWS_DIR,
         ENV_ARTIFACTS_BUCKET,
         ENV_LOGS_TABLE,
+        ENV_DELIVERIES_TABLE,
+        ENV_STEPS_QUEUE_URL,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"
@@ -140,3 +156,16 @@ def test_handler_uses_its_own_role_without_managed_policies(api_template: assert
 
     assert len(handler_roles) == 1
     assert "ManagedPolicyArns" not in handler_roles[0]["Properties"]
+
+
+def test_handler_may_send_cleanup_messages_to_the_steps_queue_only(api_template: assertions.Template) -> None:
+    # Cancel with cleanup sends one {"type": "cleanup"} message to the workers' queue.
+    statements = [
+        s for s in policy_statements(api_template, "HandlerRole") if "sqs:SendMessage" in as_list(s["Action"])
+    ]
+
+    assert len(statements) == 1
+    assert "StepWorkers" in json.dumps(statements[0]["Resource"])
+    assert not any(
+        a.startswith("sqs:Receive") or a.startswith("sqs:Delete") for a in as_list(statements[0]["Action"])
+    )

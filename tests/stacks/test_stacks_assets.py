@@ -44,6 +44,7 @@ def test_dependencies_layer_is_built_from_the_pinned_requirements_only(synthesiz
         "PyYAML",
         "Jinja2",
         "simpleeval",
+        "pyawscron",
     }
 
 

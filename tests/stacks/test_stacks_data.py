@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk import assertions
-from aws_cdk.assertions import Match
 from stack_helpers import resources_of
 
 from flowdeck.constants import PK, SK, TTL_ATTRIBUTE
-from stacks.data import retention_days
+from flowdeck.stores.schema import GLOBAL_INDEXES, KEY_ATTRIBUTES, create_table_kwargs
+from stacks.data import HISTORY_INDEXES_CONTEXT, RunStore, retention_days
 
 
 @pytest.mark.parametrize(("hours", "days"), [(1, 1), (5, 1), (24, 1), (25, 2), (36, 2), (48, 2), (49, 3)])
@@ -24,9 +25,6 @@ def test_runs_table_has_string_keys_ttl_stream_pitr_and_sse(data_template: asser
                 {"AttributeName": PK, "KeyType": "HASH"},
                 {"AttributeName": SK, "KeyType": "RANGE"},
             ],
-            "AttributeDefinitions": Match.array_equals(
-                [{"AttributeName": PK, "AttributeType": "S"}, {"AttributeName": SK, "AttributeType": "S"}]
-            ),
             "BillingMode": "PAY_PER_REQUEST",
             "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
             "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -34,6 +32,26 @@ def test_runs_table_has_string_keys_ttl_stream_pitr_and_sse(data_template: asser
             "SSESpecification": {"SSEEnabled": True},
         },
     )
+
+
+def test_runs_table_has_the_local_stacks_history_indexes(data_template: assertions.Template) -> None:
+    tables = [
+        r["Properties"]
+        for r in resources_of(data_template, "AWS::DynamoDB::Table").values()
+        if r["Properties"]["KeySchema"][0]["AttributeName"] == PK
+    ]
+    assert len(tables) == 1
+    local = create_table_kwargs("runs")["GlobalSecondaryIndexes"]
+    assert sorted(tables[0]["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        ({"AttributeName": n, "AttributeType": t} for n, t in KEY_ATTRIBUTES.items()),
+        key=lambda a: a["AttributeName"],
+    )
+
+    assert sorted(tables[0]["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]) == sorted(
+        local, key=lambda i: i["IndexName"]
+    )
+    assert all(i["Projection"]["ProjectionType"] == "INCLUDE" for i in local)
+    assert all("plan" not in i["Projection"]["NonKeyAttributes"] for i in local)
 
 
 def test_runs_table_is_retained_on_stack_deletion(data_template: assertions.Template) -> None:
@@ -102,3 +120,14 @@ def test_every_bucket_refuses_plain_http(data_template: assertions.Template) -> 
                 denied.add(policy["Properties"]["Bucket"]["Ref"])
 
     assert denied == bucket_ids
+
+
+def test_history_indexes_context_builds_only_the_first_indexes() -> None:
+    # CloudFormation adds one index per update to an existing table: the context stages them.
+    app = cdk.App(context={HISTORY_INDEXES_CONTEXT: 2})
+    stack = cdk.Stack(app, "Staged")
+    RunStore(stack, "Runs")
+
+    table = next(iter(resources_of(assertions.Template.from_stack(stack), "AWS::DynamoDB::Table").values()))
+
+    assert [i["IndexName"] for i in table["Properties"]["GlobalSecondaryIndexes"]] == list(GLOBAL_INDEXES)[:2]

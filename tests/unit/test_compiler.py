@@ -259,17 +259,31 @@ def test_sequential_workflow_runs_its_steps_in_order(sequential):
         ({}, EXECUTION_INPUT_DEFAULTS),
         (
             {"inputs": {"ticket": "T-1"}, "trigger": "schedule", "started_by": "scheduler"},
-            {"inputs": {"ticket": "T-1"}, "trigger": "schedule", "started_by": "scheduler"},
+            {"inputs": {"ticket": "T-1"}, "trigger": "schedule", "started_by": "scheduler", "reuse": []},
         ),
         (
             {"inputs": {"replicas": 5}},
-            {"inputs": {"replicas": 5}, "trigger": "manual", "started_by": "aws-console"},
+            {"inputs": {"replicas": 5}, "trigger": "manual", "started_by": "aws-console", "reuse": []},
+        ),
+        (
+            {"trigger": "retry", "started_by": "ann", "reuse": ["plan"]},
+            {"inputs": {}, "trigger": "retry", "started_by": "ann", "reuse": ["plan"]},
         ),
     ],
 )
 def test_prelude_fills_what_a_console_start_may_omit(fan_out, execution_input, meta):
     assert state_at_record_run_start(fan_out, execution_input)["meta"] == meta
-    assert EXECUTION_INPUT_DEFAULTS == {"inputs": {}, "trigger": "manual", "started_by": "aws-console"}
+    assert EXECUTION_INPUT_DEFAULTS == {
+        "inputs": {},
+        "trigger": "manual",
+        "started_by": "aws-console",
+        "reuse": [],
+    }
+
+
+def test_every_step_message_carries_the_steps_a_retry_reuses(fan_out):
+    for task in step_tasks(fan_out).values():
+        assert task["Parameters"]["MessageBody"]["reuse.$"] == "$.meta.reuse"
 
 
 def test_run_start_records_the_plan_in_definition_order(sequential):

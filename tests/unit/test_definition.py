@@ -432,9 +432,28 @@ def test_approval_step_is_not_supported_by_this_version_yet():
     assert problems == ["wf.yaml:4: steps[0].approval: approval steps are not supported by this version yet"]
 
 
-def test_pause_on_failure_is_not_supported_by_this_version_yet():
-    problems = problems_of("name: x\nsteps:\n  - id: a\n    run: echo\n    on_failure: pause\n")
-    assert problems == ["wf.yaml:5: steps[0].on_failure: pause is not supported by this version yet"]
+def test_pause_on_failure_waits_24_hours_unless_pause_timeout_says_otherwise():
+    definition = parse("name: x\nsteps:\n  - id: a\n    run: echo\n    on_failure: pause\n")
+    custom = parse(
+        "name: x\nsteps:\n  - id: a\n    run: echo\n    on_failure: pause\n    pause_timeout: 1h30m\n"
+    )
+
+    assert definition.steps[0].on_failure == "pause"
+    assert definition.steps[0].pause_timeout == 24 * 3600
+    assert custom.steps[0].pause_timeout == 5400
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0s", "steps[0].pause_timeout: Input should be greater than 0"),
+        ("soon", "steps[0].pause_timeout: 'soon' is not a duration: use e.g. 30s, 15m, 2h or 1h30m"),
+        ("400d", "steps[0].pause_timeout: Input should be less than or equal to 31536000"),
+    ],
+)
+def test_bad_pause_timeout_is_refused_with_its_line(value: str, problem: str):
+    problems = problems_of(f"name: x\nsteps:\n  - id: a\n    run: echo\n    pause_timeout: {value}\n")
+    assert problems == [f"wf.yaml:5: {problem}"]
 
 
 def test_unknown_on_failure_value_is_refused():
@@ -795,7 +814,6 @@ def test_several_graph_problems_are_reported_together():
     assert problems[0] == "wf.yaml:3: inputs.replicas.default: expected integer, got str"
     assert problems[1:] == [
         "wf.yaml:9: steps[1].if: step 'plan' does not run before 'apply': add it to needs",
-        "wf.yaml:11: steps[1].on_failure: pause is not supported by this version yet",
         "wf.yaml:13: steps[2].notify.message: template error: unexpected end of template, "
         "expected 'end of print statement'.",
     ]

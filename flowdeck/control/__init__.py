@@ -1,0 +1,1 @@
+"""Run control: cancel, pause and step decisions, retry, concurrency (SPEC §3 run endpoints)."""

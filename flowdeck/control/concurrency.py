@@ -1,0 +1,359 @@
+"""Per-workflow concurrency (runtime_config.concurrency): max_runs at a time; the rest queue or are refused.
+
+Slots are a set per limited workflow (one item in the runs table, pk CONCURRENCY#<wf>, sk SLOTS,
+attribute `holders`): adding or removing a run id is idempotent, and the add is conditional on
+the set's size, so concurrent starts never exceed the limit (no read-then-write).
+A queued run is a RUN item with status queued and its execution input; `promote` starts the
+oldest queued runs while slots are free. A run frees its slot when its record ends (run events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.definition.models import WorkflowDefinition
+from flowdeck.errors import Conflict
+from flowdeck.status import RunStatus
+from flowdeck.stores.executions import Executions
+from flowdeck.stores.runs import RunStore, from_item
+from flowdeck.stores.schema import (
+    BY_WORKFLOW_INDEX,
+    COST_USD,
+    GLOBAL_INDEXES,
+    RUN_COST_USD,
+    RUN_KIND,
+    RUN_STARTED_AT,
+    WORKFLOW_STATUS,
+    workflow_status,
+)
+
+logger = logging.getLogger(__name__)
+
+SLOTS_PK_PREFIX = "CONCURRENCY#"
+SLOTS_SK = "SLOTS"
+# Names kept off the runs table's sparse index keys (kind, workflow, status, started_at, ...).
+HOLDERS = "holders"
+LIMIT = "max_runs"
+# A queued run keeps the execution input it will start with, and when it was queued and promoted.
+START_JSON = "start_json"
+QUEUED_AT = "queued_at"
+PROMOTED_AT = "promoted_at"
+CONDITION_FAILED = "ConditionalCheckFailedException"
+FINISHED = {s.value for s in RunStatus if s.finished}
+
+
+class ConcurrencyLimit(Conflict):
+    """POST /workflows/{wf}/runs of a workflow at its limit with on_limit: reject."""
+
+    code = "ConcurrencyLimit"
+
+
+class Slot(StrEnum):
+    """What an acquire found: the slot is newly taken, or this run already held it."""
+
+    NEW = "new"
+    HELD = "held"
+
+
+def now_iso() -> str:
+    # Microseconds: runs queued in one burst keep their order (the queue reads them by this time).
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def queued_index() -> tuple[str, str, str] | None:
+    """(index, hash key, range key) of the history's workflow+status index, if the table has it."""
+    for name, (hash_key, range_key) in GLOBAL_INDEXES.items():
+        if hash_key == WORKFLOW_STATUS and range_key == "started_at":
+            return name, hash_key, range_key
+    return None
+
+
+class ConcurrencyControl:
+    """Takes and frees slots, queues runs over the limit, and starts queued runs in order."""
+
+    def __init__(self, runs: RunStore, executions: Executions) -> None:
+        self.client = runs.client
+        self.table = runs.table
+        self.executions = executions
+
+    # -- slots ------------------------------------------------------------------------------
+    @staticmethod
+    def slots_key(workflow: str) -> dict[str, Any]:
+        return {PK: {"S": SLOTS_PK_PREFIX + workflow}, SK: {"S": SLOTS_SK}}
+
+    def acquire(self, workflow: str, run_id: str, max_runs: int) -> Slot | None:
+        """Take a slot for the run (idempotent: a holder keeps its one slot); None at the limit."""
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key=self.slots_key(workflow),
+                UpdateExpression="SET #limit = :max ADD #holders :run",
+                ConditionExpression=(
+                    "attribute_not_exists(#holders) OR size(#holders) < :max OR contains(#holders, :id)"
+                ),
+                ExpressionAttributeNames={"#holders": HOLDERS, "#limit": LIMIT},
+                ExpressionAttributeValues={
+                    ":run": {"SS": [run_id]},
+                    ":id": {"S": run_id},
+                    ":max": {"N": str(max_runs)},
+                },
+                # The whole (small) old item: moto leaves an unchanged set out of UPDATED_OLD.
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                return None
+            raise
+        before = answer.get("Attributes", {}).get(HOLDERS, {}).get("SS", [])
+        return Slot.HELD if run_id in before else Slot.NEW
+
+    def release(self, workflow: str, run_id: str) -> bool:
+        """Free the run's slot (idempotent); False when the workflow has no slots item (unlimited)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self.slots_key(workflow),
+                UpdateExpression="DELETE #holders :run",
+                # Never create a slots item for a workflow that has none.
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#holders": HOLDERS, "#pk": PK},
+                ExpressionAttributeValues={":run": {"SS": [run_id]}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def slots(self, workflow: str) -> tuple[set[str], int] | None:
+        """(holders, max_runs) of the workflow, None when it has no slots item."""
+        answer = self.client.get_item(TableName=self.table, Key=self.slots_key(workflow), ConsistentRead=True)
+        if "Item" not in answer:
+            return None
+        item = from_item(answer["Item"])
+        return set(item.get(HOLDERS) or []), int(item.get(LIMIT) or 0)
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Start the run within the workflow's limit: started, queued, or refused (ConcurrencyLimit)."""
+        workflow, limit = definition.name, definition.runtime_config.concurrency
+        if limit.max_runs == 0:
+            return self._started(run_id, self.executions.start(workflow, run_id, payload))
+        existing = self.run_item(run_id)
+        if existing is not None:
+            # A repeat (same idempotency key) of a run already recorded: it names that run, and a
+            # queued one keeps its place in the queue.
+            # (An item without a status yet: started, not yet recorded by its execution.)
+            status = existing.get("status") or RunStatus.RUNNING.value
+            return {"run_id": run_id, "created": False, "status": status}
+        slot = self.acquire(workflow, run_id, limit.max_runs)
+        if slot is not None:
+            return self._started(run_id, self._start_holding(workflow, run_id, payload, slot))
+        if limit.on_limit == "reject":
+            raise ConcurrencyLimit(
+                f"workflow {workflow!r} allows {limit.max_runs} run(s) at a time "
+                "(runtime_config.concurrency.max_runs) and is at that limit; try again when one ends"
+            )
+        created = self.enqueue(definition, run_id, payload)
+        status = RunStatus.QUEUED.value
+        try:
+            # A slot may have freed between the failed acquire and the queued record: nobody else
+            # would start this run then.
+            if run_id in self.promote(workflow):
+                status = RunStatus.RUNNING.value
+        except (ClientError, BotoCoreError):
+            logger.warning(
+                "promoting %s after queueing %s failed; the next run to end retries", workflow, run_id
+            )
+        return {"run_id": run_id, "created": created, "status": status}
+
+    @staticmethod
+    def _started(run_id: str, created: bool) -> dict[str, Any]:
+        return {"run_id": run_id, "created": created, "status": RunStatus.RUNNING.value}
+
+    def _start_holding(self, workflow: str, run_id: str, payload: dict[str, Any], slot: Slot) -> bool:
+        """Start the execution of a run that holds a slot; the slot is freed if nothing will run."""
+        try:
+            created = self.executions.start(workflow, run_id, payload)
+        except Exception:
+            if slot is Slot.NEW:
+                self.release(workflow, run_id)
+            raise
+        if not created and slot is Slot.NEW:
+            # A repeat of a run that already ended: its end freed its slot before this took it again.
+            run = self.run_item(run_id)
+            if run is not None and run.get("status") in FINISHED:
+                self.release(workflow, run_id)
+        return created
+
+    def run_item(self, run_id: str) -> dict[str, Any] | None:
+        answer = self.client.get_item(
+            TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": RUN_SK}}, ConsistentRead=True
+        )
+        return from_item(answer["Item"]) if "Item" in answer else None
+
+    def enqueue(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> bool:
+        """Record the run as queued, with the input it will start with; False if recorded before."""
+        now = now_iso()
+        item = {
+            PK: {"S": run_id},
+            SK: {"S": RUN_SK},
+            "run_id": {"S": run_id},
+            "kind": {"S": RUN_KIND},
+            "workflow": {"S": definition.name},
+            "status": {"S": RunStatus.QUEUED.value},
+            WORKFLOW_STATUS: {"S": workflow_status(definition.name, RunStatus.QUEUED.value)},
+            "trigger": {"S": str(payload["trigger"])},
+            "started_by": {"S": str(payload["started_by"])},
+            # started_at is the queue time until the run starts (RecordRunStart sets it): history sorts it.
+            "started_at": {"S": now},
+            QUEUED_AT: {"S": now},
+            # So history's status and cost indexes list queued runs too (RecordRunStart rewrites them).
+            RUN_STARTED_AT: {"S": now},
+            COST_USD: {"N": "0"},
+            RUN_COST_USD: {"N": "0"},
+            "inputs_json": {"S": json.dumps(payload.get("inputs", {}))},
+            "plan": {
+                "L": [{"M": {"id": {"S": s.id}, "kind": {"S": s.kind}}} for s in definition.steps],
+            },
+            START_JSON: {"S": json.dumps(payload)},
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    # -- promoting --------------------------------------------------------------------------
+    def queued_runs(self, workflow: str) -> list[dict[str, Any]]:
+        """The workflow's queued runs, oldest first (index reads: a run may already have moved on)."""
+        found = queued_index()
+        if found is not None:
+            index, hash_key, _ = found
+            kwargs: dict[str, Any] = {
+                "IndexName": index,
+                "KeyConditionExpression": "#k = :k",
+                "ExpressionAttributeNames": {"#k": hash_key},
+                "ExpressionAttributeValues": {":k": {"S": workflow_status(workflow, RunStatus.QUEUED.value)}},
+            }
+        else:
+            kwargs = {
+                "IndexName": BY_WORKFLOW_INDEX,
+                "KeyConditionExpression": "#k = :k",
+                "FilterExpression": "#status = :queued",
+                "ExpressionAttributeNames": {"#k": "workflow", "#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":k": {"S": workflow},
+                    ":queued": {"S": RunStatus.QUEUED.value},
+                },
+            }
+        kwargs |= {"TableName": self.table, "ScanIndexForward": True}
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            runs += [from_item(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return runs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_promoted(self, run_id: str) -> bool:
+        """Claim a queued run for starting; False when it is no longer queued (cancelled, started)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression="SET #promoted = if_not_exists(#promoted, :now)",
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#promoted": PROMOTED_AT, "#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": {"S": now_iso()},
+                    ":queued": {"S": RunStatus.QUEUED.value},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def promote(self, workflow: str) -> list[str]:
+        """Start the oldest queued runs while slots are free (idempotent); the run ids started."""
+        slots = self.slots(workflow)
+        if slots is None:
+            return []
+        holders, max_runs = slots
+        queued = self.queued_runs(workflow)
+        if queued and len(holders) >= max_runs:
+            holders -= self.reclaim(workflow, holders)
+        started: list[str] = []
+        for run in queued:
+            if len(holders) >= max_runs and run["run_id"] not in holders:
+                break  # full: later runs wait their turn (no write that would fail anyway)
+            run_id = run["run_id"]
+            slot = self.acquire(workflow, run_id, max_runs)
+            if slot is None:
+                break
+            holders.add(run_id)
+            if not self.mark_promoted(run_id):
+                # Cancelled while queued (or started by a concurrent promote): keep only slots in use.
+                if slot is Slot.NEW:
+                    self.release(workflow, run_id)
+                    holders.discard(run_id)
+                continue
+            self._start_holding(workflow, run_id, json.loads(run[START_JSON]), slot)
+            started.append(run_id)
+        return started
+
+    def reclaim(self, workflow: str, holders: set[str]) -> set[str]:
+        """Free the slots of holders that ended without their end reaching the stream reaction.
+
+        A run whose record is final (its release was lost), or whose execution ended while its record
+        says running (aborted from the console, or a state machine change): nothing else would free it.
+        Checked only when runs wait for a full workflow.
+        """
+        freed = {run_id for run_id in sorted(holders) if self.holder_gone(run_id)}
+        for run_id in freed:
+            logger.warning("freeing the slot of %s run %s: it ended without releasing it", workflow, run_id)
+            self.release(workflow, run_id)
+        return freed
+
+    def holder_gone(self, run_id: str) -> bool:
+        run = self.run_item(run_id)
+        if run is None or run.get("status") == RunStatus.QUEUED:
+            return False  # starting: the execution has not recorded the run yet
+        if run.get("status") in FINISHED:
+            return True
+        if not run.get("execution_arn"):
+            return False
+        try:
+            described = self.executions.client.describe_execution(executionArn=run["execution_arn"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return False
+            raise
+        return bool(described["status"] != "RUNNING")
+
+    # -- run events -------------------------------------------------------------------------
+    def on_run_change(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """Reaction: a run that ended frees its slot, and the next queued runs start."""
+        if new.get("status") not in FINISHED or (old is not None and old.get("status") in FINISHED):
+            return
+        workflow, run_id = new.get("workflow"), new.get("run_id") or new.get(PK)
+        if not workflow or not run_id:
+            return
+        if self.release(str(workflow), str(run_id)):
+            self.promote(str(workflow))

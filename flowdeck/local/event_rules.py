@@ -1,0 +1,148 @@
+"""The local stack's event triggers: EventBridge rules whose matches start runs, as on AWS.
+
+On AWS each `triggers[].event` is a rule whose target is the workflow's state machine. moto's
+EventBridge (5.2.5) delivers to SQS, CloudWatch Logs and event buses but not to Step Functions, so
+locally the rule (same pattern, same input transformer, `flowdeck.triggers.events`) targets a queue
+of its own, and this poller starts the state machine with each message as the execution input. The
+execution name is fixed per (workflow, trigger, event id), so a redelivered message starts one run
+(on AWS EventBridge names executions itself). Each start is recorded in the trigger history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flowdeck.catalog import Catalog
+from flowdeck.stores.executions import Executions
+from flowdeck.triggers import events
+from flowdeck.triggers.deliveries import Deliveries
+
+log = logging.getLogger("flowdeck.event_rules")
+
+POLL_EVERY_SECONDS = 0.2
+# EventBridge rule names are at most 64 characters (queue names 80): long workflow names are cut.
+_MAX_NAME = 64
+
+
+def local_name(workflow: str, trigger_index: int) -> str:
+    """The local rule's (and its queue's) name: readable, unique per (workflow, trigger)."""
+    name = f"flowdeck-{workflow}-event{trigger_index}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{workflow}\0{trigger_index}".encode()).hexdigest()[:8]
+    return f"{name[: _MAX_NAME - 9]}-{digest}"
+
+
+@dataclass(frozen=True)
+class RuleQueue:
+    """One event trigger's local rule and the queue its matches land in."""
+
+    workflow: str
+    trigger_index: int
+    rule: str
+    queue_url: str
+
+
+def install_rules(events_client: Any, sqs: Any, catalog: Catalog) -> list[RuleQueue]:
+    """Create one rule (default bus) and queue per event trigger; what the CDK app creates on AWS."""
+    installed = []
+    for workflow, definition in sorted(catalog.definitions.items()):
+        for index, trigger in events.event_triggers(definition):
+            name = local_name(workflow, index)
+            queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            events_client.put_rule(Name=name, EventPattern=json.dumps(trigger.pattern), State="ENABLED")
+            events_client.put_targets(
+                Rule=name,
+                Targets=[
+                    {
+                        "Id": "start-run",
+                        "Arn": queue_arn,
+                        "InputTransformer": {
+                            "InputPathsMap": events.input_paths(definition),
+                            "InputTemplate": events.input_template(definition, trigger),
+                        },
+                    }
+                ],
+            )
+            installed.append(RuleQueue(workflow, index, name, queue_url))
+    return installed
+
+
+class EventRulePoller:
+    """Starts a run for every message the local rules put in their queues."""
+
+    def __init__(
+        self,
+        rules: list[RuleQueue],
+        sqs: Any,
+        executions: Executions,
+        deliveries: Deliveries,
+        every: float = POLL_EVERY_SECONDS,
+    ) -> None:
+        self.rules = rules
+        self.sqs = sqs
+        self.executions = executions
+        self.deliveries = deliveries
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventRulePoller:
+        if self.rules:
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="event-rules")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            for rule in self.rules:
+                try:
+                    self.poll(rule)
+                except (BotoCoreError, ClientError) as exc:
+                    log.warning("polling %s failed: %s", rule.rule, exc)
+
+    def poll(self, rule: RuleQueue) -> list[str]:
+        """Start the runs of the messages waiting in one rule's queue; their run ids."""
+        answer = self.sqs.receive_message(QueueUrl=rule.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        run_ids = []
+        for message in answer.get("Messages", []):
+            if (run_id := self._start(rule, message["Body"])) is not None:
+                run_ids.append(run_id)
+            # Deleted once started (or refused for good); a failed start stays for another try.
+            self.sqs.delete_message(QueueUrl=rule.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return run_ids
+
+    def _start(self, rule: RuleQueue, body: str) -> str | None:
+        try:
+            execution_input = json.loads(body)
+            event_id = str(execution_input["event_id"])
+            source = str(execution_input["started_by"])
+        except (ValueError, KeyError, TypeError):
+            self._record(rule, "unreadable", "refused", reason="the rule's message is not an execution input")
+            return None
+        run_id = events.event_run_id(rule.workflow, rule.trigger_index, event_id)
+        created = self.executions.start(rule.workflow, run_id, execution_input)
+        self._record(rule, event_id, "started" if created else "duplicate", run_id=run_id, source=source)
+        return run_id
+
+    def _record(self, rule: RuleQueue, delivery_id: str, outcome: str, **details: Any) -> None:
+        try:
+            self.deliveries.record(rule.workflow, "event", delivery_id, outcome, **details)
+        except (BotoCoreError, ClientError) as exc:  # the history explains; it must not lose the run
+            log.warning("could not record event %s of %s: %s", delivery_id, rule.workflow, exc)

@@ -1,0 +1,1 @@
+"""Triggers: signed webhooks, GitHub pushes, schedules and events, and their delivery history."""

@@ -1,0 +1,66 @@
+"""Cancel a run: graceful, force, or graceful then the steps' cleanup commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from flowdeck import aws
+from flowdeck.catalog import Catalog
+from flowdeck.config import get_settings, per_settings
+from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
+from flowdeck.stores.runs import RunStore
+from lambdas.deps import caller
+from lambdas.responses import error_docs
+
+router = APIGatewayRouter()
+
+
+@per_settings
+def run_canceller() -> RunCanceller:
+    """The canceller over the configured table, queue and state machines."""
+    settings = get_settings()
+    return RunCanceller(
+        Catalog.from_dir(settings.workflows_dir),
+        RunStore(settings.runs_table, aws.client("dynamodb", settings)),
+        aws.client("stepfunctions", settings),
+        aws.client("sqs", settings),
+        settings.steps_queue_url,
+        settings.state_machine_arn_prefix,
+    )
+
+
+Canceller = Annotated[RunCanceller, Depends(run_canceller)]
+Caller = Annotated[str, Depends(caller)]
+OptionalBody = Annotated[CancelRun | None, Body()]
+
+
+@router.post(
+    "/runs/<run_id>/cancel",
+    summary="Cancel a run",
+    description=(
+        "Records the run `cancelled` at once and stops its steps within seconds. `graceful` (default): the "
+        "running step's process gets SIGTERM, then SIGKILL after the step's `grace_period` (default 30 s). "
+        "`force`: SIGKILL at once. `cleanup`: graceful, then each succeeded step's `cleanup` command runs, "
+        "the last finished first, with its own logs (step `cleanup:<step>`); the run shows each cleanup's "
+        "result and `cleanup_status`. A run waiting for approval or paused can be cancelled too; a finished "
+        "run answers 409. `reason` (up to 500 characters) is kept on the run. An empty body means `{}`."
+    ),
+    tags=["runs"],
+    responses={
+        202: {
+            "description": "Run recorded cancelled; its steps are being stopped",
+            "content": {content_types.APPLICATION_JSON: {"model": Cancelled}},
+        },
+        **error_docs(400, 404, 409, 413, 422),
+    },
+)
+def cancel_run(
+    run_id: str, canceller: Canceller, user: Caller, body: OptionalBody = None
+) -> Response[Cancelled]:
+    """POST /runs/{run_id}/cancel."""
+    answer = canceller.cancel(run_id, body or CancelRun(), caller=user)
+    return Response(202, content_types.APPLICATION_JSON, answer)

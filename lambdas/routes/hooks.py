@@ -1,0 +1,125 @@
+"""Signed triggers (`POST /hooks/github`, `POST /hooks/{wf}`) and a workflow's trigger history.
+
+The hooks are the API's only routes without IAM auth (GitHub cannot sign with SigV4): the HMAC of
+the raw body is their authentication, so they read the body bytes exactly as sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from flowdeck.config import get_settings, per_settings
+from flowdeck.errors import BadRequest
+from flowdeck.triggers.deliveries import Deliveries
+from flowdeck.triggers.secrets import WebhookSecrets
+from flowdeck.triggers.service import (
+    DELIVERY_HEADER,
+    GITHUB_DELIVERY_HEADER,
+    GITHUB_EVENT_HEADER,
+    GITHUB_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    HookAnswer,
+    TriggerService,
+)
+from lambdas.deps import run_service
+from lambdas.responses import error_docs
+
+router = APIGatewayRouter()
+
+
+@per_settings
+def trigger_service() -> TriggerService:
+    """The trigger use cases over the run service, the deliveries table and the webhook secrets."""
+    return TriggerService(run_service(), Deliveries(get_settings().deliveries_table), WebhookSecrets())
+
+
+Service = Annotated[TriggerService, Depends(trigger_service)]
+
+
+def _raw_body() -> bytes:
+    """The request body as sent: API Gateway base64-encodes binary bodies (isBase64Encoded)."""
+    event = router.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise BadRequest("the request body is not valid base64") from None
+
+
+def _header(name: str) -> str | None:
+    # Powertools' header lookup is case-insensitive, as HTTP's.
+    return router.current_event.headers.get(name)
+
+
+def _answer(answer: HookAnswer) -> Response[dict[str, Any]]:
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+
+
+# Declared before /hooks/<wf>; workflow definitions may not be named `github` (definition checks).
+@router.post(
+    "/hooks/github",
+    summary="GitHub push webhook",
+    description=(
+        "Verifies `X-Hub-Signature-256` (HMAC-SHA256 of the body with the secret `flowdeck/webhooks/github`) "
+        "and starts every workflow whose `git` trigger matches the push's repository and branch, with the "
+        "inputs `commit`, `ref`, `branch` and `repo` it declares; `started_by` is the pusher. "
+        "`ping` and other events answer 200 and start nothing. `X-GitHub-Delivery` is the idempotency key."
+    ),
+    tags=["triggers"],
+    responses=error_docs(400, 401, 413),
+)
+def github_hook(service: Service) -> Response[dict[str, Any]]:
+    """POST /hooks/github."""
+    return _answer(
+        service.github(
+            _header(GITHUB_EVENT_HEADER),
+            _raw_body(),
+            _header(GITHUB_SIGNATURE_HEADER),
+            _header(GITHUB_DELIVERY_HEADER),
+            _header("Content-Type"),
+        )
+    )
+
+
+@router.post(
+    "/hooks/<wf>",
+    summary="Signed webhook",
+    description=(
+        "Starts a run of a workflow with a `webhook` trigger. `X-Flowdeck-Signature: sha256=<hex>` is the "
+        "HMAC-SHA256 of the raw body with the trigger's secret (`flowdeck/webhooks/<secret>`); the JSON body "
+        "becomes the inputs through the trigger's `inputs` mapping (or is the inputs object itself). An "
+        "optional `X-Flowdeck-Delivery` id is the idempotency key: a repeat answers the same `run_id`."
+    ),
+    tags=["triggers"],
+    responses={
+        202: {"description": "Run started (or already started by this delivery)"},
+        **error_docs(400, 401, 404, 413, 422),
+    },
+)
+def webhook(wf: str, service: Service) -> Response[dict[str, Any]]:
+    """POST /hooks/{wf}."""
+    sender = router.current_event.request_context.identity.source_ip
+    return _answer(
+        service.webhook(wf, _raw_body(), _header(SIGNATURE_HEADER), _header(DELIVERY_HEADER), sender)
+    )
+
+
+@router.get(
+    "/workflows/<wf>/triggers",
+    summary="Triggers and their history",
+    tags=["triggers"],
+    responses=error_docs(404, 422),
+)
+def workflow_triggers(
+    wf: str, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, Any]:
+    """The workflow's triggers and its recent deliveries: what each started, or why it was refused."""
+    return service.triggers(wf, limit)

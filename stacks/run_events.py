@@ -1,0 +1,143 @@
+"""The run-events Lambda (RunEventsHandler): reactions to run records changing, from the runs stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from flowdeck.constants import (
+    ENV_RUNS_TABLE,
+    ENV_STATE_MACHINE_ARN_PREFIX,
+    RUN_SK,
+    SK,
+    STATE_MACHINE_PREFIX,
+)
+from stacks.api import powertools_layer_arn
+from stacks.bundling import dependencies_layer
+from stacks.defaults import python_handler
+
+RUN_EVENTS_HANDLER = "lambdas.run_events.lambda_handler"
+RUN_EVENTS_SERVICE = "flowdeck-run-events"
+# Small batches: each record may start executions; a failed record is retried alone (partial batch
+# responses + bisect), at most this often, then its batch goes to the DLQ.
+BATCH_SIZE = 10
+RETRY_ATTEMPTS = 5
+MAX_RECORD_AGE = Duration.days(1)
+
+
+class RunEventsHandler(Construct):
+    """The runs stream -> lambdas.run_events (frees concurrency slots, starts queued runs, ...)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        state_machines: Sequence[sfn.IStateMachine],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        built = python_handler(
+            self,
+            "Handler",
+            handler=RUN_EVENTS_HANDLER,
+            description="Flowdeck run-events handler (reactions to run records changing)",
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn()),
+                dependencies_layer(self, "Dependencies"),
+            ],
+            timeout=Duration.minutes(1),
+            # Like the fan-out: invoked for every batch of run changes; failures land in the DLQ and logs.
+            tracing=lambda_.Tracing.PASS_THROUGH,
+            environment={
+                ENV_RUNS_TABLE: table.table_name,
+                ENV_STATE_MACHINE_ARN_PREFIX: stack.format_arn(
+                    service="states",
+                    resource="stateMachine",
+                    resource_name=STATE_MACHINE_PREFIX,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                ),
+                "POWERTOOLS_SERVICE_NAME": RUN_EVENTS_SERVICE,
+            },
+        )
+        self.function, self.role = built.function, built.role
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.function.add_event_source(
+            sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=BATCH_SIZE,
+                retry_attempts=RETRY_ATTEMPTS,
+                max_record_age=MAX_RECORD_AGE,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                on_failure=sources.SqsDlq(self.dead_letters),
+                # Only run items (sk RUN) matter to the reactions: step and log writes never invoke it.
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {"Keys": {SK: {"S": lambda_.FilterRule.is_equal(RUN_SK)}}},
+                        }
+                    )
+                ],
+            )
+        )
+        # Reactions update run items (duration) and the concurrency slots item, and read the queue.
+        table.grant_read_write_data(self.function)
+        for machine in state_machines:
+            machine.grant_start_execution(self.function)
+            # Freeing the slot of a run whose execution ended unrecorded (aborted from the console).
+            machine.grant_execution(self.function, "states:DescribeExecution")
+        self._suppress_findings()
+
+    def _suppress_findings(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="dynamodb:ListStreams (added by the stream event source) and X-Ray "
+                    "PutTraceSegments/PutTelemetryRecords (added for PassThrough tracing) do not support "
+                    "resource-level permissions.",
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Execution names are run ids: DescribeExecution is scoped to the executions of "
+                    "this app's state machines (<machine>:*).",
+                    applies_to=[{"regex": "/^Resource::arn:<AWS::Partition>:states:.*:execution:.*:\\*$/g"}],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The runs table grant includes its indexes (index/*): queued runs are read from "
+                    "the runs table's workflow indexes.",
+                    applies_to=[{"regex": "/^Resource::.*/index/\\*$/g"}],
+                ),
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.dead_letters,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SQS3",
+                    reason="The run-events handler's dead-letter queue (failed stream batches).",
+                )
+            ],
+        )

@@ -1,0 +1,184 @@
+"""The local stack's schedules and event rules against moto: what they start and what they record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flowdeck.catalog import Catalog
+from flowdeck.local.event_rules import EventRulePoller, install_rules
+from flowdeck.local.scheduler import LocalScheduler
+from flowdeck.stores.executions import Executions
+from flowdeck.stores.schema import create_deliveries_table_kwargs
+from flowdeck.triggers.deliveries import Deliveries
+from flowdeck.triggers.events import event_run_id
+from flowdeck.triggers.schedules import firing_run_id
+
+WORKFLOWS = Path(__file__).parent.parent / "fixtures" / "schedules"
+ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:stateMachine:flowdeck-"
+DELIVERIES = "flowdeck-deliveries-test"
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+# nightly fires at 06:30 Paris time: 05:30Z in winter.
+FIRE = datetime(2026, 3, 2, 5, 30, tzinfo=UTC)
+
+
+class Local:
+    """moto clients, the catalog of the schedule fixtures and the adapters the local triggers use."""
+
+    def __init__(self) -> None:
+        self.catalog = Catalog.from_dir(WORKFLOWS)
+        self.sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.events = boto3.client("events", region_name="us-east-1")
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(**create_deliveries_table_kwargs(DELIVERIES))
+        for name in self.catalog.names():
+            self.sfn.create_state_machine(
+                name=f"flowdeck-{name}",
+                definition=PASS_DEFINITION,
+                roleArn="arn:aws:iam::123456789012:role/flowdeck-sfn",
+            )
+        self.executions = Executions(ARN_PREFIX, self.sfn)
+        self.deliveries = Deliveries(DELIVERIES, ddb)
+
+    def scheduler(self, since: datetime | None) -> LocalScheduler:
+        return LocalScheduler(self.catalog, self.executions, self.deliveries, since=since)
+
+    def executions_of(self, workflow: str) -> list[dict[str, Any]]:
+        listed = self.sfn.list_executions(stateMachineArn=ARN_PREFIX + workflow)["executions"]
+        return [self.sfn.describe_execution(executionArn=e["executionArn"]) for e in listed]
+
+
+@pytest.fixture
+def local() -> Iterator[Local]:
+    with mock_aws():
+        yield Local()
+
+
+# -- schedules ----------------------------------------------------------------------------------
+def test_due_schedule_starts_one_run_with_its_inputs_and_is_recorded(local: Local):
+    scheduler = local.scheduler(since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC))
+
+    firings = scheduler.fire_due(datetime(2026, 3, 2, 5, 30, 0, 400000, tzinfo=UTC))
+
+    assert [(f.workflow, f.fire_time, f.outcome) for f in firings] == [("nightly", FIRE, "started")]
+    [execution] = local.executions_of("nightly")
+    assert execution["name"] == firing_run_id("nightly", 0, FIRE) == firings[0].run_id
+    assert json.loads(execution["input"]) == {
+        "inputs": {"target": "production"},
+        "trigger": "schedule",
+        "started_by": "schedule:cron(30 6 * * ? *)",
+    }
+    [delivery] = local.deliveries.recent("nightly")
+    assert delivery | {"received_at": None} == {
+        "workflow": "nightly",
+        "received_at": None,
+        "trigger": "schedule",
+        "delivery_id": "2026-03-02T05:30:00Z",
+        "outcome": "started",
+        "run_id": firings[0].run_id,
+        "source": "schedule:cron(30 6 * * ? *)",
+    }
+
+
+def test_nothing_fires_before_the_fire_time_or_twice_for_one_check_window(local: Local):
+    scheduler = local.scheduler(since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC))
+
+    assert scheduler.fire_due(datetime(2026, 3, 2, 5, 29, 59, tzinfo=UTC)) == []
+    assert len(scheduler.fire_due(datetime(2026, 3, 2, 5, 30, 1, tzinfo=UTC))) == 1
+    assert scheduler.fire_due(datetime(2026, 3, 2, 5, 30, 2, tzinfo=UTC)) == []
+
+    assert len(local.executions_of("nightly")) == 1
+
+
+def test_double_fire_of_one_instant_starts_one_run(local: Local):
+    # Two schedulers (say, a restarted stack) fire the same instant: the execution name is the same.
+    first = local.scheduler(since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC)).fire_due(FIRE)
+    second = local.scheduler(since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC)).fire_due(FIRE)
+
+    assert first[0].run_id == second[0].run_id
+    assert len(local.executions_of("nightly")) == 1
+    # Step Functions answers a repeat of a running execution (same name and input) as the same start.
+    assert [d["run_id"] for d in local.deliveries.recent("nightly")] == [first[0].run_id] * 2
+
+
+def test_fires_missed_while_the_stack_was_down_are_not_replayed(local: Local):
+    scheduler = local.scheduler(since=None)
+    scheduler.clock = lambda: datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    scheduler.start()
+    scheduler.stop()
+
+    assert scheduler.fire_due(datetime(2026, 3, 5, 12, 0, 1, tzinfo=UTC)) == []
+    [firing] = scheduler.fire_due(datetime(2026, 3, 6, 5, 30, tzinfo=UTC))
+
+    assert firing.fire_time == datetime(2026, 3, 6, 5, 30, tzinfo=UTC)
+    assert len(local.executions_of("nightly")) == 1
+
+
+# -- event rules --------------------------------------------------------------------------------
+def put_incident(local: Local, detail: dict[str, Any], detail_type: str = "Incident Opened") -> str:
+    answer = local.events.put_events(
+        Entries=[{"Source": "acme.incidents", "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )
+    assert answer["FailedEntryCount"] == 0
+    return str(answer["Entries"][0]["EventId"])
+
+
+def test_matching_event_starts_an_incident_run_with_the_detail(local: Local):
+    rules = install_rules(local.events, local.sqs, local.catalog)
+    poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries)
+    [rule] = rules
+
+    event_id = put_incident(local, {"severity": "high", "service": "checkout"})
+    put_incident(local, {"severity": "low"}, detail_type="Incident Closed")  # not in the pattern
+
+    assert poller.poll(rule) == [event_run_id("responder", 0, event_id)]
+    [execution] = local.executions_of("responder")
+    assert json.loads(execution["input"]) == {
+        "inputs": {"event": {"severity": "high", "service": "checkout"}},
+        "trigger": "incident",
+        "started_by": "acme.incidents/Incident Opened",
+        "event_id": event_id,
+    }
+    [delivery] = local.deliveries.recent("responder")
+    assert (delivery["trigger"], delivery["delivery_id"], delivery["outcome"]) == (
+        "event",
+        event_id,
+        "started",
+    )
+    assert poller.poll(rule) == []
+
+
+def test_redelivered_event_starts_one_run(local: Local):
+    rules = install_rules(local.events, local.sqs, local.catalog)
+    poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries)
+    [rule] = rules
+    put_incident(local, {"severity": "high"})
+    [message] = local.sqs.receive_message(QueueUrl=rule.queue_url, VisibilityTimeout=0)["Messages"]
+    local.sqs.send_message(QueueUrl=rule.queue_url, MessageBody=message["Body"])  # at-least-once: twice
+
+    run_ids = poller.poll(rule) + poller.poll(rule)
+
+    assert len(run_ids) == 2 and len(set(run_ids)) == 1
+    assert len(local.executions_of("responder")) == 1
+    assert [d["run_id"] for d in local.deliveries.recent("responder")] == run_ids
+
+
+def test_unreadable_message_is_refused_and_dropped(local: Local):
+    rules = install_rules(local.events, local.sqs, local.catalog)
+    poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries)
+    [rule] = rules
+    local.sqs.send_message(QueueUrl=rule.queue_url, MessageBody="not json")
+
+    assert poller.poll(rule) == []
+    assert poller.poll(rule) == []
+    assert local.executions_of("responder") == []
+    [delivery] = local.deliveries.recent("responder")
+    assert delivery["outcome"] == "refused"

@@ -1,0 +1,51 @@
+"""`flowdeck show` of a run cancelled with cleanup: who, how, and each cleanup (failures shown)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from flowdeck.cli.render import cleanup_lines, run_view, summary_lines
+
+
+def cancelled_with_cleanup() -> dict[str, object]:
+    return {
+        "workflow": "deploy",
+        "run_id": "20261121-182501-1a2b3c4d",
+        "status": "cancelled",
+        "duration_s": 12.0,
+        "trigger": "manual",
+        "cancel_reason": "revert",
+        "cancel_mode": "cleanup",
+        "cancelled_by": "jane@example.com",
+        "cleanup_status": "failed",
+        "cleanup": [
+            {"step": "apply", "status": "failed", "duration_s": 1.2, "cause": "exit code 3: state locked"},
+            {"step": "create", "status": "succeeded", "duration_s": 0.4},
+        ],
+        "steps": [{"id": "apply", "status": "succeeded", "duration_s": 2.0, "attempt": 1}],
+    }
+
+
+def test_cleanup_lines_show_the_mode_who_and_each_cleanup() -> None:
+    lines = cleanup_lines(cancelled_with_cleanup())
+
+    assert lines[0] == "Cancel: cleanup by jane@example.com"
+    assert lines[1] == "Cleanup: failed"
+    assert lines[2].startswith("  ") and "apply failed 1.2s" in lines[2]
+    assert lines[2].endswith("└─ exit code 3: state locked")
+    assert "create succeeded" in lines[3]
+
+
+def test_show_prints_the_cleanup_after_the_reason() -> None:
+    lines = summary_lines(cancelled_with_cleanup())
+
+    assert lines.index("Cancelled: revert") < lines.index("Cleanup: failed")
+    console = Console(record=True, width=120)
+    console.print(run_view(cancelled_with_cleanup()))
+    assert "exit code 3: state locked" in console.export_text()
+
+
+def test_a_budget_cancel_has_no_cancel_lines() -> None:
+    run = cancelled_with_cleanup() | {"cancel_mode": None, "cleanup_status": None, "cleanup": []}
+
+    assert cleanup_lines(run) == []
