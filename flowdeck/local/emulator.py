@@ -168,6 +168,26 @@ def _atomic_item_writes() -> None:
         setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))
 
 
+def _keep_early_task_answers() -> None:
+    """An answer (SendTaskSuccess/Failure) that arrives before the task waits is kept, as on AWS.
+
+    moto sets a task's heartbeat endpoint up only after sending its message, and its heartbeat
+    loop waits for a beat before reading the outcome: a worker answering within that gap (a step
+    a retry reuses answers at once) was lost, and the task failed at its heartbeat timeout.
+    """
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    original = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
+        endpoint = original(self, heartbeat_seconds)
+        if self.get_outcome() is not None:
+            endpoint.notify()  # wake the loop at once: it then reads the outcome already there
+        return endpoint
+
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
+
+
 def serve(host: str, port: int) -> None:
     # The executor calls SQS and DynamoDB at localhost:$MOTO_PORT: it must be this server.
     os.environ["MOTO_PORT"] = str(port)
@@ -181,6 +201,7 @@ def serve(host: str, port: int) -> None:
     _speed_up_dynamodb_values()
     _forget_used_shard_iterators()
     _atomic_item_writes()
+    _keep_early_task_answers()
     if os.environ.get("FLOWDECK_EMULATOR_COUNT") == "1":  # opt-in request counter (bench/aws_cost.py)
         from flowdeck.local.metering import install_emulator_counter
 
