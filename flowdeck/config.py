@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
+    # Approvals (issue 4): the notifier's queue, where links point, e-mail sender, secrets, Slack.
+    approvals_queue_url: str = ""
+    public_api_url: str = f"http://{constants.LOCAL_API_HOST}:{constants.LOCAL_API_PORT}"
+    ses_sender: str = "flowdeck@example.com"
+    approval_link_secret_name: str = "flowdeck/approvals/link-key"  # noqa: S105 - a name
+    slack_api_url: str = "https://slack.com/api/"
+    slack_secret_name: str = "flowdeck/slack"  # noqa: S105 - a name
+    slack_channel: str = "#approvals"
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,12 @@ LOGS_TABLE: Final = "flowdeck-logs"
 CONNECTIONS_TABLE: Final = "flowdeck-connections"
 # Trigger history (webhook, git, schedule and event deliveries per workflow).
 DELIVERIES_TABLE: Final = "flowdeck-deliveries"
+# Approval requests for the notifier (issue 4), and where its failed deliveries land.
+APPROVALS_QUEUE: Final = "flowdeck-approvals"
+APPROVALS_DLQ: Final = "flowdeck-approvals-dlq"
+# Secrets Manager names the approvals code reads (Settings defaults) and the notify stack creates.
+SLACK_SECRET: Final = "flowdeck/slack"  # noqa: S105 - a secret's name, not a secret
+APPROVAL_LINK_SECRET: Final = "flowdeck/approvals/link-key"  # noqa: S105 - a secret's name, not a secret
 
 # Environment variables: config flows CDK -> env var -> flowdeck.config.Settings.
 ENV_RUNS_TABLE: Final = "FLOWDECK_RUNS_TABLE"
@@ -24,6 +30,11 @@ ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
 ENV_LOGS_TABLE: Final = "FLOWDECK_LOGS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "FLOWDECK_CONNECTIONS_TABLE"
 ENV_DELIVERIES_TABLE: Final = "FLOWDECK_DELIVERIES_TABLE"
+ENV_APPROVALS_QUEUE_URL: Final = "FLOWDECK_APPROVALS_QUEUE_URL"
+ENV_PUBLIC_API_URL: Final = "FLOWDECK_PUBLIC_API_URL"
+ENV_SES_SENDER: Final = "FLOWDECK_SES_SENDER"
+ENV_SLACK_SECRET_NAME: Final = "FLOWDECK_SLACK_SECRET_NAME"  # noqa: S105 - a variable's name
+ENV_APPROVAL_LINK_SECRET_NAME: Final = "FLOWDECK_APPROVAL_LINK_SECRET_NAME"  # noqa: S105 - a variable's name
 # The API Gateway management endpoint the fan-out posts to (https://{api}.execute-api.../{stage});
 # locally the local HTTP server answers the same @connections API.
 ENV_WEBSOCKET_ENDPOINT: Final = "FLOWDECK_WEBSOCKET_ENDPOINT"
@@ -31,6 +42,7 @@ ENV_WEBSOCKET_ENDPOINT: Final = "FLOWDECK_WEBSOCKET_ENDPOINT"
 # Placeholders in compiled ASL, substituted by CDK (definition_substitutions) or the local stack.
 ASL_RUNS_TABLE: Final = "RunsTableName"
 ASL_STEPS_QUEUE_URL: Final = "StepsQueueUrl"
+ASL_APPROVALS_QUEUE_URL: Final = "ApprovalsQueueUrl"
 
 # Runs table layout: one item per run (sk RUN) plus one per step (sk STEP#<id>): status, attempts, outputs.
 PK: Final = "pk"

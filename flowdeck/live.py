@@ -151,7 +151,18 @@ def step_message(run_id: str, step_id: str, item: dict[str, Any]) -> dict[str, A
             if item.get("status") == "waiting"
             else {}
         ),
+        # An approval step: who may decide, how many so far, until when (flowdeck.approvals).
+        **approval_message(item),
     }
+
+
+def approval_message(item: dict[str, Any]) -> dict[str, Any]:
+    """The approval's state for viewers (a step item's `approval` map, or a step view's)."""
+    approval = item.get("approval")
+    if not isinstance(approval, dict):
+        return {}
+    keep = ("message", "approvers", "min_approvals", "approvals", "deadline", "approved_by", "rejected_by")
+    return {"approval": {k: approval[k] for k in keep if k in approval}}
 
 
 def status_message(keys: dict[str, Any], image: dict[str, Any] | None) -> dict[str, Any] | None:

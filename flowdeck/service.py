@@ -222,7 +222,19 @@ class RunService:
             "reused_from": item.get("reused_from"),
             # Paused on failure (the error above stays): since when, until when, and who decided what.
             **RunService.pause_view(status, item),
+            # An approval step: its request, approvals so far, deadline (flowdeck.approvals).
+            **RunService.approval_part(item),
         }
+
+    @staticmethod
+    def approval_part(item: dict[str, Any]) -> dict[str, Any]:
+        """`approval` of an approval step's view (never its token or the signed links)."""
+        if not isinstance(item.get("approval"), dict):
+            return {}
+        from flowdeck.approvals.decisions import approval_view
+
+        view = approval_view("", "", item)
+        return {"approval": {k: v for k, v in view.items() if k not in ("run_id", "step", "decisions")}}
 
     @staticmethod
     def pause_view(status: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from flowdeck.errors import FlowdeckError
 from lambdas.deps import run_service
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
+from lambdas.routes import approvals as approval_routes
 from lambdas.routes import artifacts, runs, workflows
 from lambdas.routes import cancel as cancel_routes
 from lambdas.routes import costs as cost_routes
@@ -31,6 +32,7 @@ from lambdas.routes import decisions as decision_routes
 from lambdas.routes import hooks as hook_routes
 from lambdas.routes import logs as log_routes
 from lambdas.routes import retry as retry_routes
+from lambdas.routes import slack as slack_routes
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(workflows.router)
@@ -42,6 +44,8 @@ app.include_router(decision_routes.router)
 app.include_router(cancel_routes.router)
 app.include_router(hook_routes.router)
 app.include_router(retry_routes.router)
+app.include_router(slack_routes.router)
+app.include_router(approval_routes.router)
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

@@ -10,18 +10,23 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from flowdeck.constants import (
+    APPROVAL_LINK_SECRET,
+    ENV_APPROVAL_LINK_SECRET_NAME,
     ENV_ARTIFACTS_BUCKET,
     ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
+    ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
     ENV_WORKFLOWS_DIR,
+    SLACK_SECRET,
     STATE_MACHINE_PREFIX,
 )
 from stacks.bundling import dependencies_layer
@@ -47,6 +52,13 @@ HOOKS_THROTTLE_BURST_LIMIT = 20
 HOOK_PATHS = ("/hooks/github", "/hooks/{wf}")
 # Webhook secrets live under this Secrets Manager name prefix (flowdeck.triggers.secrets.SECRET_PREFIX).
 WEBHOOK_SECRETS = "flowdeck/webhooks/*"
+# Approval decisions without SigV4 (issue 4): the Slack app's interactivity URL (Slack's request
+# signature) and the e-mailed links (GET shows a confirmation page, POST decides; HMAC-signed token).
+APPROVAL_ROUTES = (
+    ("/slack/interactions", "POST"),
+    ("/approvals/{token}", "GET"),
+    ("/approvals/{token}", "POST"),
+)
 
 
 def powertools_layer_arn() -> str:
@@ -85,6 +97,7 @@ class RunsApi(Construct):
             # Cancel with cleanup sends one `{"type": "cleanup"}` message to the workers' queue.
             self.function.add_environment(ENV_STEPS_QUEUE_URL, steps_queue.queue_url)
             steps_queue.grant_send_messages(self.role)
+        self._grant_approvals()
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
         self.api = self._build_api()
         self._suppress_findings()
@@ -167,6 +180,17 @@ class RunsApi(Construct):
             iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets])
         )
 
+    def _grant_approvals(self) -> None:
+        """Decisions check link HMACs and Slack signatures, and update the Slack message: both secrets."""
+        # Named, not referenced: the notify stack creates them and deploys after this one. No SES: the
+        # API sends no e-mail (only the notifier does).
+        for construct_id, name, variable in (
+            ("SlackSecret", SLACK_SECRET, ENV_SLACK_SECRET_NAME),
+            ("LinkKeySecret", APPROVAL_LINK_SECRET, ENV_APPROVAL_LINK_SECRET_NAME),
+        ):
+            self.function.add_environment(variable, name)
+            secretsmanager.Secret.from_secret_name_v2(self, construct_id, name).grant_read(self.role)
+
     def _build_api(self) -> apigw.RestApi:
         api = apigw.RestApi(
             self,
@@ -202,6 +226,13 @@ class RunsApi(Construct):
                         throttling_burst_limit=HOOKS_THROTTLE_BURST_LIMIT,
                     )
                     for path in HOOK_PATHS
+                }
+                | {
+                    f"{path}/{http_method}": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=HOOKS_THROTTLE_RATE_LIMIT,
+                        throttling_burst_limit=HOOKS_THROTTLE_BURST_LIMIT,
+                    )
+                    for path, http_method in APPROVAL_ROUTES
                 },
             ),
         )
@@ -219,6 +250,7 @@ class RunsApi(Construct):
                 request_validator=validator,
             )
         self._add_hooks(api, integration, validator)
+        self._add_approval_routes(api, integration, validator)
         return api
 
     def _add_hooks(
@@ -242,6 +274,37 @@ class RunsApi(Construct):
                         "The handler verifies an HMAC-SHA256 of the body (secret in Secrets Manager, "
                         "constant-time compare) and answers 401 before anything runs; POST only, "
                         "throttled per method below the stage limit.",
+                    ),
+                ],
+            )
+
+    def _add_approval_routes(
+        self, api: apigw.RestApi, integration: apigw.Integration, validator: apigw.RequestValidator
+    ) -> None:
+        """POST /slack/interactions, GET/POST /approvals/{token}: no SigV4, the signature is their auth."""
+        for path, http_method in APPROVAL_ROUTES:
+            method = api.root.resource_for_path(path).add_method(
+                http_method,
+                integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+                request_parameters={"method.request.path.token": True} if "{token}" in path else None,
+            )
+            NagSuppressions.add_resource_suppressions(
+                method,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-APIG4",
+                        reason="Signed approval endpoint: Slack and e-mail clients cannot sign with SigV4. "
+                        "/slack/interactions verifies Slack's signature and timestamp (slack-sdk, secret "
+                        "flowdeck/slack) and /approvals/{token} an HMAC-SHA256 token (secret "
+                        "flowdeck/approvals/link-key, constant-time compare, expiry, single use), answering "
+                        "401 before anything changes; throttled per method below the stage limit.",
+                    ),
+                    NagPackSuppression(
+                        id="AwsSolutions-COG4",
+                        reason="Slack and approvers following an e-mailed link have no Cognito or IAM "
+                        "identity; the request's signature names the approver.",
                     ),
                 ],
             )
@@ -302,7 +365,9 @@ class RunsApi(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-APIG3",
                     reason="Every method requires SigV4 (AWS_IAM), so anonymous traffic is refused before "
-                    "the integration; stage throttling caps abuse. A WAF web ACL is left to the operator.",
+                    "the integration, except the signed endpoints (hooks, Slack interactions, approval "
+                    "links: signature checked first, throttled per method); stage throttling caps abuse. "
+                    "A WAF web ACL is left to the operator.",
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-COG4",

@@ -13,6 +13,7 @@ from stacks.api import ApiStack
 from stacks.compute import ComputeStack
 from stacks.data import DataStack, suppress_runs_index_grants
 from stacks.live import LiveStack
+from stacks.notify import NotifyStack
 from stacks.run_events import RunEventsHandler
 from stacks.triggers import TriggersStack
 from stacks.workflows import WorkflowsStack
@@ -23,20 +24,21 @@ WORKFLOWS_STACK: Final = "FlowdeckWorkflows"
 API_STACK: Final = "FlowdeckApi"
 LIVE_STACK: Final = "FlowdeckLive"
 TRIGGERS_STACK: Final = "FlowdeckTriggers"
+NOTIFY_STACK: Final = "FlowdeckNotify"
 
 # Set here rather than in cdk.json so `cdk synth`, `python app.py` and the tests build the same
 # templates: a plain cdk.App() never reads cdk.json.
 FEATURE_FLAGS: Final = {
     # Grant log delivery through the logs bucket's policy instead of the legacy ACL.
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
-    # Imports between the four stacks name long-lived resources (table, bucket, queue): keep
+    # Imports between the stacks name long-lived resources (table, bucket, queue): keep
     # CloudFormation exports, which stop a producer from deleting what a consumer still uses.
     "@aws-cdk/core:defaultCrossStackReferences": "strong",
 }
 
 
 def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
-    """Add the four Flowdeck stacks and the cdk-nag AwsSolutions checks to `app` (a new one if None)."""
+    """Add the Flowdeck stacks and the cdk-nag AwsSolutions checks to `app` (a new one if None)."""
     if not workflows_dir.is_dir():
         raise FileNotFoundError(f"workflows folder not found: {workflows_dir}")
     # Raises InvalidDefinition (file, line, field) before any construct exists.
@@ -78,6 +80,9 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
     triggers = TriggersStack(app, TRIGGERS_STACK, definitions=definitions)
     # Schedules and rules name the state machines by ARN, not by reference: deploy those first.
     triggers.add_stack_dependency(workflows)
+    # After the API (links point at its URL); the state machines and the API name its queue and
+    # secrets by fixed names, so nothing before it imports from it.
+    NotifyStack(app, NOTIFY_STACK, table=data.run_store.table, api=api.runs_api.api)
 
     # Every grant on the runs table now carries its history indexes (index/*).
     suppress_runs_index_grants(app)

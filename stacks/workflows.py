@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -13,7 +13,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from flowdeck.constants import ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL, STATE_MACHINE_PREFIX
+from flowdeck.constants import (
+    APPROVALS_QUEUE,
+    ASL_APPROVALS_QUEUE_URL,
+    ASL_RUNS_TABLE,
+    ASL_STEPS_QUEUE_URL,
+    STATE_MACHINE_PREFIX,
+)
 from flowdeck.definition import WorkflowDefinition
 from stacks.data import retention_days
 from statemachines import compile_workflow
@@ -59,6 +65,17 @@ def state_machine_name(workflow: str) -> str:
     return f"{STATE_MACHINE_PREFIX}{workflow}"
 
 
+def approvals_queue_by_name(scope: Construct, construct_id: str) -> sqs.IQueue:
+    """The approvals queue (notify stack) by its fixed name: no export ties the state machines to it."""
+    return sqs.Queue.from_queue_attributes(
+        scope,
+        construct_id,
+        queue_arn=Stack.of(scope).format_arn(service="sqs", resource=APPROVALS_QUEUE),
+        queue_url=f"https://sqs.{Aws.REGION}.{Aws.URL_SUFFIX}/{Aws.ACCOUNT_ID}/{APPROVALS_QUEUE}",
+        queue_name=APPROVALS_QUEUE,
+    )
+
+
 class WorkflowStateMachine(Construct):
     """A workflow's compiled ASL as a Standard state machine, with its log group and grants."""
 
@@ -70,9 +87,13 @@ class WorkflowStateMachine(Construct):
         definition: WorkflowDefinition,
         table: dynamodb.ITable,
         queue: sqs.IQueue,
+        approvals_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.definition = definition
+        self.asl = json.dumps(compile_workflow(definition))
+        # Only workflows with an approval step send to the approvals queue: bound and granted to those.
+        self.approvals_queue = approvals_queue if f"${{{ASL_APPROVALS_QUEUE_URL}}}" in self.asl else None
         self.log_group = self._build_log_group()
         self.state_machine = self._build_state_machine(table, queue)
         self._grant(table, queue)
@@ -96,8 +117,12 @@ class WorkflowStateMachine(Construct):
             "StateMachine",
             state_machine_name=state_machine_name(self.definition.name),
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(compile_workflow(self.definition))),
-            definition_substitutions={ASL_RUNS_TABLE: table.table_name, ASL_STEPS_QUEUE_URL: queue.queue_url},
+            definition_body=sfn.DefinitionBody.from_string(self.asl),
+            definition_substitutions={
+                ASL_RUNS_TABLE: table.table_name,
+                ASL_STEPS_QUEUE_URL: queue.queue_url,
+                **({ASL_APPROVALS_QUEUE_URL: self.approvals_queue.queue_url} if self.approvals_queue else {}),
+            },
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
@@ -108,6 +133,8 @@ class WorkflowStateMachine(Construct):
         # The ASL only ever calls dynamodb:updateItem on the runs table (run and step records).
         table.grant(self.state_machine, "dynamodb:UpdateItem")
         queue.grant_send_messages(self.state_machine)
+        if self.approvals_queue is not None:
+            self.approvals_queue.grant_send_messages(self.state_machine)
 
     def _suppress_findings(self) -> None:
         NagSuppressions.add_resource_suppressions(
@@ -142,9 +169,15 @@ class WorkflowsStack(Stack):
         super().__init__(
             scope, construct_id, description="Flowdeck workflows: one state machine per workflow"
         )
+        approvals_queue = approvals_queue_by_name(self, "ApprovalsQueue")
         self.workflows = {
             name: WorkflowStateMachine(
-                self, f"Workflow-{name}", definition=definition, table=table, queue=queue
+                self,
+                f"Workflow-{name}",
+                definition=definition,
+                table=table,
+                queue=queue,
+                approvals_queue=approvals_queue,
             )
             for name, definition in sorted(definitions.items())
         }

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from flowdeck.constants import (
+    ASL_APPROVALS_QUEUE_URL,
     ASL_RUNS_TABLE,
     ASL_STEPS_QUEUE_URL,
     DEFAULT_STEP_TIMEOUT_SECONDS,
@@ -19,7 +20,7 @@ from flowdeck.constants import (
     RUN_SK,
     STEP_SK_PREFIX,
 )
-from flowdeck.definition.models import Step, WorkflowDefinition
+from flowdeck.definition.models import Approval, Step, WorkflowDefinition
 from flowdeck.runner.pause import WAIT_MESSAGE_TYPE
 from flowdeck.stores.schema import (
     COST_USD,
@@ -33,6 +34,7 @@ from statemachines.layout import Parallel, layout
 
 RUNS_TABLE = "${" + ASL_RUNS_TABLE + "}"
 STEPS_QUEUE_URL = "${" + ASL_STEPS_QUEUE_URL + "}"
+APPROVALS_QUEUE_URL = "${" + ASL_APPROVALS_QUEUE_URL + "}"
 
 RECORD_RUN_START = "RecordRunStart"
 RECORD_RUN_SUCCEEDED = "RecordRunSucceeded"
@@ -51,6 +53,9 @@ DECISION = "Decision"
 PAUSE_TIMED_OUT = "PauseTimedOut"
 # Failures that end the run whatever the step says: a paused step never holds a cancelled run.
 RUN_ENDING_ERRORS = ["BudgetExceeded", "Cancelled"]
+# An approval step waits for people (flowdeck.approvals); its deadline fails the step and the run.
+APPROVAL_MESSAGE_TYPE = "approval"
+APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 # What an execution input may omit (a console start sends anything); the API always sends all of it.
 # `reuse`: steps a retry takes over from the run it retries (recorded beforehand; the worker skips them).
@@ -285,6 +290,8 @@ class _Compiler:
     def step_state(
         self, step: Step, states: dict[str, Any], next_name: str | None, top_level: bool
     ) -> dict[str, Any]:
+        if step.approval is not None:
+            return self.approval_state(step, states, top_level)
         timeout = (step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS) + TIMEOUT_MARGIN_SECONDS
         # Step Functions refuses a heartbeat that is not shorter than the timeout.
         heartbeat = min(self.definition.runtime_config.heartbeat_seconds, timeout - 1)
@@ -486,6 +493,84 @@ class _Compiler:
         }
         return paused
 
+    # -- approval ----------------------------------------------------------------------------
+    def approval_state(self, step: Step, states: dict[str, Any], top_level: bool) -> dict[str, Any]:
+        """One task: the request to the notifier's queue, then wait (a token, no compute) for people.
+
+        Approve answers success (on to the next step); reject answers ApprovalRejected and a cancel
+        Cancelled (the run fails, or stays cancelled); the deadline is this state's timeout.
+        """
+        approval = step.approval or Approval()
+        fail = self.fail_path(step, states, top_level)
+        timed_out = f"{step.id}:{APPROVAL_TIMED_OUT}"
+        cause = f"nobody decided approval {step.id} within {approval.timeout}s (timeout)"
+        if top_level:
+            after = f"{timed_out}?"
+            states[after] = {
+                "Type": "Pass",
+                "Result": {"Error": APPROVAL_TIMED_OUT, "Cause": cause},
+                "ResultPath": "$.error",
+                "Next": RECORD_RUN_FAILED,
+            }
+        else:
+            after = f"{timed_out}!"
+            states[after] = {"Type": "Fail", "Error": APPROVAL_TIMED_OUT, "Cause": cause}
+        states[timed_out] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:updateItem",
+            "Parameters": {
+                "TableName": RUNS_TABLE,
+                "Key": {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": STEP_SK_PREFIX + step.id}},
+                "UpdateExpression": (
+                    "SET #step = :step, #status = :failed, #error = :error, #cause = :cause, "
+                    "#ended_at = :now REMOVE #wait_token"
+                ),
+                "ExpressionAttributeNames": {
+                    "#step": "step",
+                    "#status": "status",
+                    "#error": "error",
+                    "#cause": "cause",
+                    "#ended_at": "ended_at",
+                    "#wait_token": "wait_token",
+                },
+                "ExpressionAttributeValues": {
+                    ":step": {"S": step.id},
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": APPROVAL_TIMED_OUT},
+                    ":cause": {"S": cause},
+                    ":now": {"S.$": "$$.State.EnteredTime"},
+                },
+            },
+            "ResultPath": None,
+            "Next": after,
+        }
+        return {
+            "Type": "Task",
+            "Comment": step.name or f"approval step {step.id}",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": APPROVALS_QUEUE_URL,
+                "MessageBody": {
+                    "type": APPROVAL_MESSAGE_TYPE,
+                    "token.$": "$$.Task.Token",
+                    "run_id.$": "$$.Execution.Name",
+                    "workflow": self.definition.name,
+                    "step": step.id,
+                    "entered_at.$": "$$.State.EnteredTime",
+                    "timeout_seconds": approval.timeout,
+                    "inputs.$": _inputs_expression(),
+                    "approval": approval.model_dump(),
+                },
+            },
+            # No heartbeat: nothing runs while people decide; the deadline fails the step.
+            "TimeoutSeconds": approval.timeout,
+            "ResultPath": None,
+            "Catch": [
+                {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": timed_out},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail},
+            ],
+        }
+
     def pause_defaults(self) -> dict[str, Any]:
         """Each pausing step's decision before any: no attempts recorded yet (the message reads it)."""
         return {
@@ -558,8 +643,10 @@ class _Compiler:
         states = self.run_record_states()
         first = self.sequence(units, states, RECORD_RUN_SUCCEEDED, top_level=True)
         states[RECORD_RUN_START]["Next"] = first
-        if pauses := self.pause_defaults():
+        pauses = self.pause_defaults()
+        if pauses:
             states[MERGE]["Parameters"]["pauses"] = pauses
+        if pauses or any(step.approval is not None for step in self.definition.steps):
             # A run fails from `waiting` too: a pause deadline, or a sibling branch failing meanwhile.
             failed = states[RECORD_RUN_FAILED]["Parameters"]
             failed["ConditionExpression"] = "#status IN (:running, :waiting)"

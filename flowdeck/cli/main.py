@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from flowdeck.cli import approvals as approval_commands
 from flowdeck.cli import artifacts, costs, logs, triggers, up
 from flowdeck.cli import cancel as cancel_command
 from flowdeck.cli import decisions as decision_commands
@@ -250,6 +251,7 @@ triggers.register(app)
 retry_command.register(app)
 cancel_command.register(app)
 decision_commands.register(app)
+approval_commands.register(app)
 
 
 def main() -> None:

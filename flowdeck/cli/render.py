@@ -120,7 +120,34 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
         timing = f"{timing} · {note}".strip(" ·")
     if status == "waiting" and step.get("error"):
         detail = f"{step['error']}: {step['cause']}" if step.get("cause") else step["error"]
+    if isinstance(step.get("approval"), dict):
+        detail = approval_detail(step)
     return timing, _one_line(str(detail)) if detail else ""
+
+
+def approval_detail(step: dict[str, Any]) -> str:
+    """`Approved by jane@example.com, sam@example.com`, who may still decide and until when, or the reject."""
+    approval = step["approval"]
+    status = step.get("status")
+    approvers = [str(a.get("by")) for a in approval.get("approvals") or []]
+    if status == "succeeded":
+        return f"Approved by {', '.join(approvers)}"
+    rejects = [d for d in step.get("decisions") or [] if d.get("decision") == "reject"]
+    if rejects:
+        last = rejects[-1]
+        comment = f": {last['comment']}" if last.get("comment") else ""
+        return f"Rejected by {last.get('by')} via {last.get('channel')}{comment}"
+    if status == "waiting":
+        so_far = f" (approved by {', '.join(approvers)})" if approvers else ""
+        return (
+            f"Waiting for {approval.get('approved', len(approvers))} of {approval.get('min_approvals', 1)} "
+            f"approvals from {approval.get('who_may_decide', '')}{so_far}, "
+            f"deadline {_local_time(approval.get('deadline'))}"
+        )
+    if step.get("error") and step.get("cause"):
+        return f"{step['error']}: {step['cause']}"
+    error = step.get("error")
+    return str(error or "")
 
 
 DECIDED = {"retry": "retried", "skip": "skipped", "cancel": "cancelled"}
@@ -128,6 +155,8 @@ DECIDED = {"retry": "retried", "skip": "skipped", "cancel": "cancelled"}
 
 def _pause_note(step: dict[str, Any]) -> str:
     """A paused step's wait (`paused 3m 05s, fails at ...`) and who decided what, when."""
+    if isinstance(step.get("approval"), dict):
+        return ""  # an approval's decisions are its detail line (approval_detail)
     notes = [
         f"{DECIDED.get(d.get('decision'), d.get('decision'))} by {d.get('by')} at {_local_time(d.get('at'))}"
         for d in step.get("decisions") or []

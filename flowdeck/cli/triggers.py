@@ -16,6 +16,7 @@ from rich.text import Text
 
 from flowdeck.cli.client import DEFAULT_API, ApiClient, ApiError
 from flowdeck.cli.render import _local_time
+from flowdeck.cli.slack_secret import set_slack
 from flowdeck.config import get_settings
 from flowdeck.triggers.secrets import WebhookSecrets, secret_id
 
@@ -83,7 +84,8 @@ def triggers(
 
 
 secrets_app = typer.Typer(
-    help="Webhook secrets in Secrets Manager (flowdeck/webhooks/NAME).", no_args_is_help=True
+    help="Secrets in Secrets Manager: webhooks (flowdeck/webhooks/NAME), Slack (flowdeck/slack).",
+    no_args_is_help=True,
 )
 
 
@@ -115,6 +117,10 @@ def set_webhook(
     )
     WebhookSecrets(client).put(name, value)
     Console(stderr=True).print(f"set {escape(secret_id(name))}")
+
+
+# Slack's bot token and signing secret (flowdeck/slack), for Slack approvals.
+secrets_app.command("set-slack")(set_slack)
 
 
 def register(app: typer.Typer) -> None:

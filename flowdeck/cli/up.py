@@ -64,6 +64,8 @@ def up(
         if demo:
             with ApiClient(stack.api_url, user="demo") as client:
                 run_id = client.start_run(DEMO_WORKFLOW, {})
+                # The demo's approval step waits for two people: approve it as them, visibly, so it ends.
+                demo_approvals(stack.api_url, run_id, console)
                 code = 0 if follow_run(client, run_id, console).get("status") == "succeeded" else 1
         if not exit_after:
             console.print(f"Serving on {stack.api_url} — press Ctrl-C to stop.")
@@ -76,6 +78,15 @@ def up(
     finally:
         stack.stop()
     raise typer.Exit(code)
+
+
+def demo_approvals(api_url: str, run_id: str, console: Console) -> threading.Thread:
+    """In the background: when the demo run waits for approval, show it and approve as its approvers."""
+    from flowdeck.cli.demo_approvals import approve_when_waiting
+
+    thread = threading.Thread(target=approve_when_waiting, args=(api_url, run_id, console), daemon=True)
+    thread.start()
+    return thread
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.definition.models import InputSpec, WorkflowDefinition
+from flowdeck.definition.models import Approval, InputSpec, WorkflowDefinition
 from flowdeck.expressions import check_template, condition_references
 from flowdeck.triggers.events import event_problems
 from flowdeck.triggers.mapping import path_problem
@@ -22,9 +22,25 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 # Parts of SPEC §1 that later releases bring; refused clearly rather than half-run.
-_NOT_YET = {
-    "approval": "approval steps are not supported by this version yet",
-}
+_NOT_YET: dict[str, str] = {}
+
+
+def approval_problems(approval: Approval) -> list[tuple[Loc, str]]:
+    """Policies no one could ever meet (the groups are checked against teams.yaml by the loader)."""
+    who = approval.approvers
+    problems: list[tuple[Loc, str]] = []
+    if not (who.users or who.groups or who.any_member):
+        problems.append((("approvers",), "name at least one of users, groups or any_member: true"))
+    elif not (who.groups or who.any_member) and approval.min_approvals > len(set(who.users)):
+        problems.append(
+            (
+                ("min_approvals",),
+                f"{approval.min_approvals} approvals needed but only {len(set(who.users))} users listed",
+            )
+        )
+    if approval.timeout < 1:
+        problems.append((("timeout",), "an approval needs a timeout of at least 1s"))
+    return problems
 
 
 def value_problem(spec: InputSpec, value: Any) -> str | None:
@@ -150,6 +166,10 @@ def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
                 check_template(text)
             except ValueError as exc:
                 problems.append((("steps", index, part, field), str(exc)))
+        if step.approval:
+            problems += [
+                (("steps", index, "approval", *loc), why) for loc, why in approval_problems(step.approval)
+            ]
         if step.kind in _NOT_YET:
             problems.append((("steps", index, step.kind), _NOT_YET[step.kind]))
     return problems

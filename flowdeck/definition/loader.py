@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from flowdeck.approvals.directory import TEAMS_FILE
 from flowdeck.definition import models
 from flowdeck.definition.checks import graph_problems
 from flowdeck.definition.models import WorkflowDefinition
@@ -125,6 +126,8 @@ def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
     found: dict[str, WorkflowDefinition] = {}
     sources: dict[str, Path] = {}
     paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    # teams.yaml is the approvers' directory (flowdeck.approvals.directory), not a workflow.
+    paths = [path for path in paths if path.name != TEAMS_FILE]
     for path in paths:
         try:
             definition = load_workflow(path)
@@ -137,9 +140,34 @@ def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
             continue
         found[definition.name] = definition
         sources[definition.name] = path
+    problems += unknown_group_problems(directory, found, sources)
     if problems:
         raise InvalidDefinition(problems)
     return found
+
+
+def unknown_group_problems(
+    directory: Path, found: dict[str, WorkflowDefinition], sources: dict[str, Path]
+) -> list[str]:
+    """Approval groups that teams.yaml (when present) does not define, and a teams.yaml that is broken."""
+    from flowdeck.approvals.directory import Directory, DirectoryError
+
+    try:
+        teams = Directory.load(directory)
+    except DirectoryError as exc:
+        return [f"{exc}"]
+    if not teams.exists:
+        return []
+    problems = []
+    for name, definition in found.items():
+        for index, step in enumerate(definition.steps):
+            for group in step.approval.approvers.groups if step.approval else []:
+                if group not in teams.teams():
+                    problems.append(
+                        f"{sources[name]}:1: steps.{index}.approval.approvers.groups: "
+                        f"group {group!r} is not a team in {teams.source}"
+                    )
+    return problems
 
 
 def yaml_dump(data: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -146,6 +147,17 @@ class Approval(_Model):
     channels: list[Literal["email", "slack", "inbox"]] = Field(default_factory=lambda: ["inbox"])  # type: ignore[arg-type]
     timeout: Seconds = 24 * 3600
     message: str = ""
+    # Where the Slack request goes (a channel name or id); default Settings.slack_channel.
+    slack_channel: str | None = None
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _slack_channel(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"#[a-z0-9._-]{1,80}|[CGD][A-Z0-9]{2,20}", value):
+            raise ValueError(
+                f"{value!r} is not a Slack channel: use a name like #approvals or an id like C0123ABCD"
+            )
+        return value
 
 
 class Notify(_Model):

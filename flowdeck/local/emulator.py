@@ -168,23 +168,38 @@ def _atomic_item_writes() -> None:
         setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))
 
 
-def _keep_early_task_answers() -> None:
-    """An answer (SendTaskSuccess/Failure) that arrives before the task waits is kept, as on AWS.
+def _answers_per_attempt() -> None:
+    """Each attempt of a callback task gets only its own answer, and keeps one that arrives early.
 
-    moto sets a task's heartbeat endpoint up only after sending its message, and its heartbeat
-    loop waits for a beat before reading the outcome: a worker answering within that gap (a step
-    a retry reuses answers at once) was lost, and the task failed at its heartbeat timeout.
+    moto keeps one task token (and answer slot) across a state's retries, so attempt 2 could read
+    attempt 1's failure at its first heartbeat; and it sets the heartbeat up only after sending the
+    message, then waits for a beat before reading the answer, so a worker answering within that gap
+    (a step a retry reuses answers at once) was lost: the task failed at its heartbeat timeout.
     """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 
-    original = CallbackEndpoint.setup_heartbeat_endpoint
+    original_execution = StateTaskService._eval_execution
+
+    def eval_execution(self: Any, env: Any) -> None:
+        token = env.states.context_object.context_object_data.get("Task", {}).get("Token")
+        endpoint = env.callback_pool_manager.get(token) if token else None
+        if endpoint is not None:  # a new attempt: forget the answer to the previous one
+            endpoint._outcome = None
+            endpoint._notify_event.clear()
+        original_execution(self, env)
+
+    original_setup = CallbackEndpoint.setup_heartbeat_endpoint
 
     def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
-        endpoint = original(self, heartbeat_seconds)
+        endpoint = original_setup(self, heartbeat_seconds)
         if self.get_outcome() is not None:
-            endpoint.notify()  # wake the loop at once: it then reads the outcome already there
+            endpoint.notify()  # answered already: wake the wait at once, it then reads the answer
         return endpoint
 
+    StateTaskService._eval_execution = eval_execution  # type: ignore[method-assign]
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
 
 
@@ -201,7 +216,7 @@ def serve(host: str, port: int) -> None:
     _speed_up_dynamodb_values()
     _forget_used_shard_iterators()
     _atomic_item_writes()
-    _keep_early_task_answers()
+    _answers_per_attempt()
     if os.environ.get("FLOWDECK_EMULATOR_COUNT") == "1":  # opt-in request counter (bench/aws_cost.py)
         from flowdeck.local.metering import install_emulator_counter
 

@@ -31,6 +31,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowdeck-local-state-machine"
 STEPS_VISIBILITY_TIMEOUT = 60
+# A failed approval delivery comes back this soon (the notifier retries it a few times).
+APPROVALS_VISIBILITY_TIMEOUT = 5
 
 
 def free_port() -> int:
@@ -81,6 +83,8 @@ class LocalStack:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.triggers: Any = None  # schedules and event rules (flowdeck.local.scheduler)
+        self.approvals_queue_url = ""
+        self.approvals: Any = None  # the approvals queue -> the notifier (flowdeck.local.approvals_queue)
 
     @property
     def api_url(self) -> str:
@@ -122,9 +126,10 @@ class LocalStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
-        for poller in (self.streams, self.run_events):
+        for poller in (self.streams, self.run_events, self.approvals):
             if poller is not None:
                 poller.stop()
+        self.approvals = None
         self.streams = self.run_events = None
         if self.triggers is not None:
             self.triggers.stop()
@@ -197,9 +202,11 @@ class LocalStack:
             },
         )["QueueUrl"]
         s3.create_bucket(Bucket=constants.ARTIFACTS_BUCKET)
+        self._bootstrap_approvals(sqs)
         substitutions = {
             constants.ASL_RUNS_TABLE: constants.RUNS_TABLE,
             constants.ASL_STEPS_QUEUE_URL: self.steps_queue_url,
+            constants.ASL_APPROVALS_QUEUE_URL: self.approvals_queue_url,
         }
         for name, definition in self.catalog.definitions.items():
             sfn.create_state_machine(
@@ -220,6 +227,8 @@ class LocalStack:
             constants.ENV_DELIVERIES_TABLE: constants.DELIVERIES_TABLE,
             constants.ENV_WEBSOCKET_ENDPOINT: f"http://127.0.0.1:{self.port}",
             constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
+            constants.ENV_APPROVALS_QUEUE_URL: self.approvals_queue_url,
+            constants.ENV_PUBLIC_API_URL: self.api_url,
             constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
             constants.ENV_STATE_MACHINE_ARN_PREFIX: (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{constants.STATE_MACHINE_PREFIX}"
@@ -229,6 +238,36 @@ class LocalStack:
             "FLOWDECK_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "FLOWDECK_TRUST_USER_HEADER": "true",
         }
+
+    def _bootstrap_approvals(self, sqs: Any) -> None:
+        """The approvals queue (+DLQ), the e-mail links' signing key (random) and SES's sender."""
+        from flowdeck.approvals.links import LinkKey
+        from flowdeck.config import Settings
+
+        dlq_url = sqs.create_queue(QueueName=constants.APPROVALS_DLQ)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.approvals_queue_url = sqs.create_queue(
+            QueueName=constants.APPROVALS_QUEUE,
+            Attributes={
+                # Short, so a failed delivery is retried soon (flowdeck.approvals.notifier).
+                "VisibilityTimeout": str(APPROVALS_VISIBILITY_TIMEOUT),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            },
+        )["QueueUrl"]
+        defaults = Settings()
+        LinkKey(defaults.approval_link_secret_name, self.client("secretsmanager")).ensure()
+        self.client("ses").verify_email_identity(EmailAddress=defaults.ses_sender)
+
+    def _start_approvals(self) -> None:
+        """Feed the approvals queue to the notifier handler, as Lambda's SQS event source does on AWS."""
+        from flowdeck.local.approvals_queue import QueuePoller
+        from lambdas import notifier
+
+        notifier.notifier.cache_clear()
+        sqs = self.client("sqs")
+        self.approvals = QueuePoller(notifier.lambda_handler, self.approvals_queue_url, sqs).start()
 
     def _configure_this_process(self) -> None:
         # The API handler runs in this process and reads its settings from the environment.
@@ -270,6 +309,7 @@ class LocalStack:
         self.api = ApiServer(api.lambda_handler, port=self.port, routes=self._live_routes())
         self.api.start()
         self._start_streams()
+        self._start_approvals()
 
     def _live_routes(self) -> list[Any]:
         """`/ws` and `@connections` for the WebSocket handler (SPEC §4)."""

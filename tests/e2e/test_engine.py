@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -20,6 +21,16 @@ pytestmark = pytest.mark.e2e
 
 def test_production_deploy_runs_every_step_and_passes_outputs_on(api: httpx.Client) -> None:
     run_id = start(api, "production-deploy", environment="staging")
+    # Its approval step waits for two of the platform team (workflows/teams.yaml).
+    deadline = time.monotonic() + 60
+    while {s["id"]: s["status"] for s in api.get(f"/runs/{run_id}").json().get("steps", [])}.get(
+        "approval"
+    ) != "waiting":
+        assert time.monotonic() < deadline, api.get(f"/runs/{run_id}").text
+        time.sleep(0.1)
+    for approver in ("jane@example.com", "sam@example.com"):
+        approved = api.post(f"/runs/{run_id}/steps/approval/approve", headers={"X-Flowdeck-User": approver})
+        assert approved.status_code == 202, approved.text
 
     run = wait(api, run_id)
 
@@ -28,7 +39,7 @@ def test_production_deploy_runs_every_step_and_passes_outputs_on(api: httpx.Clie
     assert run["started_by"] == "e2e@example.com"
     assert run["inputs"] == {"environment": "staging", "replicas": 2}
     steps = steps_by_id(run)
-    assert [s["id"] for s in run["steps"]] == ["plan", "apply", "health", "notify"]
+    assert [s["id"] for s in run["steps"]] == ["plan", "approval", "apply", "health", "notify"]
     assert {s["status"] for s in run["steps"]} == {"succeeded"}
     assert steps["plan"]["outputs"]["add"] == 3
     assert steps["plan"]["summary"] == "3 to add, 1 to change"
@@ -37,7 +48,8 @@ def test_production_deploy_runs_every_step_and_passes_outputs_on(api: httpx.Clie
         f"Deployed staging (3 to add, 1 to change) in run {run_id}"
     )
     # Steps ran in order: each started after the one it needs ended.
-    for before, after in [("plan", "apply"), ("apply", "health"), ("health", "notify")]:
+    order = ["plan", "approval", "apply", "health", "notify"]
+    for before, after in itertools.pairwise(order):
         assert steps[after]["started_at"] >= steps[before]["ended_at"]
     assert run["duration_s"] >= steps["plan"]["duration_s"] + steps["apply"]["duration_s"]
 

@@ -21,13 +21,25 @@ pytestmark = pytest.mark.e2e
 
 
 def wait_for_step(
-    api: httpx.Client, run_id: str, step: str, status: str, timeout: float = 60.0
+    api: httpx.Client,
+    run_id: str,
+    step: str,
+    status: str,
+    timeout: float = 60.0,
+    run_status: str | None = None,
 ) -> dict[str, Any]:
-    """Poll until `step` of the run has `status`; the run as read then."""
+    """Poll until `step` of the run has `status` (and the run `run_status`); the run as read then.
+
+    A pause records the step waiting, then the run: both are read together only once both landed.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = api.get(f"/runs/{run_id}").json()
-        if run.get("steps") and steps_by_id(run)[step]["status"] == status:
+        if (
+            run.get("steps")
+            and steps_by_id(run)[step]["status"] == status
+            and run_status in (None, run.get("status"))
+        ):
             return dict(run)
         time.sleep(0.1)
     raise AssertionError(f"step {step} of {run_id} never became {status}: {api.get(f'/runs/{run_id}').text}")
@@ -42,10 +54,9 @@ def test_failed_apply_pauses_then_retry_step_runs_it_again_and_the_run_succeeds(
 ) -> None:
     run_id = start(api, "pause-deploy", folder=str(tmp_path))
 
-    paused = wait_for_step(api, run_id, "apply", "waiting")
+    paused = wait_for_step(api, run_id, "apply", "waiting", run_status="waiting")
 
     apply = steps_by_id(paused)["apply"]
-    assert paused["status"] == "waiting"
     assert apply["error"] == "StepFailed"
     assert apply["cause"] == "exit code 1: Error acquiring the state lock"
     assert apply["allow_skip"] is False
@@ -182,8 +193,8 @@ def test_step_paused_in_a_parallel_branch_after_its_retries_is_retried(
         (1, "failed"),
         (2, "failed"),
     ]
-    wait_for_step(api, run_id, "right", "succeeded")
-    assert api.get(f"/runs/{run_id}").json()["status"] == "waiting"
+    # The sibling branch ended while left waits: the run stays waiting.
+    assert wait_for_step(api, run_id, "right", "succeeded", run_status="waiting")
     assert decide(api, run_id, "left", "retry").status_code == 202
 
     run = wait(api, run_id)

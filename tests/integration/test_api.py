@@ -524,5 +524,10 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
         "/hooks/github": ["post"],
         "/hooks/{wf}": ["post"],
         "/workflows/{wf}/triggers": ["get"],
+        "/inbox": ["get"],
+        "/inbox/emails": ["get"],
+        "/runs/{run_id}/steps/{step}/approve": ["post"],
+        "/runs/{run_id}/steps/{step}/reject": ["post"],
+        "/slack/interactions": ["post"],
     }
     assert "202" in document["paths"]["/workflows/{wf}/runs"]["post"]["responses"]

@@ -14,12 +14,21 @@ from stacks.app_builder import (
     COMPUTE_STACK,
     DATA_STACK,
     LIVE_STACK,
+    NOTIFY_STACK,
     TRIGGERS_STACK,
     WORKFLOWS_STACK,
 )
 
 FIXTURE_WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows"
-STACK_NAMES = (DATA_STACK, COMPUTE_STACK, WORKFLOWS_STACK, API_STACK, LIVE_STACK, TRIGGERS_STACK)
+STACK_NAMES = (
+    DATA_STACK,
+    COMPUTE_STACK,
+    WORKFLOWS_STACK,
+    API_STACK,
+    LIVE_STACK,
+    TRIGGERS_STACK,
+    NOTIFY_STACK,
+)
 
 
 @dataclass(frozen=True)

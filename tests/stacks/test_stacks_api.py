@@ -9,10 +9,12 @@ from aws_cdk.assertions import Match
 from stack_helpers import as_list, policy_statements, resources_of, wildcard_actions
 
 from flowdeck.constants import (
+    ENV_APPROVAL_LINK_SECRET_NAME,
     ENV_ARTIFACTS_BUCKET,
     ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
+    ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
     ENV_WORKFLOWS_DIR,
@@ -26,11 +28,12 @@ def _handler(api_template: assertions.Template) -> dict:
 
 
 def test_every_method_requires_iam_sigv4_and_a_request_validator(api_template: assertions.Template) -> None:
-    # The signed hooks (POST only, HMAC-checked) are the exception: see test_stacks_hooks.py.
+    # The signed hooks (POST only, HMAC-checked) and approval routes (Slack signature, signed links)
+    # are the exception: see test_stacks_hooks.py and test_stacks_notify.py.
     methods = [
         m
         for m in resources_of(api_template, "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] != "POST"
+        if m["Properties"]["AuthorizationType"] != "NONE"
     ]
 
     assert len(methods) == 2  # ANY on / and ANY on /{proxy+}
@@ -102,6 +105,8 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         ENV_LOGS_TABLE,
         ENV_DELIVERIES_TABLE,
         ENV_STEPS_QUEUE_URL,
+        ENV_SLACK_SECRET_NAME,
+        ENV_APPROVAL_LINK_SECRET_NAME,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"

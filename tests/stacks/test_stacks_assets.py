@@ -45,6 +45,7 @@ def test_dependencies_layer_is_built_from_the_pinned_requirements_only(synthesiz
         "Jinja2",
         "simpleeval",
         "pyawscron",
+        "slack-sdk",
     }
 
 

@@ -6,7 +6,7 @@ from aws_cdk import assertions
 from stack_helpers import as_list, policy_statements, resources_of
 
 from flowdeck.stores.schema import DELIVERY_KEY_ATTRIBUTES
-from stacks.api import HOOKS_THROTTLE_BURST_LIMIT, HOOKS_THROTTLE_RATE_LIMIT
+from stacks.api import APPROVAL_ROUTES, HOOKS_THROTTLE_BURST_LIMIT, HOOKS_THROTTLE_RATE_LIMIT
 
 
 def _path_parts(template: assertions.Template) -> dict[str, str]:
@@ -18,10 +18,13 @@ def _path_parts(template: assertions.Template) -> dict[str, str]:
 
 def test_only_post_on_the_two_hook_resources_skips_iam(api_template: assertions.Template) -> None:
     parts = _path_parts(api_template)
+    # Besides the signed approval routes (test_stacks_notify.py checks the whole unauthenticated set).
+    approval_parts = {path.rsplit("/", 1)[1] for path, _ in APPROVAL_ROUTES}
     open_methods = [
         m["Properties"]
         for m in resources_of(api_template, "AWS::ApiGateway::Method").values()
         if m["Properties"]["AuthorizationType"] != "AWS_IAM"
+        and parts[m["Properties"]["ResourceId"]["Ref"]] not in approval_parts
     ]
 
     assert sorted(parts[m["ResourceId"]["Ref"]] for m in open_methods) == ["github", "{wf}"]
@@ -44,8 +47,12 @@ def test_hooks_are_throttled_below_the_stage(api_template: assertions.Template) 
 
 def test_handler_reads_only_webhook_secrets(api_template: assertions.Template) -> None:
     statements = policy_statements(api_template, "Handler")
+    # Besides the two approval secrets, read by exact name (test_stacks_notify.py).
     secret_statements = [
-        s for s in statements if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))
+        s
+        for s in statements
+        if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))
+        and "secretsmanager:DescribeSecret" not in as_list(s["Action"])
     ]
 
     assert len(secret_statements) == 1

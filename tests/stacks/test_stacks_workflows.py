@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import assertions
 from stack_helpers import FIXTURE_WORKFLOWS, as_list, policy_statements, resources_of, wildcard_actions
 
-from flowdeck.constants import ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL
+from flowdeck.constants import ASL_APPROVALS_QUEUE_URL, ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL
 from flowdeck.definition import load_workflows
 from statemachines import compile_workflow
 
@@ -73,10 +73,12 @@ def test_definition_is_the_compiled_asl_with_placeholders_bound_to_table_and_que
 
     assert json.loads(text) == compile_workflow(WORKFLOWS[workflow])
     # CloudFormation substitutes DefinitionSubstitutions at deploy time: every placeholder the ASL
-    # uses must be bound, and bound to this app's table name and queue URL.
-    assert set(re.findall(r"\$\{(\w+)\}", text)) == {ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL}
+    # uses must be bound, and bound to this app's table name and queue URL (approvals: test_stacks_notify).
+    has_approval = any(step.approval for step in WORKFLOWS[workflow].steps)
+    expected = {ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL} | ({ASL_APPROVALS_QUEUE_URL} if has_approval else set())
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == expected
     substitutions = props["DefinitionSubstitutions"]
-    assert set(substitutions) == {ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL}
+    assert set(substitutions) == expected
     assert re.fullmatch(
         r"FlowdeckData:ExportsOutputRefRunStoreTable\w+", substitutions[ASL_RUNS_TABLE]["Fn::ImportValue"]
     )
@@ -91,10 +93,16 @@ def test_step_tasks_carry_the_workflow_heartbeat(
     workflows_template: assertions.Template, workflow: str, heartbeat: int
 ) -> None:
     text = _state_machines(workflows_template)[f"flowdeck-{workflow}"]["DefinitionString"]
-    waits = [t for t in _tasks(json.loads(text)["States"]) if t["Resource"].endswith("waitForTaskToken")]
+    waits = [
+        t
+        for t in _tasks(json.loads(text)["States"])
+        if t["Resource"].endswith("waitForTaskToken")
+        and t["Parameters"].get("QueueUrl") != "${ApprovalsQueueUrl}"
+    ]
 
     assert '"HeartbeatSeconds"' in text
-    assert len(waits) == len(WORKFLOWS[workflow].steps)
+    # Approval steps wait for people, not a worker: no heartbeat (test_stacks_notify.py).
+    assert len(waits) == len([step for step in WORKFLOWS[workflow].steps if not step.approval])
     assert {t["HeartbeatSeconds"] for t in waits} == {heartbeat}
 
 

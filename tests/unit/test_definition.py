@@ -419,17 +419,61 @@ def test_command_that_is_a_string_is_refused():
     assert problems == ["wf.yaml:4: steps[0].command: Input should be a valid list"]
 
 
-def test_approval_step_is_not_supported_by_this_version_yet():
-    problems = problems_of(
-        """
-        name: x
-        steps:
-          - id: gate
-            approval:
-              approvers: {users: [jane@example.com]}
-        """
+def test_approval_step_with_a_user_parses_with_its_defaults():
+    definition = parse(
+        "name: x\nsteps:\n  - id: gate\n    approval:\n      approvers: {users: [jane@example.com]}\n"
     )
-    assert problems == ["wf.yaml:4: steps[0].approval: approval steps are not supported by this version yet"]
+    gate = definition.step("gate")
+    assert gate.kind == "approval"
+    assert gate.approval is not None
+    assert gate.approval.min_approvals == 1
+    assert (gate.approval.timeout, gate.approval.channels) == (86400, ["inbox"])
+
+
+def test_approval_with_nobody_to_approve_is_refused():
+    problems = problems_of("name: x\nsteps:\n  - id: gate\n    approval:\n      message: hi\n")
+    assert problems == [
+        "wf.yaml:4: steps[0].approval.approvers: name at least one of users, groups or any_member: true"
+    ]
+
+
+def test_approval_needing_more_approvals_than_listed_users_is_refused():
+    problems = problems_of(
+        "name: x\nsteps:\n  - id: gate\n    approval:\n      approvers: {users: [a@example.com]}\n"
+        "      min_approvals: 2\n"
+    )
+    assert problems == [
+        "wf.yaml:6: steps[0].approval.min_approvals: 2 approvals needed but only 1 users listed"
+    ]
+
+
+def test_approval_with_a_group_may_need_more_approvals_than_listed_users():
+    parse(
+        "name: x\nsteps:\n  - id: gate\n    approval:\n"
+        "      approvers: {users: [a@example.com], groups: [ops]}\n"
+        "      min_approvals: 3\n"
+    )
+
+
+def test_approval_group_missing_from_teams_yaml_is_refused(tmp_path):
+    (tmp_path / "teams.yaml").write_text("teams:\n  platform: [jane@example.com]\n")
+    (tmp_path / "wf.yaml").write_text(
+        "name: x\nsteps:\n  - id: gate\n    approval:\n      approvers: {groups: [platfrom]}\n"
+    )
+    with pytest.raises(InvalidDefinition) as caught:
+        load_workflows(tmp_path)
+    assert caught.value.problems == [
+        f"{tmp_path / 'wf.yaml'}:1: steps.0.approval.approvers.groups: group 'platfrom' is not a team in "
+        f"{tmp_path / 'teams.yaml'}"
+    ]
+
+
+def test_teams_yaml_is_not_read_as_a_workflow(tmp_path):
+    (tmp_path / "teams.yaml").write_text("teams:\n  platform: [jane@example.com]\n")
+    (tmp_path / "wf.yaml").write_text(
+        "name: x\nsteps:\n  - id: gate\n    approval:\n      approvers: {groups: [platform]}\n"
+    )
+    assert list(load_workflows(tmp_path)) == ["x"]
 
 
 def test_pause_on_failure_waits_24_hours_unless_pause_timeout_says_otherwise():
@@ -705,19 +749,19 @@ def test_template_syntax_error_in_notify_message_is_refused():
     ]
 
 
-def test_template_syntax_error_in_approval_message_is_refused_alongside_the_kind():
+def test_template_syntax_error_in_approval_message_is_refused():
     problems = problems_of(
         """
         name: x
         steps:
           - id: gate
             approval:
+              approvers: {users: [jane@example.com]}
               message: "{% if %}"
         """
     )
-    assert len(problems) == 2
-    assert problems[0].startswith("wf.yaml:5: steps[0].approval.message: template error: ")
-    assert problems[1] == "wf.yaml:4: steps[0].approval: approval steps are not supported by this version yet"
+    assert len(problems) == 1
+    assert problems[0].startswith("wf.yaml:6: steps[0].approval.message: template error: ")
 
 
 # -- inputs and triggers --------------------------------------------------------------------------

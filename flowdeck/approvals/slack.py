@@ -1,0 +1,416 @@
+"""Slack approvals: the interactive request message, updated in place as decisions come in.
+
+The bot token and the signing secret live in Secrets Manager (`flowdeck/slack`, JSON
+`{"bot_token", "signing_secret"}`). The bot needs the scopes `chat:write` (post and update) and
+`users:read` + `users:read.email` (an approver's e-mail when teams.yaml does not name their Slack id).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from flowdeck import aws
+from flowdeck.approvals.directory import Directory, DirectoryError
+from flowdeck.approvals.policy import approvers_of
+from flowdeck.config import Settings, get_settings
+
+APPROVE_ACTION: Final = "flowdeck_approve"
+REJECT_ACTION: Final = "flowdeck_reject"
+OPEN_ACTION: Final = "flowdeck_open"
+DECISION_ACTIONS: Final = {APPROVE_ACTION: "approve", REJECT_ACTION: "reject"}
+ACTIONS_BLOCK: Final = "flowdeck_approval"
+# Same reasoning as the webhook secrets: a rotated secret applies within a minute, a burst of
+# clicks costs one GetSecretValue.
+CACHE_SECONDS: Final = 60.0
+_MISSING = {"ResourceNotFoundException", "InvalidRequestException", "DecryptionFailure"}
+# Block Kit limits: header text 150, section text 3000, button value 2000 characters.
+HEADER_LIMIT: Final = 150
+TEXT_LIMIT: Final = 3000
+TIMED_OUT_ERROR: Final = "ApprovalTimedOut"
+# What a call to Slack can raise: an error answer, a client error, or the network (URLError, timeouts).
+SLACK_ERRORS: Final = (SlackApiError, SlackClientError, OSError)
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+DECIDED = {"approved", "rejected", "cancelled", "timed_out", "failed", "succeeded"}
+
+
+class SlackNotConfigured(Exception):
+    """The `flowdeck/slack` secret is missing or unusable: the notifier skips Slack and says so."""
+
+
+class SlackDeliveryError(Exception):
+    """Slack answered an error (or could not be reached) for a post or an update."""
+
+
+@dataclass(frozen=True)
+class SlackCredentials:
+    bot_token: str
+    signing_secret: str
+
+
+class SlackSecrets:
+    """The bot token and signing secret from Secrets Manager, cached briefly per container."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        client: Any = None,
+        cache_seconds: float = CACHE_SECONDS,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.name = name or self.settings.slack_secret_name
+        self._client = client
+        self.cache_seconds = cache_seconds
+        self._cached: tuple[float, SlackCredentials | None] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("secretsmanager", self.settings)
+        return self._client
+
+    def get(self) -> SlackCredentials | None:
+        """The credentials, or None when the secret is absent or not `{bot_token, signing_secret}`."""
+        now = time.monotonic()
+        with self._lock:
+            if self._cached and now - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+        try:
+            raw = self.client.get_secret_value(SecretId=self.name).get("SecretString") or ""
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _MISSING:
+                raise
+            raw = ""
+        credentials = parse_credentials(raw)
+        with self._lock:
+            self._cached = (now, credentials)
+        return credentials
+
+    def put(self, credentials: SlackCredentials) -> None:
+        """Create or replace the secret (`flowdeck secrets set-slack`)."""
+        value = json.dumps({"bot_token": credentials.bot_token, "signing_secret": credentials.signing_secret})
+        try:
+            self.client.create_secret(Name=self.name, SecretString=value)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceExistsException":
+                raise
+            self.client.put_secret_value(SecretId=self.name, SecretString=value)
+        with self._lock:
+            self._cached = None
+
+
+def parse_credentials(raw: str) -> SlackCredentials | None:
+    """`{"bot_token": "xoxb-...", "signing_secret": "..."}` -> credentials; anything else -> None."""
+    try:
+        data = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    token, secret = data.get("bot_token"), data.get("signing_secret")
+    if not isinstance(token, str) or not token.strip() or not isinstance(secret, str) or not secret.strip():
+        return None
+    return SlackCredentials(token.strip(), secret.strip())
+
+
+# -- the message ------------------------------------------------------------------------------
+def escape(text: str) -> str:
+    """Slack's mrkdwn control characters; the rest of the text shows as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slack_date(value: Any) -> str:
+    """An ISO time as Slack's localised date (each reader sees their own time zone)."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return escape(str(value))
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{escape(str(value))}>"
+
+
+def _approval(request: dict[str, Any]) -> dict[str, Any]:
+    """The approval map, whether the request is the step's view or carries it under `approval`."""
+    nested = request.get("approval")
+    return {**request, **nested} if isinstance(nested, dict) else request
+
+
+def policy_text(approval: dict[str, Any]) -> str:
+    """`2 approvals needed from jane@example.com, sam@example.com or team platform`."""
+    approvers = approval.get("approvers") or {}
+    who = [str(user) for user in approvers.get("users") or []]
+    who += [f"team {group}" for group in approvers.get("groups") or []]
+    if approvers.get("any_member"):
+        who.append("any team member")
+    needed = int(approval.get("min_approvals") or 1)
+    noun = "approval" if needed == 1 else "approvals"
+    return f"{needed} {noun} needed from {', '.join(who) if who else 'nobody (no approvers listed)'}"
+
+
+def outcome(approval: dict[str, Any]) -> str:
+    """waiting | approved | rejected | cancelled | timed_out, from the view's status or its decisions."""
+    status = str(approval.get("status") or "")
+    if status == "failed" and approval.get("error") == TIMED_OUT_ERROR:
+        return "timed_out"
+    if status in DECIDED or status == "waiting":
+        # The view carries the step's status: an approval step succeeds when approved.
+        return {"succeeded": "approved", "failed": "rejected"}.get(status, status)
+    if any(d.get("decision") == "reject" for d in approval.get("decisions") or []):
+        return "rejected"
+    if len(approval.get("approvals") or []) >= int(approval.get("min_approvals") or 1):
+        return "approved"
+    return "waiting"
+
+
+def button_value(run_id: str, step: str, decision: str, workflow: str = "") -> str:
+    """What a button carries back to `POST /slack/interactions` (signed by Slack, not by us)."""
+    value = {"run_id": run_id, "step": step, "decision": decision, "workflow": workflow}
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _title(approval: dict[str, Any]) -> str:
+    return _clip(f"Approval: {approval.get('workflow', '?')} / {approval.get('step', '?')}", HEADER_LIMIT)
+
+
+def _summary_blocks(approval: dict[str, Any]) -> list[dict[str, Any]]:
+    run_id = str(approval.get("run_id", "?"))
+    link = approval.get("link")
+    run = f"<{link}|{escape(run_id)}>" if link else escape(run_id)
+    message = approval.get("message") or "Approval requested."
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": _title(approval)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(escape(str(message)), TEXT_LIMIT)}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Run*\n{run}"},
+                {"type": "mrkdwn", "text": f"*Workflow*\n{escape(str(approval.get('workflow', '?')))}"},
+                {"type": "mrkdwn", "text": f"*Step*\n{escape(str(approval.get('step', '?')))}"},
+                {"type": "mrkdwn", "text": f"*Deadline*\n{_slack_date(approval.get('deadline'))}"},
+                {"type": "mrkdwn", "text": f"*Policy*\n{escape(policy_text(approval))}"},
+            ],
+        },
+    ]
+
+
+def _buttons(approval: dict[str, Any], decisions: bool) -> dict[str, Any] | None:
+    run_id, step = str(approval.get("run_id", "")), str(approval.get("step", ""))
+    workflow = str(approval.get("workflow", ""))
+    elements: list[dict[str, Any]] = []
+    if link := approval.get("link"):
+        elements.append(
+            {
+                "type": "button",
+                "action_id": OPEN_ACTION,
+                "text": {"type": "plain_text", "text": "Open run"},
+                "url": str(link),
+            }
+        )
+    if decisions:
+        elements += [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": button_value(run_id, step, "approve", workflow),
+            },
+            {
+                "type": "button",
+                "action_id": REJECT_ACTION,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Reject"},
+                "value": button_value(run_id, step, "reject", workflow),
+                # One reject fails the run: ask before it counts.
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Reject?"},
+                    "text": {"type": "plain_text", "text": "Rejecting fails the step and the run."},
+                    "confirm": {"type": "plain_text", "text": "Reject"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger",
+                },
+            },
+        ]
+    return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements} if elements else None
+
+
+def _decision_line(decision: dict[str, Any]) -> str:
+    verb = {"approve": ":white_check_mark: Approved", "reject": ":x: Rejected"}.get(
+        str(decision.get("decision")), ":grey_question: Decided"
+    )
+    line = f"{verb} by {escape(str(decision.get('by', '?')))} via {escape(str(decision.get('channel', '?')))}"
+    line += f" {_slack_date(decision.get('at'))}"
+    if comment := decision.get("comment"):
+        line += f": _{escape(str(comment))}_"
+    return line
+
+
+def _decisions(approval: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every decision once: the `decisions` log, else the approvals (each an approve)."""
+    if decisions := approval.get("decisions"):
+        return list(decisions)
+    return [{"decision": "approve", **a} for a in approval.get("approvals") or []]
+
+
+STATUS_LINES = {
+    "waiting": ":hourglass_flowing_sand: *Waiting*",
+    "approved": ":white_check_mark: *Approved*",
+    "rejected": ":x: *Rejected*",
+    "cancelled": ":no_entry_sign: *Cancelled*",
+    "timed_out": ":alarm_clock: *Timed out*",
+}
+
+
+def _status_block(text: str, mentions: Sequence[str]) -> dict[str, Any]:
+    """The status line; while waiting it mentions the approvers Slack knows, so they are notified."""
+    elements = [{"type": "mrkdwn", "text": text}]
+    if mentions:
+        elements.append({"type": "mrkdwn", "text": "Approvers: " + " ".join(f"<@{m}>" for m in mentions)})
+    return {"type": "context", "elements": elements}
+
+
+def request_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The request as first posted: summary, policy, deadline, Open / Approve / Reject."""
+    approval = _approval(request)
+    needed = int(approval.get("min_approvals") or 1)
+    blocks = _summary_blocks(approval)
+    blocks.append(_status_block(f"{STATUS_LINES['waiting']} · 0 of {needed} approvals", mentions))
+    if actions := _buttons(approval, decisions=True):
+        blocks.append(actions)
+    return blocks
+
+
+def decided_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The message after a decision: who decided, when and how; buttons only while still waiting."""
+    approval = _approval(request)
+    state = outcome(approval)
+    needed = int(approval.get("min_approvals") or 1)
+    count = len({str(a.get("by")) for a in approval.get("approvals") or []})
+    blocks = _summary_blocks(approval)
+    lines = [_decision_line(d) for d in _decisions(approval)]
+    if lines:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), TEXT_LIMIT)}}
+        )
+    status = f"{STATUS_LINES.get(state, escape(state))} · {count} of {needed} approvals"
+    blocks.append(_status_block(status, mentions if state == "waiting" else ()))
+    if actions := _buttons(approval, decisions=state == "waiting"):
+        blocks.append(actions)
+    return blocks
+
+
+def fallback_text(request: dict[str, Any]) -> str:
+    """The notification text (and what clients without blocks show)."""
+    approval = _approval(request)
+    state = outcome(approval)
+    head = f"{approval.get('workflow', '?')} / {approval.get('step', '?')}"
+    if state == "waiting":
+        return _clip(f"Approval needed: {head}: {approval.get('message') or ''}".rstrip(": "), TEXT_LIMIT)
+    return f"Approval {state.replace('_', ' ')}: {head}"
+
+
+# -- the Web API ------------------------------------------------------------------------------
+class SlackApprovals:
+    """Posts approval requests to Slack and updates them in place (slack_sdk WebClient)."""
+
+    def __init__(
+        self,
+        secrets: SlackSecrets | None = None,
+        settings: Settings | None = None,
+        directory: Directory | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.secrets = secrets or SlackSecrets(settings=self.settings)
+        self._directory = directory
+
+    def credentials(self) -> SlackCredentials:
+        credentials = self.secrets.get()
+        if credentials is None:
+            raise SlackNotConfigured(
+                f"Slack is not configured: set the secret {self.secrets.name} to "
+                '{"bot_token": "xoxb-...", "signing_secret": "..."} (flowdeck secrets set-slack)'
+            )
+        return credentials
+
+    def signing_secret(self) -> str | None:
+        """The signing secret, or None when Slack is not configured (interactions are then refused)."""
+        credentials = self.secrets.get()
+        return credentials.signing_secret if credentials else None
+
+    def web_client(self) -> WebClient:
+        return WebClient(token=self.credentials().bot_token, base_url=self.settings.slack_api_url, timeout=10)
+
+    def mentions(self, request: dict[str, Any]) -> list[str]:
+        """Slack ids (teams.yaml `people`) of everyone who may decide; none if teams.yaml is unreadable."""
+        try:
+            if self._directory is None:
+                self._directory = Directory.load(self.settings.workflows_dir)
+        except DirectoryError:
+            return []  # the notifier records the broken file; the message still goes out
+        people = approvers_of(_approval(request).get("approvers") or {}, self._directory)
+        ids = {self._directory.slack_for_email(person) for person in people}
+        return sorted(i for i in ids if i and SLACK_USER_ID.match(i))
+
+    def channel_for(self, request: dict[str, Any]) -> str:
+        return str(_approval(request).get("slack_channel") or self.settings.slack_channel)
+
+    def post_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Post the interactive request; returns {"channel", "ts"} to update it later."""
+        client = self.web_client()
+        try:
+            answer = client.chat_postMessage(
+                channel=self.channel_for(request),
+                text=fallback_text(request),
+                blocks=request_blocks(request, self.mentions(request)),
+                unfurl_links=False,
+            )
+        except SLACK_ERRORS as error:
+            raise SlackDeliveryError(f"chat.postMessage failed: {_reason(error)}") from None
+        return {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+
+    def update_decided(self, request: dict[str, Any]) -> None:
+        """Rewrite the posted message (its `slack` {channel, ts}) to show the decisions so far."""
+        posted = _approval(request).get("slack") or {}
+        if not posted.get("channel") or not posted.get("ts"):
+            return  # never posted (Slack was not a channel, or not configured then)
+        try:
+            self.web_client().chat_update(
+                channel=str(posted["channel"]),
+                ts=str(posted["ts"]),
+                text=fallback_text(request),
+                blocks=decided_blocks(request, self.mentions(request)),
+            )
+        except SLACK_ERRORS as error:
+            raise SlackDeliveryError(f"chat.update failed: {_reason(error)}") from None
+
+    def email_of(self, user_id: str) -> str | None:
+        """The Slack user's profile e-mail (users.info; needs the users:read.email scope)."""
+        try:
+            answer = self.web_client().users_info(user=user_id)
+        except (*SLACK_ERRORS, SlackNotConfigured):
+            return None
+        email = ((answer.get("user") or {}).get("profile") or {}).get("email")
+        return str(email).strip().lower() if email else None
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error") or error.response.status_code)
+    return f"{type(error).__name__}: {error}"

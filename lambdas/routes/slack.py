@@ -1,0 +1,65 @@
+"""`POST /slack/interactions`: Slack's Approve / Reject buttons (Slack's signature is the auth)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from flowdeck.approvals.slack import SlackApprovals
+from flowdeck.approvals.slack_interactions import SIGNATURE_HEADER, TIMESTAMP_HEADER, SlackInteractions
+from flowdeck.approvals.wiring import build_decisions
+from flowdeck.config import get_settings, per_settings
+from flowdeck.errors import BadRequest
+from lambdas.responses import error_docs
+
+router = APIGatewayRouter()
+
+
+@per_settings
+def slack_interactions() -> SlackInteractions:
+    """The interaction use case over the Slack secret and the approval decisions."""
+    settings = get_settings()
+    decisions = build_decisions(settings)
+    return SlackInteractions(SlackApprovals(settings=settings), decisions.decide, lambda: decisions.directory)
+
+
+Service = Annotated[SlackInteractions, Depends(slack_interactions)]
+
+
+def _raw_body() -> bytes:
+    """The body exactly as Slack signed it (API Gateway may base64-encode it)."""
+    event = router.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise BadRequest("the request body is not valid base64") from None
+
+
+@router.post(
+    "/slack/interactions",
+    summary="Slack interactions (approval buttons)",
+    description=(
+        "Slack's Request URL for interactivity. Verifies `X-Slack-Signature` and `X-Slack-Request-Timestamp` "
+        "(HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret in `flowdeck/slack`; older than "
+        "5 minutes is refused), maps the Slack user to an approver e-mail (teams.yaml `people`, else the "
+        "Slack profile) and records the Approve or Reject; the request message is updated in place. "
+        "Other interactions (the Open run button) answer 200 and change nothing."
+    ),
+    tags=["approvals"],
+    responses={
+        200: {"description": "Decision recorded (or nothing to do)"},
+        **error_docs(400, 401, 403, 404, 409, 413),
+    },
+)
+def interactions(service: Service) -> Response[dict[str, Any]]:
+    """POST /slack/interactions."""
+    headers = router.current_event.headers  # case-insensitive lookup, as HTTP's
+    answer = service.handle(_raw_body(), headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER))
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)

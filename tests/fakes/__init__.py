@@ -1,0 +1,1 @@
+"""Stand-ins for third-party services the tests talk to over HTTP."""
