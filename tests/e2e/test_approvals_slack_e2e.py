@@ -159,7 +159,7 @@ def test_production_deploy_approved_by_email_link_and_signed_slack_click(
     assert set(posted) == {OPEN_ACTION, APPROVE_ACTION, REJECT_ACTION}
     assert json.loads(posted[APPROVE_ACTION]["value"])["run_id"] == run_id
     shown = json.dumps(clicks.message()["blocks"])
-    assert "Apply 3 additions, 1 changes and 0 deletions to production?" in shown
+    assert "Apply the plan to production: 3 to add, 1 to change, 0 to destroy?" in shown
     assert "2 approvals needed from jane@example.com, sam@example.com, team platform" in shown
     assert "Approvers: <@U0JANE> <@U0SAM>" in shown  # notified: teams.yaml knows their Slack ids
     before = approval_of(api, run_id)
