@@ -38,6 +38,8 @@ ENV_APPROVAL_LINK_SECRET_NAME: Final = "FLOWDECK_APPROVAL_LINK_SECRET_NAME"  # n
 # The API Gateway management endpoint the fan-out posts to (https://{api}.execute-api.../{stage});
 # locally the local HTTP server answers the same @connections API.
 ENV_WEBSOCKET_ENDPOINT: Final = "FLOWDECK_WEBSOCKET_ENDPOINT"
+# Set by the local stack: the handlers run inside `flowdeck up`, whose terminal shows runs, not JSON logs.
+ENV_HANDLER_LOG: Final = "FLOWDECK_HANDLER_LOG"
 
 # Placeholders in compiled ASL, substituted by CDK (definition_substitutions) or the local stack.
 ASL_RUNS_TABLE: Final = "RunsTableName"

@@ -237,6 +237,7 @@ class LocalStack:
             "FLOWDECK_WORKSPACE": str(self.workflows_dir),
             "FLOWDECK_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "FLOWDECK_TRUST_USER_HEADER": "true",
+            constants.ENV_HANDLER_LOG: str(self.data_dir / "logs" / "handlers.log"),
         }
 
     def _bootstrap_approvals(self, sqs: Any) -> None:

@@ -39,10 +39,8 @@ def test_a_retry_attempt_does_not_see_the_previous_attempts_answer() -> None:
     pool = CallbackPoolManager(activity_store={})
     endpoint = pool.add("token")
     endpoint.notify(CallbackOutcomeFailure(callback_id="token", error="StepFailed", cause=None))
-    env = SimpleNamespace(
-        states=SimpleNamespace(context_object=SimpleNamespace(context_object_data={"Task": {"Token": "token"}})),
-        callback_pool_manager=pool,
-    )
+    context = SimpleNamespace(context_object_data={"Task": {"Token": "token"}})
+    env = SimpleNamespace(states=SimpleNamespace(context_object=context), callback_pool_manager=pool)
 
     # The attempt itself needs a whole executor; what matters is what it starts from.
     with pytest.raises(AttributeError):
