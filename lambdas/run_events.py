@@ -8,12 +8,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from flowdeck.approvals.wiring import build_ended_approvals
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.history import record_duration
 from flowdeck.run_events import Reaction, RunEvents
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
+from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
 from lambdas.observability import logger
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -31,6 +33,11 @@ def reactions() -> list[Reaction]:
         concurrency_control().on_run_change,
         # Sets duration_ms once a run ended (the history's by-duration key): UpdateItem on the runs table.
         record_duration(RunStore(get_settings().runs_table)),
+        # Trigger history rows for runs Scheduler and EventBridge start directly: PutItem on deliveries.
+        record_trigger_starts(Deliveries(get_settings().deliveries_table)),
+        # Approvals a finished run left undecided: Slack message rewritten (GetSecretValue flowdeck/slack,
+        # HTTPS to Slack), inbox items deleted.
+        build_ended_approvals().on_run_change,
     ]
 
 

@@ -60,6 +60,7 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         "RunEvents",
         table=data.run_store.table,
         state_machines=[w.state_machine for w in workflows.workflows.values()],
+        deliveries_table=data.deliveries_table,
     )
     api = ApiStack(
         app,

@@ -8,19 +8,24 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from flowdeck.constants import (
+    ENV_DELIVERIES_TABLE,
     ENV_RUNS_TABLE,
+    ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
+    ENV_WORKFLOWS_DIR,
     RUN_SK,
     SK,
+    SLACK_SECRET,
     STATE_MACHINE_PREFIX,
 )
-from stacks.api import powertools_layer_arn
+from stacks.api import LAMBDA_WORKFLOWS_DIR, powertools_layer_arn
 from stacks.bundling import dependencies_layer
 from stacks.defaults import python_handler
 
@@ -43,6 +48,7 @@ class RunEventsHandler(Construct):
         *,
         table: dynamodb.ITable,
         state_machines: Sequence[sfn.IStateMachine],
+        deliveries_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -60,12 +66,18 @@ class RunEventsHandler(Construct):
             tracing=lambda_.Tracing.PASS_THROUGH,
             environment={
                 ENV_RUNS_TABLE: table.table_name,
+                ENV_DELIVERIES_TABLE: deliveries_table.table_name,
                 ENV_STATE_MACHINE_ARN_PREFIX: stack.format_arn(
                     service="states",
                     resource="stateMachine",
                     resource_name=STATE_MACHINE_PREFIX,
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 ),
+                # Approvals a finished run left undecided: their Slack message is rewritten (the bot
+                # token from this secret; HTTPS to slack.com: the function is not in a VPC) and the
+                # inbox entries of their approvers (teams.yaml in the zip's workflows/) deleted.
+                ENV_SLACK_SECRET_NAME: SLACK_SECRET,
+                ENV_WORKFLOWS_DIR: LAMBDA_WORKFLOWS_DIR,
                 "POWERTOOLS_SERVICE_NAME": RUN_EVENTS_SERVICE,
             },
         )
@@ -100,10 +112,14 @@ class RunEventsHandler(Construct):
         )
         # Reactions update run items (duration) and the concurrency slots item, and read the queue.
         table.grant_read_write_data(self.function)
+        # Trigger history rows for runs Scheduler and EventBridge started: a conditional PutItem only.
+        deliveries_table.grant_write_data(self.function)
         for machine in state_machines:
             machine.grant_start_execution(self.function)
             # Freeing the slot of a run whose execution ended unrecorded (aborted from the console).
             machine.grant_execution(self.function, "states:DescribeExecution")
+        # By name, not by reference: the notify stack creates the secret and deploys after this one.
+        secretsmanager.Secret.from_secret_name_v2(self, "SlackSecret", SLACK_SECRET).grant_read(self.role)
         self._suppress_findings()
 
     def _suppress_findings(self) -> None:

@@ -326,6 +326,55 @@ def fallback_text(request: dict[str, Any]) -> str:
     return f"Approval {state.replace('_', ' ')}: {head}"
 
 
+ENDED_ICONS = {"timed_out": ":alarm_clock:", "cancelled": ":no_entry_sign:", "run_ended": ":octagonal_sign:"}
+
+
+def ending_text(ending: dict[str, Any], mrkdwn: bool = False) -> str:
+    """`Timed out at <when>`, `Cancelled by X: reason` or `Run ended: failed (Error) at <when>`.
+
+    `ending` (flowdeck.approvals.ended): state timed_out | cancelled | run_ended, at, by, reason,
+    run_status, error. `mrkdwn`: Slack's localised dates and escaping, for blocks.
+    """
+    show: Any = escape if mrkdwn else str
+    date: Any = _slack_date if mrkdwn else (lambda value: str(value or "-"))
+    state = ending.get("state")
+    if state == "timed_out":
+        return f"Timed out at {date(ending.get('at'))}"
+    if state == "cancelled":
+        text = f"Cancelled by {show(str(ending.get('by') or 'someone'))}"
+        return text + (f": {show(str(ending['reason']))}" if ending.get("reason") else "")
+    text = f"Run ended: {show(str(ending.get('run_status') or 'ended'))}"
+    if ending.get("error"):
+        text += f" ({show(str(ending['error']))})"
+    return text + (f" at {date(ending['at'])}" if ending.get("at") else "")
+
+
+def ended_blocks(request: dict[str, Any], ending: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message once the approval stopped waiting undecided: decisions so far, why, no decision buttons."""
+    approval = _approval(request)
+    needed = int(approval.get("min_approvals") or 1)
+    count = len({str(a.get("by")) for a in approval.get("approvals") or []})
+    blocks = _summary_blocks(approval)
+    if lines := [_decision_line(d) for d in _decisions(approval)]:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), TEXT_LIMIT)}}
+        )
+    icon = ENDED_ICONS.get(str(ending.get("state")), ENDED_ICONS["run_ended"])
+    status = (
+        f"{icon} {_clip(ending_text(ending, mrkdwn=True), TEXT_LIMIT - 100)} · {count} of {needed} approvals"
+    )
+    blocks.append(_status_block(status, ()))
+    if actions := _buttons(approval, decisions=False):
+        blocks.append(actions)
+    return blocks
+
+
+def ended_fallback_text(request: dict[str, Any], ending: dict[str, Any]) -> str:
+    approval = _approval(request)
+    head = f"{approval.get('workflow', '?')} / {approval.get('step', '?')}"
+    return _clip(f"Approval {head}: {ending_text(ending)}", TEXT_LIMIT)
+
+
 # -- the Web API ------------------------------------------------------------------------------
 class SlackApprovals:
     """Posts approval requests to Slack and updates them in place (slack_sdk WebClient)."""
@@ -387,15 +436,24 @@ class SlackApprovals:
 
     def update_decided(self, request: dict[str, Any]) -> None:
         """Rewrite the posted message (its `slack` {channel, ts}) to show the decisions so far."""
-        posted = _approval(request).get("slack") or {}
-        if not posted.get("channel") or not posted.get("ts"):
-            return  # never posted (Slack was not a channel, or not configured then)
+        if posted(request):
+            self._update(request, fallback_text(request), decided_blocks(request, self.mentions(request)))
+
+    def update_ended(self, request: dict[str, Any], ending: dict[str, Any]) -> bool:
+        """Rewrite the posted message for an approval that stopped waiting undecided (no buttons).
+
+        False when it was never posted; raises SlackNotConfigured or SlackDeliveryError.
+        """
+        if not posted(request):
+            return False
+        self._update(request, ended_fallback_text(request, ending), ended_blocks(request, ending))
+        return True
+
+    def _update(self, request: dict[str, Any], text: str, blocks: list[dict[str, Any]]) -> None:
+        where = _approval(request)["slack"]
         try:
             self.web_client().chat_update(
-                channel=str(posted["channel"]),
-                ts=str(posted["ts"]),
-                text=fallback_text(request),
-                blocks=decided_blocks(request, self.mentions(request)),
+                channel=str(where["channel"]), ts=str(where["ts"]), text=text, blocks=blocks
             )
         except SLACK_ERRORS as error:
             raise SlackDeliveryError(f"chat.update failed: {_reason(error)}") from None
@@ -408,6 +466,12 @@ class SlackApprovals:
             return None
         email = ((answer.get("user") or {}).get("profile") or {}).get("email")
         return str(email).strip().lower() if email else None
+
+
+def posted(request: dict[str, Any]) -> bool:
+    """True when the request's Slack message was posted (its `slack` {channel, ts} recorded)."""
+    where = _approval(request).get("slack") or {}
+    return isinstance(where, dict) and bool(where.get("channel")) and bool(where.get("ts"))
 
 
 def _reason(error: Exception) -> str:

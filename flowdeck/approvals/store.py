@@ -164,6 +164,21 @@ class ApprovalStore:
             raise
         return True
 
+    def note_closed(self, run_id: str, step: str, closed: dict[str, Any]) -> None:
+        """Set `approval.closed` (the Slack message rewritten after the approval ended undecided)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._step_key(run_id, step),
+                UpdateExpression="SET #approval.#closed = :closed",
+                ConditionExpression="attribute_exists(#approval)",
+                ExpressionAttributeNames={"#approval": "approval", "#closed": "closed"},
+                ExpressionAttributeValues={":closed": _to_ddb(closed)},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                raise
+
     # -- inbox --------------------------------------------------------------------------------
     def add_inbox(self, approvers: set[str], run_id: str, step: str, summary: dict[str, Any]) -> None:
         for approver in sorted(approvers):

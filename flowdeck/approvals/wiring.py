@@ -8,6 +8,7 @@ from typing import Any
 from flowdeck import aws
 from flowdeck.approvals.decisions import ApprovalDecisions
 from flowdeck.approvals.directory import Directory
+from flowdeck.approvals.ended import EndedApprovals
 from flowdeck.approvals.links import LinkKey
 from flowdeck.approvals.notifier import ApprovalNotifier
 from flowdeck.approvals.outbox import Outbox
@@ -65,4 +66,12 @@ def build_decisions(settings: Settings | None = None) -> ApprovalDecisions:
         aws.client("stepfunctions", settings),
         Directory.load(settings.workflows_dir),
         on_decided=update_slack,
+    )
+
+
+def build_ended_approvals(settings: Settings | None = None) -> EndedApprovals:
+    """The run-events reaction closing approvals that stopped waiting undecided (teams.yaml read lazily)."""
+    settings = settings or get_settings()
+    return EndedApprovals(
+        RunStore(settings.runs_table, aws.client("dynamodb", settings)), slack_approvals(settings)
     )

@@ -5,7 +5,9 @@ EventBridge (5.2.5) delivers to SQS, CloudWatch Logs and event buses but not to 
 locally the rule (same pattern, same input transformer, `flowdeck.triggers.events`) targets a queue
 of its own, and this poller starts the state machine with each message as the execution input. The
 execution name is fixed per (workflow, trigger, event id), so a redelivered message starts one run
-(on AWS EventBridge names executions itself). Each start is recorded in the trigger history.
+(on AWS EventBridge names executions itself). A run it starts is recorded in the trigger history by
+the run-events reaction, as on AWS (`flowdeck.triggers.deliveries.record_trigger_starts`); the poller
+records only the messages that started no run (`duplicate`, `refused`).
 """
 
 from __future__ import annotations
@@ -137,12 +139,16 @@ class EventRulePoller:
             self._record(rule, "unreadable", "refused", reason="the rule's message is not an execution input")
             return None
         run_id = events.event_run_id(rule.workflow, rule.trigger_index, event_id)
-        created = self.executions.start(rule.workflow, run_id, execution_input)
-        self._record(rule, event_id, "started" if created else "duplicate", run_id=run_id, source=source)
+        if not self.executions.start(rule.workflow, run_id, execution_input):
+            # Filed under the run's trigger (event or incident), as the reaction files its start.
+            kind = "incident" if execution_input.get("trigger") == "incident" else "event"
+            self._record(rule, event_id, "duplicate", run_id=run_id, source=source, kind=kind)
         return run_id
 
-    def _record(self, rule: RuleQueue, delivery_id: str, outcome: str, **details: Any) -> None:
+    def _record(
+        self, rule: RuleQueue, delivery_id: str, outcome: str, kind: str = "event", **details: Any
+    ) -> None:
         try:
-            self.deliveries.record(rule.workflow, "event", delivery_id, outcome, **details)
+            self.deliveries.record(rule.workflow, kind, delivery_id, outcome, **details)
         except (BotoCoreError, ClientError) as exc:  # the history explains; it must not lose the run
             log.warning("could not record event %s of %s: %s", delivery_id, rule.workflow, exc)

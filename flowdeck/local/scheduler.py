@@ -6,7 +6,9 @@ starts the workflow's state machine with the input Scheduler sends on AWS
 trigger, fire time), so a second firing of one instant (two schedulers, a retried call) starts
 nothing: Step Functions refuses the name. What was due while the stack was down is not replayed
 (the first check starts at `flowdeck up`), and a machine that slept through several fire times of
-one schedule fires only the latest once. Each firing is recorded in the trigger history.
+one schedule fires only the latest once. A run it starts is recorded in the trigger history by the
+run-events reaction, as on AWS (`flowdeck.triggers.deliveries.record_trigger_starts`); the scheduler
+records only the firings that started no run (`duplicate`, `refused`).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class LocalScheduler:
         return firings
 
     def fire(self, workflow: str, index: int, trigger: ScheduleTrigger, fire_time: datetime) -> Firing:
-        """Start the run of one fire time (at most once per instant) and record the delivery."""
+        """Start the run of one fire time (at most once per instant); record a firing that started none."""
         run_id = schedules.firing_run_id(workflow, index, fire_time)
         delivery_id = fire_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
         reason = None
@@ -111,13 +113,16 @@ class LocalScheduler:
             # AWS Scheduler would retry, then send to its DLQ; locally the history says why.
             log.warning("schedule %s of %s could not start a run: %s", trigger.cron, workflow, exc)
             outcome, reason = "refused", f"StartExecution failed: {exc}"
+        if outcome == "started":
+            # The run's record start is its history row (run events): one code path with AWS.
+            return Firing(workflow, index, fire_time, run_id, outcome)
         try:
             self.deliveries.record(
                 workflow,
                 "schedule",
                 delivery_id,
                 outcome,
-                run_id=run_id if outcome != "refused" else None,
+                run_id=run_id if outcome == "duplicate" else None,
                 reason=reason,
                 source=schedules.started_by(trigger),
             )

@@ -7,20 +7,29 @@ event | incident), `delivery_id`, `outcome` (started | duplicate | refused | ign
 `reason`, `status_code`, `source`, and `expires_at` (TTL, 30 days). A delivery id's first arrival
 is claimed by one conditional put under workflow `claim#<workflow>` (see `claim`). A record is one
 unconditional put, and a replayed delivery is recorded again (as `duplicate`): the troubleshooting
-view shows every arrival.
+view shows every arrival. Runs that Scheduler and EventBridge start directly are recorded by a
+run-events reaction (`record_trigger_starts`) under a key taken from the run, with a conditional put,
+so a redelivered stream record writes its row once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
 from flowdeck import aws
+from flowdeck.constants import PK as RUNS_PK
 from flowdeck.constants import TTL_ATTRIBUTE
 from flowdeck.stores.schema import DELIVERY_KEY_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from flowdeck.run_events import Reaction
+
+log = logging.getLogger(__name__)
 
 RETENTION_SECONDS: Final = 30 * 24 * 3600
 TRIGGER_KINDS: Final = ("webhook", "git", "schedule", "event", "incident")
@@ -30,10 +39,19 @@ PK, SK = list(DELIVERY_KEY_ATTRIBUTES)  # workflow, delivery
 CLAIM_PREFIX: Final = "claim#"
 # A refusal's reason and source come from callers (headers, bodies): bounded so an item stays small.
 MAX_TEXT = 500
+# Run triggers whose deliveries no Flowdeck code receives on AWS (Scheduler and EventBridge call
+# StartExecution themselves): the run-events reaction records them from the run item.
+DIRECT_START_TRIGGERS: Final = frozenset({"schedule", "event", "incident"})
+CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 
 
 def _text(value: str | None) -> str | None:
     return None if value is None else value[:MAX_TEXT]
+
+
+def _timestamp(moment: datetime) -> str:
+    """The history's time format: UTC, milliseconds, `Z` (sorts as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Deliveries:
@@ -60,18 +78,23 @@ class Deliveries:
         reason: str | None = None,
         status_code: int | None = None,
         source: str | None = None,
-    ) -> None:
-        """Store one delivery of `trigger` to `workflow` and its outcome."""
+        received_at: datetime | None = None,
+        once: bool = False,
+    ) -> bool:
+        """Store one delivery of `trigger` to `workflow` and its outcome; False if `once` found it stored.
+
+        `received_at` (default now) is part of the row's key: with a time taken from the delivery
+        itself and `once`, a repeated record is one conditional put that writes nothing.
+        """
         if trigger not in TRIGGER_KINDS:
             raise ValueError(f"unknown trigger kind {trigger!r}")
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown delivery outcome {outcome!r}")
-        now = datetime.now(UTC)
-        received_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        received_at_text = _timestamp(received_at or datetime.now(UTC))
         item: dict[str, Any] = {
             PK: {"S": workflow},
-            SK: {"S": f"{received_at}#{delivery_id}"},
-            "received_at": {"S": received_at},
+            SK: {"S": f"{received_at_text}#{delivery_id}"},
+            "received_at": {"S": received_at_text},
             "trigger": {"S": trigger},
             "delivery_id": {"S": _text(delivery_id) or ""},
             "outcome": {"S": outcome},
@@ -82,7 +105,21 @@ class Deliveries:
                 item[name] = {"S": value}
         if status_code is not None:
             item["status_code"] = {"N": str(status_code)}
-        self.client.put_item(TableName=self.table_name, Item=item)
+        if not once:
+            self.client.put_item(TableName=self.table_name, Item=item)
+            return True
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False
+            raise
+        return True
 
     def claim(self, workflow: str, trigger: str, delivery_id: str) -> bool:
         """True for the first claim of a delivery id, False for a repeat (one conditional put).
@@ -102,7 +139,7 @@ class Deliveries:
                 ExpressionAttributeNames={"#pk": PK},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -118,6 +155,56 @@ class Deliveries:
             Limit=max(1, min(limit, 1000)),
         )
         return [_plain(item) for item in answer.get("Items", [])]
+
+
+def _started_at(run: dict[str, Any]) -> datetime | None:
+    """When the run recorded its start (RecordRunStart's `$$.State.EnteredTime`), if readable."""
+    for name in ("run_started_at", "started_at"):
+        value = run.get(name)
+        if isinstance(value, str) and value:
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def record_trigger_starts(deliveries: Deliveries) -> Reaction:
+    """A run-events reaction: a run that Scheduler or an EventBridge rule started is a `started` delivery.
+
+    Fires when the run item first gets a status (the state machine's RecordRunStart). The row's key
+    comes from the run (its start time and id; the delivery id is the run id), and the put is
+    conditional, so a redelivered stream record writes nothing. The same code records the local
+    stack's scheduler and event rules, which record only what started no run.
+    """
+
+    def react(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        trigger = new.get("trigger")
+        if trigger not in DIRECT_START_TRIGGERS or "status" not in new:
+            return
+        if old is not None and "status" in old:
+            return
+        workflow, run_id = new.get("workflow"), new.get("run_id") or new.get(RUNS_PK)
+        started_at = _started_at(new)
+        if not workflow or not run_id or started_at is None:
+            # Not a run record RecordRunStart wrote: no stable key to record it once.
+            log.warning(
+                "run %s (trigger %s) has no workflow, run id or start time: not recorded", run_id, trigger
+            )
+            return
+        deliveries.record(
+            str(workflow),
+            str(trigger),
+            str(run_id),
+            "started",
+            run_id=str(run_id),
+            source=str(new["started_by"]) if new.get("started_by") else None,
+            received_at=started_at,
+            once=True,
+        )
+
+    return react
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

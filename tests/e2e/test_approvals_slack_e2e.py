@@ -227,3 +227,30 @@ def test_a_slack_reject_fails_the_run_and_the_message_says_who(
     assert steps_by_id(run)["apply"]["status"] == "pending"
     assert "Rejected by jane@example.com via slack" in json.dumps(clicks.message()["blocks"])
     assert set(buttons(clicks.message())) == {OPEN_ACTION}
+
+
+def test_cancelling_a_waiting_approval_rewrites_its_slack_message_and_empties_the_inbox(
+    api: httpx.Client, stack: LocalStack, slack: FakeSlack
+) -> None:
+    run_id = start(api, "production-deploy", environment="production")
+    clicks = wait_for_slack_request(api, slack, run_id)
+    assert any(
+        a["run_id"] == run_id
+        for a in api.get("/inbox", headers={"X-Flowdeck-User": JANE}).json()["approvals"]
+    )
+
+    cancel = api.post(f"/runs/{run_id}/cancel", json={"reason": "wrong branch"})
+    assert cancel.status_code in (200, 202), cancel.text
+    assert wait(api, run_id, timeout=120)["status"] == "cancelled"
+
+    # The run-events reaction (the local stack's stream poller) rewrites the message: poll for it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and set(buttons(clicks.message())) != {OPEN_ACTION}:
+        time.sleep(0.1)
+    shown = json.dumps(clicks.message()["blocks"])
+    assert set(buttons(clicks.message())) == {OPEN_ACTION}
+    assert "Cancelled by e2e@example.com: wrong branch" in shown
+    assert "0 of 2 approvals" in shown
+    jane_waiting = api.get("/inbox", headers={"X-Flowdeck-User": JANE}).json()["approvals"]
+    assert [a for a in jane_waiting if a["run_id"] == run_id] == []
+    assert error_of(clicks.click(run_id, "U0JANE")) == (409, "ApprovalNotWaiting")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -26,6 +28,17 @@ def scheduler(stack: LocalStack) -> LocalScheduler:
     return LocalScheduler(stack.catalog, executions, deliveries, since=datetime(2029, 12, 31, tzinfo=UTC))
 
 
+def started_deliveries(api: httpx.Client, workflow: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The workflow's trigger history once it has a `started` row (the run-events reaction writes it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deliveries = list(api.get(f"/workflows/{workflow}/triggers").json()["deliveries"])
+        if any(d["outcome"] == "started" for d in deliveries):
+            return deliveries
+        time.sleep(0.1)
+    raise AssertionError(f"no started delivery of {workflow} within {timeout}s")
+
+
 def test_schedule_firing_starts_one_run_with_its_inputs(stack: LocalStack, api: httpx.Client):
     [firing] = [
         f
@@ -44,10 +57,16 @@ def test_schedule_firing_starts_one_run_with_its_inputs(stack: LocalStack, api: 
     assert run["inputs"] == {"target": "nightly", "depth": 1}
     runs = api.get("/runs", params={"workflow": "scheduled"}).json()["runs"]
     assert [r["run_id"] for r in runs] == [firing.run_id]
+    # The run's start is recorded once, from its run record; the repeat firing records a row only
+    # when Step Functions refused it (the first run had already ended): as a duplicate of that run.
+    deliveries = started_deliveries(api, "scheduled")
+    started = [d for d in deliveries if d["outcome"] == "started"]
+    assert [(d["trigger"], d["delivery_id"], d["run_id"], d["source"]) for d in started] == [
+        ("schedule", firing.run_id, firing.run_id, "schedule:cron(30 5 1 1 ? 2030)")
+    ]
+    repeats = [d for d in deliveries if d["outcome"] != "started"]
+    assert all((d["outcome"], d["run_id"]) == ("duplicate", firing.run_id) for d in repeats), deliveries
     history = api.get("/workflows/scheduled/triggers").json()
-    assert {(d["trigger"], d["delivery_id"], d["run_id"]) for d in history["deliveries"]} == {
-        ("schedule", "2030-01-01T04:30:00Z", firing.run_id)
-    }
     assert history["next_fire_times"] == ["2030-01-01T04:30:00Z"]
 
 
@@ -65,7 +84,7 @@ def test_eventbridge_event_starts_an_incident_run(stack: LocalStack, api: httpx.
     assert run["trigger"] == "incident"
     assert run["started_by"] == "acme.incidents/Incident Opened"
     assert run["inputs"] == {"event": detail}
-    history = api.get("/workflows/incident-response/triggers").json()["deliveries"]
-    assert [(d["trigger"], d["delivery_id"], d["outcome"]) for d in history] == [
-        ("event", event_id, "started")
+    history = started_deliveries(api, "incident-response")
+    assert [(d["trigger"], d["run_id"], d["outcome"], d["source"]) for d in history] == [
+        ("incident", run["run_id"], "started", "acme.incidents/Incident Opened")
     ]

@@ -1,4 +1,8 @@
-"""The local stack's schedules and event rules against moto: what they start and what they record."""
+"""The local stack's schedules and event rules against moto: what they start and what they record.
+
+A run they start is recorded in the trigger history by the run-events reaction (as on AWS), fed here
+the RUN item each execution's RecordRunStart would write; the pollers record only what started no run.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.local.scheduler import LocalScheduler
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.schema import create_deliveries_table_kwargs
-from flowdeck.triggers.deliveries import Deliveries
+from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
 from flowdeck.triggers.events import event_run_id
 from flowdeck.triggers.schedules import firing_run_id
 
@@ -56,6 +60,24 @@ class Local:
         return [self.sfn.describe_execution(executionArn=e["executionArn"]) for e in listed]
 
 
+def record_run_starts(local: Local) -> None:
+    """The run-events reaction on each execution's first RUN item, delivered twice (at least once)."""
+    react = record_trigger_starts(local.deliveries)
+    for workflow in local.catalog.names():
+        for execution in local.executions_of(workflow):
+            given = json.loads(execution["input"])
+            run = {
+                "run_id": execution["name"],
+                "workflow": workflow,
+                "status": "running",
+                "trigger": given["trigger"],
+                "started_by": given["started_by"],
+                "started_at": execution["startDate"].isoformat(),
+            }
+            react(None, run)
+            react(None, run)
+
+
 @pytest.fixture
 def local() -> Iterator[Local]:
     with mock_aws():
@@ -76,12 +98,14 @@ def test_due_schedule_starts_one_run_with_its_inputs_and_is_recorded(local: Loca
         "trigger": "schedule",
         "started_by": "schedule:cron(30 6 * * ? *)",
     }
+    assert local.deliveries.recent("nightly") == []  # the run's start is the reaction's to record
+    record_run_starts(local)
     [delivery] = local.deliveries.recent("nightly")
     assert delivery | {"received_at": None} == {
         "workflow": "nightly",
         "received_at": None,
         "trigger": "schedule",
-        "delivery_id": "2026-03-02T05:30:00Z",
+        "delivery_id": firings[0].run_id,
         "outcome": "started",
         "run_id": firings[0].run_id,
         "source": "schedule:cron(30 6 * * ? *)",
@@ -105,8 +129,29 @@ def test_double_fire_of_one_instant_starts_one_run(local: Local):
 
     assert first[0].run_id == second[0].run_id
     assert len(local.executions_of("nightly")) == 1
-    # Step Functions answers a repeat of a running execution (same name and input) as the same start.
-    assert [d["run_id"] for d in local.deliveries.recent("nightly")] == [first[0].run_id] * 2
+    # Step Functions answers a repeat of a running execution (same name and input) as the same start:
+    # neither firing records a row itself, and the one run's start is recorded once.
+    assert local.deliveries.recent("nightly") == []
+    record_run_starts(local)
+    assert [(d["run_id"], d["outcome"]) for d in local.deliveries.recent("nightly")] == [
+        (first[0].run_id, "started")
+    ]
+
+
+def test_a_firing_whose_run_exists_with_other_input_is_recorded_duplicate(local: Local):
+    scheduler = local.scheduler(since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC))
+    run_id = firing_run_id("nightly", 0, FIRE)
+    local.executions.start("nightly", run_id, {"inputs": {}, "trigger": "manual", "started_by": "alice"})
+
+    [firing] = scheduler.fire_due(FIRE)
+
+    assert firing.outcome == "duplicate"
+    [delivery] = local.deliveries.recent("nightly")
+    assert (delivery["outcome"], delivery["run_id"], delivery["delivery_id"]) == (
+        "duplicate",
+        run_id,
+        "2026-03-02T05:30:00Z",
+    )
 
 
 def test_fires_missed_while_the_stack_was_down_are_not_replayed(local: Local):
@@ -147,11 +192,14 @@ def test_matching_event_starts_an_incident_run_with_the_detail(local: Local):
         "started_by": "acme.incidents/Incident Opened",
         "event_id": event_id,
     }
+    assert local.deliveries.recent("responder") == []
+    record_run_starts(local)
     [delivery] = local.deliveries.recent("responder")
-    assert (delivery["trigger"], delivery["delivery_id"], delivery["outcome"]) == (
-        "event",
-        event_id,
+    assert (delivery["trigger"], delivery["run_id"], delivery["outcome"], delivery["source"]) == (
+        "incident",
+        event_run_id("responder", 0, event_id),
         "started",
+        "acme.incidents/Incident Opened",
     )
     assert poller.poll(rule) == []
 
@@ -168,7 +216,10 @@ def test_redelivered_event_starts_one_run(local: Local):
 
     assert len(run_ids) == 2 and len(set(run_ids)) == 1
     assert len(local.executions_of("responder")) == 1
-    assert [d["run_id"] for d in local.deliveries.recent("responder")] == run_ids
+    record_run_starts(local)
+    assert [(d["run_id"], d["outcome"]) for d in local.deliveries.recent("responder")] == [
+        (run_ids[0], "started")
+    ]
 
 
 def test_unreadable_message_is_refused_and_dropped(local: Local):
@@ -182,3 +233,22 @@ def test_unreadable_message_is_refused_and_dropped(local: Local):
     assert local.executions_of("responder") == []
     [delivery] = local.deliveries.recent("responder")
     assert delivery["outcome"] == "refused"
+
+
+def test_event_whose_run_exists_with_other_input_is_recorded_duplicate_under_its_trigger(local: Local):
+    rules = install_rules(local.events, local.sqs, local.catalog)
+    poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries)
+    [rule] = rules
+    event_id = put_incident(local, {"severity": "high"})
+    run_id = event_run_id("responder", 0, event_id)
+    local.executions.start("responder", run_id, {"inputs": {}, "trigger": "manual", "started_by": "alice"})
+
+    assert poller.poll(rule) == [run_id]
+
+    [delivery] = local.deliveries.recent("responder")
+    assert (delivery["trigger"], delivery["delivery_id"], delivery["outcome"], delivery["run_id"]) == (
+        "incident",
+        event_id,
+        "duplicate",
+        run_id,
+    )

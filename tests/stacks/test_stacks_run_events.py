@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import assertions
 from stack_helpers import as_list, policy_statements, resources_of
 
-from flowdeck.constants import ENV_RUNS_TABLE, ENV_STATE_MACHINE_ARN_PREFIX
+from flowdeck.constants import ENV_DELIVERIES_TABLE, ENV_RUNS_TABLE, ENV_STATE_MACHINE_ARN_PREFIX
 from stacks.run_events import RUN_EVENTS_HANDLER
 
 
@@ -91,3 +91,26 @@ def test_may_describe_executions_of_this_apps_state_machines_only(
         parts = resource["Fn::Join"][1]
         assert ":execution:" in parts and parts[-1] == ":*"
         assert any(ref in str(parts) for ref in machines)
+
+
+def test_may_write_but_not_read_the_trigger_history(workflows_template: assertions.Template) -> None:
+    # Runs Scheduler and EventBridge start are recorded by a reaction (a conditional PutItem).
+    _, properties = _run_events_function(workflows_template)
+    assert "DeliveryStore" in str(properties["Environment"]["Variables"][ENV_DELIVERIES_TABLE])
+    statements = policy_statements(workflows_template, properties["Role"]["Fn::GetAtt"][0])
+    on_deliveries = [s for s in statements if "DeliveryStore" in str(s["Resource"])]
+    actions = {a for s in on_deliveries for a in as_list(s["Action"])}
+    assert "dynamodb:PutItem" in actions
+    assert not actions & {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:Scan"}
+
+
+def test_may_read_the_slack_secret_by_name_only(workflows_template: assertions.Template) -> None:
+    # Approvals a finished run left undecided get their Slack message rewritten (the bot token).
+    _, properties = _run_events_function(workflows_template)
+    assert properties["Environment"]["Variables"]["FLOWDECK_SLACK_SECRET_NAME"] == "flowdeck/slack"
+    assert "VpcConfig" not in properties  # outbound HTTPS to Slack without a NAT
+    statements = policy_statements(workflows_template, properties["Role"]["Fn::GetAtt"][0])
+    reads = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    resources = [r for s in reads for r in as_list(s["Resource"])]
+    assert len(resources) == 1
+    assert "secret:flowdeck/slack-??????" in str(resources[0])
