@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
@@ -74,3 +77,14 @@ def caller(request: Request) -> str:
     if len(user) > MAX_USER_LENGTH:
         raise BadRequest(f"{USER_HEADER} is longer than {MAX_USER_LENGTH} characters")
     return user or ANONYMOUS
+
+
+def raw_body(event: APIGatewayProxyEvent) -> bytes:
+    """The body exactly as the sender signed it (API Gateway base64-encodes binary bodies)."""
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise BadRequest("the request body is not valid base64") from None

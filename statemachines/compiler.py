@@ -453,74 +453,31 @@ class _Compiler:
             "Default": fail,
         }
         cause = f"step {step.id} waited {step.pause_timeout}s for Retry step or Skip step (pause_timeout)"
-        if top_level:
-            after = f"{timed_out}?"
-            states[after] = {
-                "Type": "Pass",
-                "Result": {"Error": PAUSE_TIMED_OUT, "Cause": cause},
-                "ResultPath": "$.error",
-                "Next": RECORD_RUN_FAILED,
-            }
-        else:
-            after = f"{timed_out}!"
-            states[after] = {"Type": "Fail", "Error": PAUSE_TIMED_OUT, "Cause": cause}
-        states[timed_out] = {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::dynamodb:updateItem",
-            "Parameters": {
-                "TableName": RUNS_TABLE,
-                "Key": {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": STEP_SK_PREFIX + step.id}},
-                "UpdateExpression": (
-                    "SET #status = :failed, #error = :error, #cause = :cause, #ended_at = :now "
-                    "REMOVE #wait_token"
-                ),
-                "ExpressionAttributeNames": {
-                    "#status": "status",
-                    "#error": "error",
-                    "#cause": "cause",
-                    "#ended_at": "ended_at",
-                    "#wait_token": "wait_token",
-                },
-                "ExpressionAttributeValues": {
-                    ":failed": {"S": "failed"},
-                    ":error": {"S": PAUSE_TIMED_OUT},
-                    ":cause": {"S": cause},
-                    ":now": {"S.$": "$$.State.EnteredTime"},
-                },
-            },
-            "ResultPath": None,
-            "Next": after,
-        }
+        self.deadline_states(step, timed_out, PAUSE_TIMED_OUT, cause, states, top_level)
         return paused
 
-    # -- approval ----------------------------------------------------------------------------
-    def approval_state(self, step: Step, states: dict[str, Any], top_level: bool) -> dict[str, Any]:
-        """One task: the request to the notifier's queue, then wait (a token, no compute) for people.
-
-        Approve answers success (on to the next step); reject answers ApprovalRejected and a cancel
-        Cancelled (the run fails, or stays cancelled); the deadline is this state's timeout.
-        """
-        approval = step.approval or Approval()
-        fail = self.fail_path(step, states, top_level)
-        timed_out = f"{step.id}:{APPROVAL_TIMED_OUT}"
-        cause = f"nobody decided approval {step.id} within {approval.timeout}s (timeout)"
+    def deadline_states(
+        self, step: Step, name: str, error: str, cause: str, states: dict[str, Any], top_level: bool
+    ) -> None:
+        """`name`: record a waiting step failed with `error` at its deadline, then fail the run or branch."""
         if top_level:
-            after = f"{timed_out}?"
+            after = f"{name}?"
             states[after] = {
                 "Type": "Pass",
-                "Result": {"Error": APPROVAL_TIMED_OUT, "Cause": cause},
+                "Result": {"Error": error, "Cause": cause},
                 "ResultPath": "$.error",
                 "Next": RECORD_RUN_FAILED,
             }
         else:
-            after = f"{timed_out}!"
-            states[after] = {"Type": "Fail", "Error": APPROVAL_TIMED_OUT, "Cause": cause}
-        states[timed_out] = {
+            after = f"{name}!"
+            states[after] = {"Type": "Fail", "Error": error, "Cause": cause}
+        states[name] = {
             "Type": "Task",
             "Resource": "arn:aws:states:::dynamodb:updateItem",
             "Parameters": {
                 "TableName": RUNS_TABLE,
                 "Key": {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": STEP_SK_PREFIX + step.id}},
+                # The token no longer waits: a late decision finds nothing to answer.
                 "UpdateExpression": (
                     "SET #step = :step, #status = :failed, #error = :error, #cause = :cause, "
                     "#ended_at = :now REMOVE #wait_token"
@@ -536,7 +493,7 @@ class _Compiler:
                 "ExpressionAttributeValues": {
                     ":step": {"S": step.id},
                     ":failed": {"S": "failed"},
-                    ":error": {"S": APPROVAL_TIMED_OUT},
+                    ":error": {"S": error},
                     ":cause": {"S": cause},
                     ":now": {"S.$": "$$.State.EnteredTime"},
                 },
@@ -544,6 +501,19 @@ class _Compiler:
             "ResultPath": None,
             "Next": after,
         }
+
+    # -- approval ----------------------------------------------------------------------------
+    def approval_state(self, step: Step, states: dict[str, Any], top_level: bool) -> dict[str, Any]:
+        """One task: the request to the notifier's queue, then wait (a token, no compute) for people.
+
+        Approve answers success (on to the next step); reject answers ApprovalRejected and a cancel
+        Cancelled (the run fails, or stays cancelled); the deadline is this state's timeout.
+        """
+        approval = step.approval or Approval()
+        fail = self.fail_path(step, states, top_level)
+        timed_out = f"{step.id}:{APPROVAL_TIMED_OUT}"
+        cause = f"nobody decided approval {step.id} within {approval.timeout}s (timeout)"
+        self.deadline_states(step, timed_out, APPROVAL_TIMED_OUT, cause, states, top_level)
         return {
             "Type": "Task",
             "Comment": step.name or f"approval step {step.id}",

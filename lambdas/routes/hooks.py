@@ -6,8 +6,6 @@ the raw body is their authentication, so they read the body bytes exactly as sen
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
@@ -15,7 +13,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.config import get_settings, per_settings
-from flowdeck.errors import BadRequest
 from flowdeck.triggers.deliveries import Deliveries
 from flowdeck.triggers.secrets import WebhookSecrets
 from flowdeck.triggers.service import (
@@ -27,7 +24,7 @@ from flowdeck.triggers.service import (
     HookAnswer,
     TriggerService,
 )
-from lambdas.deps import run_service
+from lambdas.deps import raw_body, run_service
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
@@ -40,18 +37,6 @@ def trigger_service() -> TriggerService:
 
 
 Service = Annotated[TriggerService, Depends(trigger_service)]
-
-
-def _raw_body() -> bytes:
-    """The request body as sent: API Gateway base64-encodes binary bodies (isBase64Encoded)."""
-    event = router.current_event
-    body = event.body or ""
-    if not event.is_base64_encoded:
-        return body.encode("utf-8")
-    try:
-        return base64.b64decode(body, validate=True)
-    except binascii.Error:
-        raise BadRequest("the request body is not valid base64") from None
 
 
 def _header(name: str) -> str | None:
@@ -81,7 +66,7 @@ def github_hook(service: Service) -> Response[dict[str, Any]]:
     return _answer(
         service.github(
             _header(GITHUB_EVENT_HEADER),
-            _raw_body(),
+            raw_body(router.current_event),
             _header(GITHUB_SIGNATURE_HEADER),
             _header(GITHUB_DELIVERY_HEADER),
             _header("Content-Type"),
@@ -108,7 +93,9 @@ def webhook(wf: str, service: Service) -> Response[dict[str, Any]]:
     """POST /hooks/{wf}."""
     sender = router.current_event.request_context.identity.source_ip
     return _answer(
-        service.webhook(wf, _raw_body(), _header(SIGNATURE_HEADER), _header(DELIVERY_HEADER), sender)
+        service.webhook(
+            wf, raw_body(router.current_event), _header(SIGNATURE_HEADER), _header(DELIVERY_HEADER), sender
+        )
     )
 
 

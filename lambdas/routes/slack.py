@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
@@ -13,7 +11,7 @@ from flowdeck.approvals.slack import SlackApprovals
 from flowdeck.approvals.slack_interactions import SIGNATURE_HEADER, TIMESTAMP_HEADER, SlackInteractions
 from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
-from flowdeck.errors import BadRequest
+from lambdas.deps import raw_body
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
@@ -28,18 +26,6 @@ def slack_interactions() -> SlackInteractions:
 
 
 Service = Annotated[SlackInteractions, Depends(slack_interactions)]
-
-
-def _raw_body() -> bytes:
-    """The body exactly as Slack signed it (API Gateway may base64-encode it)."""
-    event = router.current_event
-    body = event.body or ""
-    if not event.is_base64_encoded:
-        return body.encode("utf-8")
-    try:
-        return base64.b64decode(body, validate=True)
-    except binascii.Error:
-        raise BadRequest("the request body is not valid base64") from None
 
 
 @router.post(
@@ -61,5 +47,7 @@ def _raw_body() -> bytes:
 def interactions(service: Service) -> Response[dict[str, Any]]:
     """POST /slack/interactions."""
     headers = router.current_event.headers  # case-insensitive lookup, as HTTP's
-    answer = service.handle(_raw_body(), headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER))
+    answer = service.handle(
+        raw_body(router.current_event), headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
+    )
     return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
