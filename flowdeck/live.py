@@ -34,6 +34,7 @@ from flowdeck import aws
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK, STEP_SK_PREFIX, TTL_ATTRIBUTE
 from flowdeck.errors import RunNotFound
+from flowdeck.stores.conditions import condition_failed
 from flowdeck.stores.runs import from_item
 from flowdeck.stores.schema import CONNECTIONS_BY_RUN_INDEX
 
@@ -265,7 +266,7 @@ class Connections:
                 },
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -318,7 +319,7 @@ class Connections:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if condition_failed(exc):
                 return None
             raise
         return from_item(answer["Attributes"])
@@ -334,7 +335,7 @@ class Connections:
                 ExpressionAttributeValues={":zero": {"N": "0"}, ":me": {"S": sender}},
             )
         except ClientError as exc:
-            if not _failed_condition(exc):
+            if not condition_failed(exc):
                 raise
 
     def mark_pending(self, connection_id: str, run_id: str) -> bool:
@@ -348,7 +349,7 @@ class Connections:
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":run": {"S": run_id}},
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -369,7 +370,7 @@ class Connections:
                 },
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -390,7 +391,7 @@ class Connections:
                 },
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -403,10 +404,6 @@ def _contiguous(batches: dict[int, dict[str, Any]], last: int) -> list[dict[str,
         last += 1
         run.append(batches[last])
     return run
-
-
-def _failed_condition(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 # -- the service ----------------------------------------------------------------------------------

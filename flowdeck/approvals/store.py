@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from flowdeck.constants import PK, SK, STEP_SK_PREFIX
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.runs import RunStore, _to_ddb, from_item
 
 INBOX_PREFIX = "INBOX#"
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def inbox_key(approver: str, run_id: str, step: str) -> dict[str, Any]:
@@ -49,7 +47,7 @@ class ApprovalStore:
         The first delivery writes; a redelivery of the same message finds the token and changes nothing;
         a step already decided (its token removed) or timed out is never reopened.
         """
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step),
@@ -76,11 +74,7 @@ class ApprovalStore:
                     ":kind": {"S": "approval"},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def note_delivery(self, run_id: str, step: str, token: str, fields: dict[str, Any]) -> bool:
         """Set `approval.<name>` fields (slack ref, delivery errors) while the step waits with `token`."""
@@ -91,7 +85,7 @@ class ApprovalStore:
             names[f"#f{index}"] = name
             values[f":f{index}"] = _to_ddb(value)
             sets.append(f"#approval.#f{index} = :f{index}")
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step),
@@ -100,11 +94,7 @@ class ApprovalStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def decide(
         self,
@@ -149,7 +139,7 @@ class ApprovalStore:
             values[f":s{index}"] = _to_ddb(value)
             clauses.append(f"{'.'.join(aliases)} = :s{index}")
         expression = "SET " + ", ".join(clauses) + (" REMOVE #token" if ends else "")
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step),
@@ -158,15 +148,11 @@ class ApprovalStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def note_closed(self, run_id: str, step: str, closed: dict[str, Any]) -> None:
         """Set `approval.closed` (the Slack message rewritten after the approval ended undecided)."""
-        try:
+        with conditional():
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step),
@@ -175,9 +161,6 @@ class ApprovalStore:
                 ExpressionAttributeNames={"#approval": "approval", "#closed": "closed"},
                 ExpressionAttributeValues={":closed": _to_ddb(closed)},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                raise
 
     # -- inbox --------------------------------------------------------------------------------
     def add_inbox(self, approvers: set[str], run_id: str, step: str, summary: dict[str, Any]) -> None:

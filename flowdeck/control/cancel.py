@@ -23,6 +23,7 @@ from flowdeck.runner.budget import execution_arn
 from flowdeck.runner.cancel_watch import CANCELLED_ERROR
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
 from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.runs import RunStore, from_item
 from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
 
@@ -143,7 +144,7 @@ class RunCanceller:
             names["#cleanup"] = "cleanup"
             values |= {":pending": {"S": "pending"}, ":none": {"L": []}}
         allowed = ", ".join(f":s{i}" for i in range(len(CANCELLABLE)))
-        try:
+        with conditional() as write:
             self.runs.client.update_item(
                 TableName=self.runs.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -152,11 +153,9 @@ class RunCanceller:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        if not write.held:
             now = self._run(run_id) or {}
-            raise Conflict(f"run {run_id} is already {now.get('status', 'gone')}") from None
+            raise Conflict(f"run {run_id} is already {now.get('status', 'gone')}")
 
     def fail_waiting_steps(self, run_id: str, reason: str) -> None:
         """Fail the token of each waiting step (approval, paused) and record the step cancelled."""
@@ -170,7 +169,7 @@ class RunCanceller:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in TOKEN_GONE:
                     log.warning("run %s: step %s token not failed: %s", run_id, step_id, exc)
-            try:
+            with conditional():  # a step no longer waiting keeps its record
                 self.runs.client.update_item(
                     TableName=self.runs.table,
                     Key={PK: {"S": run_id}, SK: {"S": STEP_SK_PREFIX + step_id}},
@@ -187,9 +186,6 @@ class RunCanceller:
                         ":now": {"S": datetime.now(UTC).isoformat()},
                     },
                 )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
 
     def stop_execution(self, run: dict[str, Any], run_id: str, workflow: str, reason: str) -> None:
         """Stop the execution; a queued run has none yet, and a failure only delays the stop."""

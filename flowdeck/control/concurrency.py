@@ -21,6 +21,7 @@ from flowdeck.constants import PK, RUN_SK, SK
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import Conflict
 from flowdeck.status import RunStatus
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore, from_item
 from flowdeck.stores.schema import (
@@ -45,7 +46,6 @@ LIMIT = "max_runs"
 START_JSON = "start_json"
 QUEUED_AT = "queued_at"
 PROMOTED_AT = "promoted_at"
-CONDITION_FAILED = "ConditionalCheckFailedException"
 FINISHED = {s.value for s in RunStatus if s.finished}
 
 
@@ -90,7 +90,7 @@ class ConcurrencyControl:
 
     def acquire(self, workflow: str, run_id: str, max_runs: int) -> Slot | None:
         """Take a slot for the run (idempotent: a holder keeps its one slot); None at the limit."""
-        try:
+        with conditional() as write:
             answer = self.client.update_item(
                 TableName=self.table,
                 Key=self.slots_key(workflow),
@@ -107,16 +107,14 @@ class ConcurrencyControl:
                 # The whole (small) old item: moto leaves an unchanged set out of UPDATED_OLD.
                 ReturnValues="ALL_OLD",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return None
-            raise
+        if not write.held:
+            return None
         before = answer.get("Attributes", {}).get(HOLDERS, {}).get("SS", [])
         return Slot.HELD if run_id in before else Slot.NEW
 
     def release(self, workflow: str, run_id: str) -> bool:
         """Free the run's slot (idempotent); False when the workflow has no slots item (unlimited)."""
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self.slots_key(workflow),
@@ -126,11 +124,7 @@ class ConcurrencyControl:
                 ExpressionAttributeNames={"#holders": HOLDERS, "#pk": PK},
                 ExpressionAttributeValues={":run": {"SS": [run_id]}},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def slots(self, workflow: str) -> tuple[set[str], int] | None:
         """(holders, max_runs) of the workflow, None when it has no slots item."""
@@ -225,18 +219,14 @@ class ConcurrencyControl:
             },
             START_JSON: {"S": json.dumps(payload)},
         }
-        try:
+        with conditional() as write:
             self.client.put_item(
                 TableName=self.table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     # -- promoting --------------------------------------------------------------------------
     def queued_runs(self, workflow: str) -> list[dict[str, Any]]:
@@ -272,7 +262,7 @@ class ConcurrencyControl:
 
     def mark_promoted(self, run_id: str) -> bool:
         """Claim a queued run for starting; False when it is no longer queued (cancelled, started)."""
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -284,11 +274,7 @@ class ConcurrencyControl:
                     ":queued": {"S": RunStatus.QUEUED.value},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def promote(self, workflow: str) -> list[str]:
         """Start the oldest queued runs while slots are free (idempotent); the run ids started."""

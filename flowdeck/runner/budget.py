@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.constants import PK, RUN_SK, SK
 from flowdeck.runner.messages import StepMessage
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
 
 log = logging.getLogger("flowdeck.budget")
@@ -89,7 +90,7 @@ class BudgetGuard:
 
     def record_cancelled(self, message: StepMessage, cause: str) -> str | None:
         """Record the run cancelled if it is still running; its execution ARN when this call won."""
-        try:
+        with conditional() as write:
             answer = self.ddb.update_item(
                 TableName=self.table,
                 Key={PK: {"S": message.run_id}, SK: {"S": RUN_SK}},
@@ -118,10 +119,8 @@ class BudgetGuard:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None  # another worker's guard won, or the run had already ended
-            raise
+        if not write.held:
+            return None  # another worker's guard won, or the run had already ended
         recorded = answer.get("Attributes", {}).get("execution_arn", {}).get("S")
         return recorded or execution_arn(self.arn_prefix, message.workflow, message.run_id)
 

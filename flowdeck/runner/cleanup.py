@@ -24,6 +24,7 @@ from flowdeck.constants import PK, RUN_SK, SK
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
 from flowdeck.runner.supervisor import LineSink, now_iso, prepare_scratch, run_process, step_environment
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore, _to_ddb
 
@@ -200,7 +201,7 @@ class CleanupRunner:
     # -- the run record -------------------------------------------------------------------------
     def claim(self, run_id: str) -> bool:
         """cleanup_status pending -> running; False when another delivery claimed it first."""
-        try:
+        with conditional() as write:
             self.runs.client.update_item(
                 TableName=self.runs.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -212,11 +213,7 @@ class CleanupRunner:
                     ":now": {"S": datetime.now(UTC).isoformat()},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def set_entry(self, run_id: str, index: int, entry: dict[str, Any]) -> None:
         self.update_run(

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
 from flowdeck import aws
 from flowdeck.constants import TTL_ATTRIBUTE
+from flowdeck.stores.conditions import conditional
 
 Stream = Literal["stdout", "stderr", "all"]
 # One Query page; DynamoDB also stops a page at 1 MB, whichever comes first.
@@ -113,15 +112,13 @@ class LogStore:
         }
         for _ in range(MAX_SEQ_ATTEMPTS):
             seq = last + 1
-            try:
+            with conditional() as write:
                 self.client.put_item(
                     TableName=self.table,
                     Item=item | {"seq": {"N": str(seq)}},
                     ConditionExpression="attribute_not_exists(seq)",
                 )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
+            if not write.held:
                 # Another writer took it: start over from the run's real maximum.
                 last = max(self.last_seq(run_id), seq)
                 continue

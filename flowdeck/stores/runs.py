@@ -27,6 +27,7 @@ from flowdeck.constants import (
 )
 from flowdeck.errors import BadRequest
 from flowdeck.history import HistoryPlan
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.schema import (
     BY_STARTED_INDEX,
     BY_WORKFLOW_INDEX,
@@ -286,7 +287,7 @@ class RunStore:
 
     def set_duration(self, run_id: str, started_at: str, ended_at: str, milliseconds: int) -> bool:
         """Record an ended run's duration (by-duration's key); False if its start or end changed meanwhile."""
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -303,11 +304,7 @@ class RunStore:
                     ":ended": {"S": ended_at},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     # -- worker writes ----------------------------------------------------------------------
     def start_attempt(
@@ -339,18 +336,14 @@ class RunStore:
             "token": digest,
         }
         item |= fields | {ATTEMPT_PREFIX + str(attempt): fields | {"attempt": attempt}}
-        try:
+        with conditional() as write:
             # A step the state machine gave up on (token "lost") is final: a late redelivery is refused.
             self._put(
                 item,
                 "attribute_not_exists(#token) OR (#token <> :token AND #token <> :lost)",
                 {":token": digest, ":lost": LOST_TOKEN},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
-        return item
+        return item if write.held else None
 
     def finish_attempt(
         self,
@@ -365,24 +358,16 @@ class RunStore:
         """
         record_name = ATTEMPT_PREFIX + str(started["attempt"])
         item = started | fields | {record_name: started[record_name] | attempt_fields}
-        try:
+        with conditional() as write:
             self._put(item, "#token = :token", {":token": started["token"]})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def update_running(self, started: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
         """Re-put the running step's item with `fields` (usage so far); None if taken over meanwhile."""
         item = started | fields
-        try:
+        with conditional() as write:
             self._put(item, "#token = :token", {":token": started["token"]})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
-        return item
+        return item if write.held else None
 
     def add_run_usage(
         self, run_id: str, cost_usd: Decimal, tokens: dict[str, tuple[int, int]]
@@ -396,7 +381,7 @@ class RunStore:
             names |= {f"#i{index}": TOKENS_IN_PREFIX + model, f"#o{index}": TOKENS_OUT_PREFIX + model}
             values |= {f":i{index}": {"N": str(input_tokens)}, f":o{index}": {"N": str(output_tokens)}}
             parts += [f"#i{index} :i{index}", f"#o{index} :o{index}"]
-        try:
+        with conditional() as write:
             answer = self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -407,10 +392,8 @@ class RunStore:
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_NEW",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
+        if not write.held:
+            return None
         total = answer.get("Attributes", {}).get("cost_usd")
         if total is None:
             # An ADD of zero may come back without the attribute (moto): read the total instead.
@@ -427,7 +410,7 @@ class RunStore:
     # -- retries (flowdeck.control.retry) ------------------------------------------------------
     def claim_retry(self, run_id: str, retry_of: str, start: list[str], reused: list[str]) -> bool:
         """Record a retry's plan under its new run id, once; False when that id was claimed before."""
-        try:
+        with conditional() as write:
             self.client.put_item(
                 TableName=self.table,
                 Item={
@@ -440,11 +423,7 @@ class RunStore:
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def retry_claim(self, run_id: str) -> dict[str, Any] | None:
         """The plan claim_retry recorded for this run id, if any."""
@@ -514,7 +493,7 @@ class RunStore:
         Written from `failed` (a later pause than any recorded), or again with the same token (a
         redelivery): never over a decision already taken.
         """
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step_id),
@@ -539,16 +518,12 @@ class RunStore:
                     ":allow_skip": {"BOOL": allow_skip},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def set_run_status(self, run_id: str, workflow: str, status: str, only_from: tuple[str, ...]) -> bool:
         """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`."""
         values = {f":from{i}": {"S": value} for i, value in enumerate(only_from)}
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
@@ -558,11 +533,7 @@ class RunStore:
                 ExpressionAttributeValues=values
                 | {":status": {"S": status}, ":ws": {"S": workflow_status(workflow, status)}},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def record_decision(
         self,
@@ -604,7 +575,7 @@ class RunStore:
                 aliases.append(f"#x{index}_{depth}")
             values[f":x{index}"] = _to_ddb(value)
             sets.append(f"{'.'.join(aliases)} = :x{index}")
-        try:
+        with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._step_key(run_id, step_id),
@@ -613,11 +584,7 @@ class RunStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.held
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(

@@ -19,11 +19,10 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
 from flowdeck import aws
 from flowdeck.constants import PK as RUNS_PK
 from flowdeck.constants import TTL_ATTRIBUTE
+from flowdeck.stores.conditions import conditional
 from flowdeck.stores.schema import DELIVERY_KEY_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ MAX_TEXT = 500
 # Run triggers whose deliveries no Flowdeck code receives on AWS (Scheduler and EventBridge call
 # StartExecution themselves): the run-events reaction records them from the run item.
 DIRECT_START_TRIGGERS: Final = frozenset({"schedule", "event", "incident"})
-CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 
 
 def _text(value: str | None) -> str | None:
@@ -108,18 +106,14 @@ class Deliveries:
         if not once:
             self.client.put_item(TableName=self.table_name, Item=item)
             return True
-        try:
+        with conditional() as write:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def claim(self, workflow: str, trigger: str, delivery_id: str) -> bool:
         """True for the first claim of a delivery id, False for a repeat (one conditional put).
@@ -127,7 +121,7 @@ class Deliveries:
         Step Functions alone cannot tell: StartExecution with a running execution's name and input
         succeeds again. Claims live under workflow `claim#<workflow>`, apart from what `recent` reads.
         """
-        try:
+        with conditional() as write:
             self.client.put_item(
                 TableName=self.table_name,
                 Item={
@@ -138,11 +132,7 @@ class Deliveries:
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return write.held
 
     def recent(self, workflow: str, limit: int = 50) -> list[dict]:
         """The workflow's latest deliveries, newest first, as plain dicts."""
