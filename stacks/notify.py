@@ -174,12 +174,6 @@ class ApprovalNotifier(Construct):
                     "PutTelemetryRecords (active tracing) do not support resource-level permissions.",
                     applies_to=["Resource::*"],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="The runs table grant includes its indexes (index/*): the notifier reads and "
-                    "writes run and step items only.",
-                    applies_to=[{"regex": "/^Resource::.*/index/\\*$/g"}],
-                ),
             ],
             apply_to_children=True,
         )

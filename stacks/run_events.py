@@ -139,12 +139,6 @@ class RunEventsHandler(Construct):
                     "this app's state machines (<machine>:*).",
                     applies_to=[{"regex": "/^Resource::arn:<AWS::Partition>:states:.*:execution:.*:\\*$/g"}],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="The runs table grant includes its indexes (index/*): queued runs are read from "
-                    "the runs table's workflow indexes.",
-                    applies_to=[{"regex": "/^Resource::.*/index/\\*$/g"}],
-                ),
             ],
             apply_to_children=True,
         )
