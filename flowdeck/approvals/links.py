@@ -14,19 +14,17 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
-from flowdeck import aws
 from flowdeck.errors import FlowdeckError, Unauthorized
+from flowdeck.secret_store import SecretStrings
 
 KEY_BYTES = 32
 # Tokens longer than this are refused before any decoding (a link is far shorter).
 MAX_TOKEN_CHARS = 2048
+# The link key rarely changes (rotating it voids every open link): cached longer than other secrets.
 CACHE_SECONDS = 300.0
 
 
@@ -110,41 +108,18 @@ class LinkKey:
 
     def __init__(self, secret_name: str, client: Any = None) -> None:
         self.secret_name = secret_name
-        self._client = client
-        self._cached: tuple[float, bytes] | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("secretsmanager")
-        return self._client
+        self.store = SecretStrings(client, CACHE_SECONDS)
 
     def get(self) -> bytes:
         """The key; Unauthorized when the secret is missing (links cannot be checked, so none is honoured)."""
-        with self._lock:
-            if self._cached and time.monotonic() - self._cached[0] < CACHE_SECONDS:
-                return self._cached[1]
-        try:
-            value = self.client.get_secret_value(SecretId=self.secret_name).get("SecretString") or ""
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in {"ResourceNotFoundException", "InvalidRequestException"}:
-                raise
-            value = ""
+        value = self.store.get(self.secret_name)
         if not value:
             raise Unauthorized(f"approval links are not set up (secret {self.secret_name} is missing)")
-        key = value.encode()
-        with self._lock:
-            self._cached = (time.monotonic(), key)
-        return key
+        return value.encode()
 
     def ensure(self) -> None:
         """Create the secret with a random key if absent (the local stack's bootstrap)."""
-        try:
-            self.client.create_secret(Name=self.secret_name, SecretString=secrets.token_urlsafe(KEY_BYTES))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceExistsException":
-                raise
+        self.store.create(self.secret_name, secrets.token_urlsafe(KEY_BYTES))
 
 
 def link_url(public_api_url: str, token: str) -> str:

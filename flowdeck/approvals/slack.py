@@ -9,31 +9,24 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from flowdeck import aws
 from flowdeck.approvals.directory import Directory, DirectoryError
 from flowdeck.approvals.policy import approvers_of
 from flowdeck.config import Settings, get_settings
+from flowdeck.secret_store import CACHE_SECONDS, SecretStrings
 
 APPROVE_ACTION: Final = "flowdeck_approve"
 REJECT_ACTION: Final = "flowdeck_reject"
 OPEN_ACTION: Final = "flowdeck_open"
 DECISION_ACTIONS: Final = {APPROVE_ACTION: "approve", REJECT_ACTION: "reject"}
 ACTIONS_BLOCK: Final = "flowdeck_approval"
-# Same reasoning as the webhook secrets: a rotated secret applies within a minute, a burst of
-# clicks costs one GetSecretValue.
-CACHE_SECONDS: Final = 60.0
-_MISSING = {"ResourceNotFoundException", "InvalidRequestException", "DecryptionFailure"}
 # Block Kit limits: header text 150, section text 3000, button value 2000 characters.
 HEADER_LIMIT: Final = 150
 TEXT_LIMIT: Final = 3000
@@ -70,45 +63,16 @@ class SlackSecrets:
     ) -> None:
         self.settings = settings or get_settings()
         self.name = name or self.settings.slack_secret_name
-        self._client = client
-        self.cache_seconds = cache_seconds
-        self._cached: tuple[float, SlackCredentials | None] | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("secretsmanager", self.settings)
-        return self._client
+        self.store = SecretStrings(client, cache_seconds, self.settings)
 
     def get(self) -> SlackCredentials | None:
         """The credentials, or None when the secret is absent or not `{bot_token, signing_secret}`."""
-        now = time.monotonic()
-        with self._lock:
-            if self._cached and now - self._cached[0] < self.cache_seconds:
-                return self._cached[1]
-        try:
-            raw = self.client.get_secret_value(SecretId=self.name).get("SecretString") or ""
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _MISSING:
-                raise
-            raw = ""
-        credentials = parse_credentials(raw)
-        with self._lock:
-            self._cached = (now, credentials)
-        return credentials
+        return parse_credentials(self.store.get(self.name) or "")
 
     def put(self, credentials: SlackCredentials) -> None:
         """Create or replace the secret (`flowdeck secrets set-slack`)."""
         value = json.dumps({"bot_token": credentials.bot_token, "signing_secret": credentials.signing_secret})
-        try:
-            self.client.create_secret(Name=self.name, SecretString=value)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceExistsException":
-                raise
-            self.client.put_secret_value(SecretId=self.name, SecretString=value)
-        with self._lock:
-            self._cached = None
+        self.store.put(self.name, value)
 
 
 def parse_credentials(raw: str) -> SlackCredentials | None:

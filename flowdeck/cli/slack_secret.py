@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import boto3
 import typer
@@ -15,6 +15,20 @@ from flowdeck.approvals.slack import SlackSecrets, parse_credentials
 from flowdeck.config import get_settings
 
 EXPECTED = '{"bot_token": "xoxb-...", "signing_secret": "..."}'
+
+
+def secrets_client(endpoint_url: str | None) -> Any:
+    """Secrets Manager for `flowdeck secrets`: the local stack's emulator when given, else AWS."""
+    settings = get_settings()
+    endpoint = endpoint_url or settings.aws_endpoint_url
+    # The local emulator takes any credentials; on AWS the caller's own (profile, SSO, ...) apply.
+    return boto3.client(
+        "secretsmanager",
+        region_name=settings.region,
+        endpoint_url=endpoint,
+        aws_access_key_id="local" if endpoint else None,
+        aws_secret_access_key="local" if endpoint else None,
+    )
 
 
 def set_slack(
@@ -34,15 +48,7 @@ def set_slack(
     if credentials is None:
         raise typer.BadParameter(f"expected {EXPECTED}, both non-empty", param_hint="stdin")
     settings = get_settings()
-    endpoint = endpoint_url or settings.aws_endpoint_url
-    # The local emulator takes any credentials; on AWS the caller's own (profile, SSO, ...) apply.
-    client = boto3.client(
-        "secretsmanager",
-        region_name=settings.region,
-        endpoint_url=endpoint,
-        aws_access_key_id="local" if endpoint else None,
-        aws_secret_access_key="local" if endpoint else None,
-    )
+    client = secrets_client(endpoint_url)
     secrets = SlackSecrets(settings.slack_secret_name, client, settings=settings)
     secrets.put(credentials)
     Console(stderr=True).print(f"set {escape(secrets.name)}")

@@ -7,7 +7,6 @@ import sys
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import boto3
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -16,8 +15,7 @@ from rich.text import Text
 
 from flowdeck.cli.client import DEFAULT_API, ApiClient, ApiError
 from flowdeck.cli.render import _local_time
-from flowdeck.cli.slack_secret import set_slack
-from flowdeck.config import get_settings
+from flowdeck.cli.slack_secret import secrets_client, set_slack
 from flowdeck.triggers.secrets import WebhookSecrets, secret_id
 
 OUTCOME_STYLES = {"started": "green", "duplicate": "cyan", "refused": "red", "ignored": "yellow"}
@@ -105,16 +103,7 @@ def set_webhook(
     )
     if not value:
         raise typer.BadParameter("the secret value is empty", param_hint="stdin")
-    settings = get_settings()
-    endpoint = endpoint_url or settings.aws_endpoint_url
-    # The local emulator takes any credentials; on AWS the caller's own (profile, SSO, ...) apply.
-    client = boto3.client(
-        "secretsmanager",
-        region_name=settings.region,
-        endpoint_url=endpoint,
-        aws_access_key_id="local" if endpoint else None,
-        aws_secret_access_key="local" if endpoint else None,
-    )
+    client = secrets_client(endpoint_url)
     WebhookSecrets(client).put(name, value)
     Console(stderr=True).print(f"set {escape(secret_id(name))}")
 
