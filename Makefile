@@ -20,7 +20,7 @@ run: setup  ## start the local stack, run the demo workflow, keep serving until 
 	$(BIN)/flowdeck up --demo
 
 test: setup  ## the whole suite: unit, integration, stacks (CDK, cdk-nag, cfn-lint), end-to-end
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

@@ -35,3 +35,11 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, keep each costly session fixture on one worker (one CDK synthesis, one browser stack)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in {"stacks", "browser"}:
+            item.add_marker(pytest.mark.xdist_group(tier))
