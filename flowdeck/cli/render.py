@@ -428,6 +428,57 @@ def hidden_columns(table: Table) -> list[str]:
     return [column for column in RUN_COLUMNS if column not in shown]
 
 
+def wait_notice(run_id: str, step: dict[str, Any]) -> list[str]:
+    """What a waiting step waits for and the commands that decide it (rich markup, escaped)."""
+    step_id, rid = escape(str(step["id"])), escape(run_id)
+    approval = step.get("approval")
+    if isinstance(approval, dict):
+        message = f": {escape(str(approval['message']))}" if approval.get("message") else ""
+        return [
+            f"[yellow]⏸ Approval needed[/yellow] for step [bold]{step_id}[/bold]{message}",
+            f"  {approval.get('min_approvals', 1)} of: {escape(str(approval.get('who_may_decide', '')))}; "
+            f"deadline {_local_time(approval.get('deadline'))}",
+            f"  Decide with: flowdeck approve {rid} {step_id}",
+            f"               flowdeck reject {rid} {step_id} --comment WHY",
+        ]
+    why = f" ({escape(error_text(step['error'], step.get('cause')))})" if step.get("error") else ""
+    choices = [f"flowdeck retry {rid} --step {step_id}"]
+    if step.get("allow_skip"):
+        choices.append(f"flowdeck skip {rid} {step_id}")
+    choices.append(f"flowdeck cancel {rid}")
+    return [
+        f"[yellow]⏸ Paused[/yellow]: step [bold]{step_id}[/bold] failed{why}; "
+        f"it waits for a decision until {_local_time(step.get('wait_deadline'))}",
+        *(f"  {'Decide with:' if i == 0 else ' ' * 12} {choice}" for i, choice in enumerate(choices)),
+    ]
+
+
+class WaitNotices:
+    """Prints, once per wait, what a followed run waits for (an approval, a step paused on failure)."""
+
+    def __init__(self, run_id: str, console: Console) -> None:
+        self.run_id = run_id
+        self.console = console
+        self.told: set[tuple[str, Any, Any]] = set()
+
+    def pending(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """Waiting steps not told yet (a step that waits again, after a retry, is told again)."""
+        return [
+            s for s in run.get("steps", []) if s.get("status") == "waiting" and self._key(s) not in self.told
+        ]
+
+    @staticmethod
+    def _key(step: dict[str, Any]) -> tuple[str, Any, Any]:
+        return (str(step["id"]), step.get("attempt"), step.get("waiting_since"))
+
+    def tell(self, run: dict[str, Any]) -> None:
+        """Print the notice of each waiting step of `run` (a full GET /runs/{id} view) not told yet."""
+        for step in self.pending(run):
+            self.told.add(self._key(step))
+            # Wrapped by rich at spaces, so a run id is never split across lines.
+            self.console.print("\n".join(wait_notice(self.run_id, step)), highlight=False)
+
+
 def wait_for_run(
     client: ApiClient,
     run_id: str,
@@ -458,12 +509,17 @@ def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[st
     feed = LiveFeed(ws_url(client.base_url), run_id, user=client.http.headers.get("X-Flowdeck-User"))
     run: dict[str, Any] = {"run_id": run_id, "steps": []}
     with Live(console=console, refresh_per_second=8, transient=True) as live:
+        notices = WaitNotices(run_id, live.console)
 
         def on_change(current: dict[str, Any]) -> None:
             if "trigger" not in current:  # first sign of the run: take its full view (plan, trigger)
                 with contextlib.suppress(ApiError):
                     seen = {k: v for k, v in current.items() if k != "steps"}
                     current.update(client.get_run(run_id) | seen)
+            if notices.pending(current):
+                # A step message has no approval policy or deadline: the run's full view has.
+                with contextlib.suppress(ApiError):
+                    notices.tell(client.get_run(run_id))
             live.update(run_view(current, live=True))
 
         live.update(Text(f"waiting for run {run_id} to start…", "dim"))
@@ -483,9 +539,12 @@ def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, An
         pass  # no WebSocket endpoint (an older stack, or AWS without FLOWDECK_WS_URL): poll instead
 
     def show(run: dict[str, Any] | None) -> None:
+        if run:
+            notices.tell(run)
         live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))
 
     with Live(console=console, refresh_per_second=8, transient=True) as live:
+        notices = WaitNotices(run_id, live.console)
         run = wait_for_run(client, run_id, show)
     console.print(run_view(run))
     return run
