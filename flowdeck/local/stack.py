@@ -272,6 +272,8 @@ class LocalStack:
             constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
             constants.ENV_APPROVALS_QUEUE_URL: self.approvals_queue_url,
             constants.ENV_PUBLIC_API_URL: self.api_url,
+            # The same server serves the dashboard at `/` (SPEC §6).
+            constants.ENV_DASHBOARD_URL: self.api_url,
             constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
             constants.ENV_STATE_MACHINE_ARN_PREFIX: (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{constants.STATE_MACHINE_PREFIX}"
