@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -42,6 +43,7 @@ STYLES = {
     "skipped": "dim",
     "cancelled": "magenta",
 }
+BUDGET_EXCEEDED = "BudgetExceeded"
 FINISHED = {status.value for status in RunStatus if status.finished}
 POLL_SECONDS = 0.25
 # The run item appears when the state machine's first state runs, a moment after StartExecution.
@@ -81,9 +83,25 @@ def usd(value: Any) -> str:
     return f"${amount:.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.6f}"
 
 
+def exact_usd(value: Any) -> str:
+    """Every digit of an amount (`$0.0512`): beside a limit it passed, rounding could make them read equal."""
+    try:
+        amount = Decimal(str(value or 0))
+    except InvalidOperation:
+        return usd(value)
+    return "$" + format(amount.normalize(), "f")
+
+
+def run_cost(run: dict[str, Any]) -> str:
+    """The run's cost as shown in its header: exact when the budget guard stopped it (its message says
+    `run cost $0.0512 passed max_cost_usd $0.05`: `Cost: $0.05` beside that would read as a contradiction)."""
+    budget = BUDGET_EXCEEDED in (run.get("cancel_reason"), run.get("error"))
+    return exact_usd(run["cost_usd"]) if budget else usd(run["cost_usd"])
+
+
 def _cost(run: dict[str, Any]) -> str:
     """`   Cost: $0.12` once the run has recorded a cost; nothing before."""
-    return f"   Cost: {usd(run['cost_usd'])}" if run.get("cost_usd") else ""
+    return f"   Cost: {run_cost(run)}" if run.get("cost_usd") else ""
 
 
 # A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
@@ -100,7 +118,7 @@ def _header_parts(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("Trigger", str(run.get("trigger"))),
     ]
     if run.get("cost_usd"):
-        parts.append(("Cost", usd(run["cost_usd"])))
+        parts.append(("Cost", run_cost(run)))
     return parts
 
 
