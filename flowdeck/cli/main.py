@@ -142,10 +142,11 @@ def run(
             elif queued:
                 console.print(
                     f"Queued run [bold]{run_id}[/bold]: {workflow} is at its concurrency limit and starts it "
-                    f"when a run ends — watch it: flowdeck show {run_id}"
+                    f"when a run ends\n  watch it: flowdeck show {run_id}"
                 )
             else:
-                console.print(f"Started run [bold]{run_id}[/bold] — watch it: flowdeck show {run_id}")
+                # The command on its own line: wrapping never splits it from the run id.
+                console.print(f"Started run [bold]{run_id}[/bold]\n  watch it: flowdeck show {run_id}")
             return
         if queued and not options.json:
             console.print(f"Queued run [bold]{run_id}[/bold]: waiting for a free slot of {workflow}…")

@@ -13,7 +13,7 @@ from rich.panel import Panel
 
 from flowdeck.cli.client import ApiClient, ApiError
 from flowdeck.cli.render import follow_run
-from flowdeck.constants import DEMO_WORKFLOW, RUNS_TABLE
+from flowdeck.constants import DEMO_WORKFLOW
 from flowdeck.errors import InvalidDefinition
 from flowdeck.local.stack import LocalStack
 
@@ -72,7 +72,7 @@ def up(
         restored = stack.restored
         if restored.items:
             console.print(
-                f"Restored {restored.items.get(RUNS_TABLE, 0)} run items, {restored.objects} artifacts and "
+                f"Restored {restored.runs} runs, {restored.objects} artifacts and "
                 f"{restored.secrets} secrets from {stack.state.folder}",
                 highlight=False,
                 soft_wrap=True,

@@ -57,6 +57,7 @@ class Restored:
     """What a start found on disk: counts, and the runs that were in flight."""
 
     items: dict[str, int] = field(default_factory=dict)
+    runs: int = 0
     objects: int = 0
     secrets: int = 0
     in_flight: list[dict[str, Any]] = field(default_factory=list)
@@ -87,6 +88,8 @@ class LocalState:
             self._save_tables()
             self._save_objects()
             self._save_secrets()
+            # When the stack was last seen alive: a run it left in flight ended then, not at the next start.
+            _write_atomically(self.folder / "saved_at", datetime.now(UTC).isoformat())
 
     def _save_tables(self) -> None:
         ddb = self.clients("dynamodb")
@@ -177,6 +180,7 @@ class LocalState:
                     pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             restored.items[table] = len(items)
             if table == constants.RUNS_TABLE:
+                restored.runs = sum(1 for i in items if i.get(SK, {}).get("S") == RUN_SK)
                 restored.in_flight = [
                     {"run_id": i[PK]["S"], "workflow": i.get("workflow", {}).get("S", "")}
                     for i in items
@@ -235,7 +239,8 @@ class LocalState:
         """Record each run that was in flight failed (LocalStackStopped), with its running or waiting
         steps; the runs' ends then reach the run-events reactions as any end does. The run ids failed."""
         ddb = self.clients("dynamodb")
-        now = datetime.now(UTC).isoformat()
+        saved_at = self.folder / "saved_at"
+        now = saved_at.read_text().strip() if saved_at.exists() else datetime.now(UTC).isoformat()
         failed = []
         for run in runs:
             run_id, cause = run["run_id"], stopped_cause(run["run_id"])

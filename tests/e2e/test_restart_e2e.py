@@ -93,10 +93,13 @@ def test_runs_in_flight_are_recorded_failed_and_retryable(
     assert set(stack.interrupted) == {before_restart["waiting"], before_restart["running"]}
     waiting = api.get(f"/runs/{before_restart['waiting']}").json()
     running = api.get(f"/runs/{before_restart['running']}").json()
+    saved_at = (stack.state.folder / "saved_at").read_text()
     for run in (waiting, running):
         assert run["status"] == "failed"
         assert run["error"] == "LocalStackStopped"
-        assert run["ended_at"]
+        assert f"flowdeck retry {run['run_id']}" in run["error_cause"]
+        # Ended when the stack stopped (its last save), not when it started again.
+        assert run["started_at"] < run["ended_at"] <= saved_at
     assert steps_by_id(waiting)["approval"]["status"] == "failed"
     assert steps_by_id(running)["first"]["status"] == "succeeded"
     assert steps_by_id(running)["long"]["status"] == "failed"
