@@ -120,11 +120,15 @@ class LocalStack:
         )
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def prepare_data_dir(self) -> None:
+        """The data folder, emptied of kept state and scratch first with `fresh` (logs stay: they append)."""
         if self.fresh:
             for part in ("state", "scratch"):
                 shutil.rmtree(self.data_dir / part, ignore_errors=True)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> LocalStack:
+        self.prepare_data_dir()
         try:
             self._start_emulator()
             self._bootstrap()

@@ -117,10 +117,12 @@ def test_secrets_are_kept(after_restart: Any) -> None:
     assert stack.client("secretsmanager").get_secret_value(SecretId="deploy-hook")["SecretString"] == "s3cret"
 
 
-def test_fresh_starts_empty(data_dir: Path, after_restart: Any) -> None:
+def test_fresh_forgets_the_kept_state_and_scratch(data_dir: Path, after_restart: Any) -> None:
     stack, _ = after_restart
     stack.stop()
-    with LocalStack(HERE / "restart", port=free_port(), workers=1, data_dir=data_dir, fresh=True) as empty:
-        answer = httpx.get(f"{empty.api_url}/runs", headers=USER).json()
-        assert answer["runs"] == []
-        assert empty.interrupted == []
+    assert (data_dir / "state" / "tables").is_dir() and (data_dir / "scratch").is_dir()
+
+    LocalStack(HERE / "restart", data_dir=data_dir, fresh=True).prepare_data_dir()
+
+    assert not (data_dir / "state").exists() and not (data_dir / "scratch").exists()
+    assert (data_dir / "logs" / "emulator.log").exists()  # logs append; they are not state
