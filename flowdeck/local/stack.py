@@ -74,6 +74,7 @@ class LocalStack:
         worker_concurrency: int = 4,
         data_dir: Path | None = None,
         fresh: bool = False,
+        keep_state: bool = True,
     ) -> None:
         self.workflows_dir = workflows_dir.resolve()
         self.catalog = Catalog.from_dir(self.workflows_dir)  # refuse bad definitions before starting anything
@@ -83,6 +84,8 @@ class LocalStack:
         # One folder per stack: two stacks of one checkout (other ports) share no logs, scratch or state.
         self.data_dir = (data_dir or default_data_dir(port)).resolve()
         self.fresh = fresh
+        # Off for throwaway stacks (tests, benches): no restore, and no saves competing for the CPU.
+        self.keep_state = keep_state
         self.state = LocalState(self.data_dir / "state", self.client)
         self.restored = Restored()
         self.interrupted: list[str] = []  # runs the previous stack left in flight, recorded failed
@@ -132,9 +135,10 @@ class LocalStack:
         try:
             self._start_emulator()
             self._bootstrap()
-            # Before any stream poller starts: restored items are history, not changes to react to.
-            self.restored = self.state.restore()
-            self._state_loaded = True
+            if self.keep_state:
+                # Before any stream poller starts: restored items are history, not changes to react to.
+                self.restored = self.state.restore()
+                self._state_loaded = True
             self._configure_this_process()
             for index in range(self.worker_count):
                 self._start_worker(index)
@@ -152,7 +156,8 @@ class LocalStack:
             # After the stream pollers start: these ends free slots and close approvals as any end does.
             self.interrupted = self.state.fail_interrupted(self.restored.in_flight)
             self._start_triggers()
-            PeriodicSave(self.state, self._stopping).start()
+            if self.keep_state:
+                PeriodicSave(self.state, self._stopping).start()
         except BaseException:
             self.stop()
             raise
