@@ -155,6 +155,7 @@ class LocalStack:
             self._start_api()
             # After the stream pollers start: these ends free slots and close approvals as any end does.
             self.interrupted = self.state.fail_interrupted(self.restored.in_flight)
+            self._start_queued()
             self._start_triggers()
             if self.keep_state:
                 PeriodicSave(self.state, self._stopping).start()
@@ -213,6 +214,25 @@ class LocalStack:
             self.state.save()
         except (BotoCoreError, ClientError, OSError) as exc:
             print(f"flowdeck: the local state was not saved: {exc}", file=sys.stderr)
+
+    def _start_queued(self) -> None:
+        """Start restored queued runs whose slots are free: an end the stopped stack never reacted to
+        (its stream record was lost with the emulator) would otherwise leave them queued."""
+        if not self.restored.runs:
+            return
+        from flowdeck.control.concurrency import ConcurrencyControl
+        from flowdeck.stores.executions import Executions
+
+        control = ConcurrencyControl(
+            RunStore(constants.RUNS_TABLE, self.client("dynamodb")),
+            Executions(self.env[constants.ENV_STATE_MACHINE_ARN_PREFIX], self.client("stepfunctions")),
+        )
+        for name, definition in self.catalog.definitions.items():
+            if definition.runtime_config.concurrency.max_runs:
+                try:
+                    control.promote(name)  # frees the slots of finished holders first (reclaim)
+                except (BotoCoreError, ClientError) as exc:
+                    print(f"flowdeck: queued runs of {name} not started: {exc}", file=sys.stderr)
 
     # -- parts ------------------------------------------------------------------------------
     def _log(self, name: str) -> IO[bytes]:

@@ -59,7 +59,9 @@ def before_restart(data_dir: Path) -> dict[str, str]:
         poll(
             api, running, lambda r: {"id": "long", "status": "running"}.items() <= step_of(r, "long").items()
         )
-    return {"finished": finished, "waiting": waiting, "running": running}
+        queued = start(api, "busy")
+        assert api.get(f"/runs/{queued}").json()["status"] == "queued"
+    return {"finished": finished, "waiting": waiting, "running": running, "queued": queued}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,19 @@ def test_a_finished_run_keeps_its_record_logs_and_artifacts(
     assert preview["preview"].strip() == "report"
     history = api.get("/runs", params={"workflow": "kept"}).json()
     assert [r["run_id"] for r in history["runs"]] == [run_id]
+
+
+def test_a_queued_run_starts_once_the_run_it_waited_for_is_recorded_failed(
+    before_restart: dict[str, str], after_restart: Any
+) -> None:
+    _, api = after_restart
+    queued = before_restart["queued"]
+
+    run = poll(api, queued, lambda r: r.get("status") != "queued")
+
+    assert run["status"] in ("running", "succeeded")
+    # Not left running: the retry below takes the one slot (and a stack stops once its steps stopped).
+    assert api.post(f"/runs/{queued}/cancel", json={"mode": "force"}).status_code == 202
 
 
 def test_runs_in_flight_are_recorded_failed_and_retryable(
