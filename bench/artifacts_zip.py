@@ -95,7 +95,9 @@ def main() -> None:
         folder.mkdir()
         write_workflow(folder, args.files, args.size_mb)
         with (
-            LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=60) as api,
         ):
             run_id = api.post("/workflows/artifacts-bench/runs", json={}).json()["run_id"]

@@ -316,7 +316,9 @@ def main() -> None:
         shutil.copy(REPO / "workflows" / "production-deploy.yaml", folder)
         (folder / "five-steps.yaml").write_text(FIVE_STEPS)
         with (
-            LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=60) as api,
         ):
             ws_url = stack.api_url.replace("http://", "ws://") + "/ws"

@@ -50,7 +50,9 @@ def main() -> None:
         folder.mkdir()
         write_workflow(folder, args.steps)
         with (
-            LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=30) as api,
         ):
             run_once(api)  # warm-up: imports, first connections

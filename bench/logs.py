@@ -146,7 +146,9 @@ def main() -> None:
         folder.mkdir()
         write_workflows(folder, args.lines, args.fanout_lines)
         with (
-            LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=30) as api,
         ):
             # 1. latency

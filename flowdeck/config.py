@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Approvals (issue 4): the notifier's queue, where links point, e-mail sender, secrets, Slack.
     approvals_queue_url: str = ""
     public_api_url: str = f"http://{constants.LOCAL_API_HOST}:{constants.LOCAL_API_PORT}"
+    # Where the dashboard is served (locally the stack's own URL; on AWS the FlowdeckWeb stack's); empty:
+    # no dashboard yet, and links point at the API's run.
+    dashboard_url: str = ""
     ses_sender: str = "flowdeck@example.com"
     approval_link_secret_name: str = "flowdeck/approvals/link-key"  # noqa: S105 - a name
     slack_api_url: str = "https://slack.com/api/"

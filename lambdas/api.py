@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from functools import cache
@@ -93,12 +94,21 @@ def validation_error(error: RequestValidationError) -> Response:
         return error_response(400, "BadRequest", f"request body is not valid JSON: {why}")
     # Field and pydantic's message only: no input values, no model dump, no traceback.
     message = "; ".join(f"{_field(p['loc'])}: {_FRIENDLY.get(p['type'], p['msg'])}" for p in problems)
+    sent_as = _content_type(app.current_event.raw_event)
+    if (
+        sent_as
+        and sent_as != content_types.APPLICATION_JSON
+        and any(p["loc"][:1] == ("body",) for p in problems)
+    ):
+        # A form-encoded body is read field by field: say so, or the fields' errors read as nonsense.
+        message = f"the body was sent as {sent_as}: send JSON with Content-Type: application/json ({message})"
     return error_response(422, "ValidationError", message)
 
 
 @app.exception_handler(RequestUnsupportedContentType)
 def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
-    return error_response(400, "BadRequest", "send the request body as application/json")
+    sent_as = _content_type(app.current_event.raw_event) or "no content type"
+    return error_response(400, "BadRequest", f"send the request body as application/json, not {sent_as}")
 
 
 @app.not_found
@@ -135,8 +145,46 @@ def refuse_large_bodies(handler: Handler, event: dict[str, Any], context: Lambda
     }
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def _content_type(event: dict[str, Any]) -> str:
+    """The request's media type, lower case, without parameters; '' when not given."""
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    return str(headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def _looks_like_json(event: dict[str, Any]) -> bool:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return body.lstrip()[:1] in ("{", "[")
+
+
+@lambda_handler_decorator
+def read_json_bodies(handler: Handler, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A JSON body sent without a JSON content type (`curl -d '{...}'` says form-urlencoded) is read as
+    JSON, not as one form field named by the whole body."""
+    if event.get("body") and _content_type(event) in ("", FORM) and _looks_like_json(event):
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
+        multi = {
+            k: v
+            for k, v in (event.get("multiValueHeaders") or {}).items()
+            if str(k).lower() != "content-type"
+        }
+        event = event | {
+            "headers": headers | {"Content-Type": content_types.APPLICATION_JSON},
+            "multiValueHeaders": multi | {"Content-Type": [content_types.APPLICATION_JSON]},
+        }
+    return handler(event, context)
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @refuse_large_bodies
+@read_json_bodies
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 

@@ -27,6 +27,7 @@ from flowdeck.constants import (
     APPROVALS_DLQ,
     APPROVALS_QUEUE,
     ENV_APPROVAL_LINK_SECRET_NAME,
+    ENV_DASHBOARD_URL,
     ENV_PUBLIC_API_URL,
     ENV_RUNS_TABLE,
     ENV_SES_SENDER,
@@ -45,6 +46,8 @@ SES_SENDER_CONTEXT: Final = "ses_sender"
 DEFAULT_SES_SENDER: Final = "flowdeck@example.com"
 # `cdk deploy -c public_api_url=https://...`: where links point when the API has a custom domain.
 PUBLIC_API_URL_CONTEXT: Final = "public_api_url"
+# The dashboard's URL (the FlowdeckWeb stack's CloudFront domain, once it exists): approval links open it.
+DASHBOARD_URL_CONTEXT: Final = "dashboard_url"
 # `cdk deploy -c slack_channel=#deploys`: the channel of approvals that name none (Settings.slack_channel).
 SLACK_CHANNEL_CONTEXT: Final = "slack_channel"
 ENV_SLACK_CHANNEL: Final = "FLOWDECK_SLACK_CHANNEL"
@@ -79,6 +82,7 @@ class ApprovalNotifier(Construct):
         public_api_url: str,
         ses_sender: str,
         slack_channel: str | None = None,
+        dashboard_url: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
@@ -149,6 +153,8 @@ class ApprovalNotifier(Construct):
         self.function, self.role = built.function, built.role
         if slack_channel:
             self.function.add_environment(ENV_SLACK_CHANNEL, slack_channel)
+        if dashboard_url:
+            self.function.add_environment(ENV_DASHBOARD_URL, dashboard_url.rstrip("/"))
         self.function.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True)
         )
@@ -232,4 +238,5 @@ class NotifyStack(Stack):
             public_api_url=str(context_url).rstrip("/") if context_url else rest_api_base_url(api),
             ses_sender=str(self.node.try_get_context(SES_SENDER_CONTEXT) or DEFAULT_SES_SENDER),
             slack_channel=self.node.try_get_context(SLACK_CHANNEL_CONTEXT),
+            dashboard_url=self.node.try_get_context(DASHBOARD_URL_CONTEXT),
         )

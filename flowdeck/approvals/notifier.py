@@ -15,6 +15,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
@@ -81,6 +82,13 @@ def deadline_epoch(deadline: str) -> int:
     return int(datetime.fromisoformat(deadline).astimezone(UTC).timestamp())
 
 
+def run_page(dashboard_url: str, public_api_url: str, run_id: str, step: str) -> str:
+    """The run's page in the dashboard opened at `step` (SPEC §6), or the API's run without a dashboard."""
+    if dashboard_url:
+        return f"{dashboard_url.rstrip('/')}/#/runs/{quote(run_id)}?step={quote(step)}"
+    return f"{public_api_url.rstrip('/')}/runs/{run_id}"
+
+
 class ApprovalNotifier:
     """Handles approval messages from the approvals queue."""
 
@@ -95,6 +103,7 @@ class ApprovalNotifier:
         sender: str,
         slack: Any = None,
         outbox: Outbox | None = None,
+        dashboard_url: str = "",
     ) -> None:
         """`slack`: a SlackApprovals (or None when not configured); `outbox`: keep sent e-mails (local)."""
         self.runs = runs
@@ -104,6 +113,7 @@ class ApprovalNotifier:
         self.link_key = link_key
         self.directory = directory
         self.public_api_url = public_api_url.rstrip("/")
+        self.dashboard_url = dashboard_url.rstrip("/")
         self.sender = sender
         self.slack = slack
         self.outbox = outbox
@@ -119,9 +129,11 @@ class ApprovalNotifier:
             "run": {"id": message.run_id, "workflow": message.workflow},
         }
         text = render_template(spec.message, context) if spec.message else f"Approve step {message.step}?"
-        run_link = f"{self.public_api_url}/runs/{message.run_id}"
-        # The run view shows every earlier step's outputs; the plan's files are among its artifacts.
-        links = {"run": run_link, "artifacts": f"{run_link}/artifacts"}
+        run_link = run_page(self.dashboard_url, self.public_api_url, message.run_id, message.step)
+        links = {"run": run_link}
+        if not self.dashboard_url:
+            # Without a dashboard the API's run lists outputs; the plan's files are among its artifacts.
+            links["artifacts"] = f"{run_link}/artifacts"
         policy: dict[str, Any] = {
             "users": [normalise_email(u) for u in spec.approvers.get("users", [])],
             "groups": list(spec.approvers.get("groups", [])),

@@ -50,6 +50,7 @@ def build_notifier(settings: Settings | None = None) -> ApprovalNotifier:
         sender=settings.ses_sender,
         slack=slack_approvals(settings),
         outbox=outbox,
+        dashboard_url=settings.dashboard_url,
     )
 
 

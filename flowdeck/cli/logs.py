@@ -1,4 +1,4 @@
-"""`flowdeck logs RUN [--step S] [--errors] [--grep TEXT] [--follow] [--json]`: a run's output."""
+"""`flowdeck logs RUN [--step S] [--output|--errors] [--grep TEXT] [--follow] [--json]`: a run's output."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def logs(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run ID.")],
     step: Annotated[str | None, typer.Option("--step", help="Only this step's output.")] = None,
+    output: Annotated[bool, typer.Option("--output", help="Only stdout (the Output view).")] = False,
     errors: Annotated[bool, typer.Option("--errors", help="Only stderr (the Errors view).")] = False,
     grep: Annotated[str | None, typer.Option("--grep", help="Only lines containing TEXT (any case).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
@@ -74,7 +75,10 @@ def logs(
     api = getattr(ctx.obj, "api", DEFAULT_API)
     as_json = json_output or bool(getattr(ctx.obj, "json", False))
     console = Console()
-    stream = "stderr" if errors else "all"
+    if output and errors:
+        Console(stderr=True).print("[red]error:[/red] --output and --errors exclude each other; give one")
+        raise typer.Exit(2)
+    stream = "stderr" if errors else "stdout" if output else "all"
     if follow and _follow_live(api, run_id, step, stream, grep, as_json, console):
         return
     try:

@@ -20,13 +20,29 @@ from flowdeck.cli import cancel as cancel_command
 from flowdeck.cli import decisions as decision_commands
 from flowdeck.cli import retry as retry_command
 from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
-from flowdeck.cli.render import follow_run, run_view, runs_table, wait_for_run
+from flowdeck.cli.render import follow_run, hidden_columns, run_view, runs_table, wait_for_run
 from flowdeck.definition.durations import parse_duration
 from flowdeck.definition.inputs import coerce_value
 from flowdeck.status import RunStatus, Trigger
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _flags_without_a_type() -> None:
+    """`--follow` in --help, not `--follow <bool>`: a flag takes no value (typer 0.29 labels it anyway)."""
+    from typer import _click
+    from typer.core import TyperOption
+
+    labelled = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: _click.Context) -> str | None:
+        return None if self.is_bool_flag else labelled(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
+
+
+_flags_without_a_type()
 
 app = typer.Typer(
     name="flowdeck",
@@ -126,10 +142,11 @@ def run(
             elif queued:
                 console.print(
                     f"Queued run [bold]{run_id}[/bold]: {workflow} is at its concurrency limit and starts it "
-                    f"when a run ends — watch it: flowdeck show {run_id}"
+                    f"when a run ends\n  watch it: flowdeck show {run_id}"
                 )
             else:
-                console.print(f"Started run [bold]{run_id}[/bold] — watch it: flowdeck show {run_id}")
+                # The command on its own line: wrapping never splits it from the run id.
+                console.print(f"Started run [bold]{run_id}[/bold]\n  watch it: flowdeck show {run_id}")
             return
         if queued and not options.json:
             console.print(f"Queued run [bold]{run_id}[/bold]: waiting for a free slot of {workflow}…")
@@ -196,7 +213,10 @@ def runs(
     if not page["runs"]:
         console.print("no runs" + (" on this page" if page.get("next_cursor") else ""))
     else:
-        console.print(runs_table(page["runs"]))
+        table = runs_table(page["runs"], console.width)
+        console.print(table)
+        if hidden := hidden_columns(table):
+            console.print(f"[dim]not shown at this width: {', '.join(hidden)} (--json shows all)[/dim]")
     if page.get("next_cursor"):
         hint = escape(next_page_command(query, page["next_cursor"]))
         console.print(f"[dim]more: {hint}[/dim]", soft_wrap=True)

@@ -6,9 +6,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.markup import escape
 from rich.spinner import Spinner
@@ -42,11 +43,13 @@ STYLES = {
     "skipped": "dim",
     "cancelled": "magenta",
 }
+BUDGET_EXCEEDED = "BudgetExceeded"
 FINISHED = {status.value for status in RunStatus if status.finished}
 POLL_SECONDS = 0.25
 # The run item appears when the state machine's first state runs, a moment after StartExecution.
 APPEAR_WITHIN_SECONDS = 30.0
 DETAIL_CHARS = 160
+ERROR_CHARS = 2000
 
 
 def icon(status: str | None) -> str:
@@ -80,21 +83,60 @@ def usd(value: Any) -> str:
     return f"${amount:.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.6f}"
 
 
+def exact_usd(value: Any) -> str:
+    """Every digit of an amount (`$0.0512`): beside a limit it passed, rounding could make them read equal."""
+    try:
+        amount = Decimal(str(value or 0))
+    except InvalidOperation:
+        return usd(value)
+    return "$" + format(amount.normalize(), "f")
+
+
+def run_cost(run: dict[str, Any]) -> str:
+    """The run's cost as shown in its header: exact when the budget guard stopped it (its message says
+    `run cost $0.0512 passed max_cost_usd $0.05`: `Cost: $0.05` beside that would read as a contradiction)."""
+    budget = BUDGET_EXCEEDED in (run.get("cancel_reason"), run.get("error"))
+    return exact_usd(run["cost_usd"]) if budget else usd(run["cost_usd"])
+
+
 def _cost(run: dict[str, Any]) -> str:
     """`   Cost: $0.12` once the run has recorded a cost; nothing before."""
-    return f"   Cost: {usd(run['cost_usd'])}" if run.get("cost_usd") else ""
+    return f"   Cost: {run_cost(run)}" if run.get("cost_usd") else ""
 
 
 # A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
 QUEUED_NOTE = "Queued since {since}: the workflow is at its concurrency limit; it starts when a run ends."
 
 
+def _header_parts(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs of the run header, in order."""
+    parts = [
+        ("Workflow", str(run.get("workflow"))),
+        ("Run ID", str(run.get("run_id"))),
+        ("Status", f"{status_label(run.get('status'))} {icon(run.get('status'))}"),
+        ("Duration", run_duration(run.get("duration_s"))),
+        ("Trigger", str(run.get("trigger"))),
+    ]
+    if run.get("cost_usd"):
+        parts.append(("Cost", run_cost(run)))
+    return parts
+
+
+def header_lines(run: dict[str, Any], width: int | None = None) -> list[str]:
+    """The header on one line, or, when wider than `width`, several lines each holding whole `label: value`
+    parts (a run id never breaks)."""
+    lines: list[str] = []
+    for label, value in _header_parts(run):
+        part = f"{label}: {value}"
+        if lines and (width is None or len(lines[-1]) + 3 + len(part) <= width):
+            lines[-1] += "   " + part
+        else:
+            lines.append(part)
+    return lines
+
+
 def _header(run: dict[str, Any]) -> str:
-    return (
-        f"Workflow: {run.get('workflow')}   Run ID: {run.get('run_id')}   "
-        f"Status: {status_label(run.get('status'))} {icon(run.get('status'))}   "
-        f"Duration: {run_duration(run.get('duration_s'))}   Trigger: {run.get('trigger')}{_cost(run)}"
-    )
+    return header_lines(run)[0]
 
 
 def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
@@ -114,15 +156,47 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
         # Taken over by a retry: it did not run in this run.
         timing = f"↺ reused from {step['reused_from']}"
     detail = (
-        step.get("error") if status in {"failed", "cancelled"} and step.get("error") else step.get("summary")
+        error_text(step.get("error"), step.get("cause"))
+        if status in {"failed", "cancelled"} and step.get("error")
+        else step.get("summary")
     )
     if note := _pause_note(step):
         timing = f"{timing} · {note}".strip(" ·")
     if status == "waiting" and step.get("error"):
-        detail = f"{step['error']}: {step['cause']}" if step.get("cause") else step["error"]
+        detail = error_text(step["error"], step.get("cause"))
     if isinstance(step.get("approval"), dict):
         detail = approval_detail(step)
-    return timing, _one_line(str(detail)) if detail else ""
+    if not detail:
+        return timing, ""
+    # An error keeps its cause whole (the terminal wraps it); a summary is one line.
+    return timing, _whole(str(detail)) if step.get("error") else _one_line(str(detail))
+
+
+def error_text(error: Any, cause: Any) -> str:
+    """`StepTimeout: step sleepy ran past its timeout of 1s`, or the error alone."""
+    return f"{error}: {cause}" if cause and cause != error else str(error)
+
+
+def _whole(text: str) -> str:
+    """Every line of `text` on one line (` ⏎ ` between them), up to ERROR_CHARS."""
+    joined = " ⏎ ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    return joined if len(joined) <= ERROR_CHARS else joined[: ERROR_CHARS - 1] + "…"
+
+
+def attempt_lines(step: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, detail) per earlier attempt of a step that ran more than once: `attempt 1 ✗ 755ms`."""
+    attempts = [a for a in step.get("attempts") or [] if isinstance(a, dict)]
+    if len(attempts) < 2 and not (attempts and attempts[0].get("attempt") != step.get("attempt")):
+        return []
+    rows = []
+    for attempt in attempts:
+        took = seconds_between(attempt.get("started_at"), attempt.get("ended_at"))
+        label = f"attempt {attempt.get('attempt')} {icon(attempt.get('status'))}"
+        if took is not None:
+            label += f" {format_duration(took)}"
+        error = attempt.get("error")
+        rows.append((label, _whole(error_text(error, attempt.get("cause"))) if error else ""))
+    return rows
 
 
 def approval_detail(step: dict[str, Any]) -> str:
@@ -172,7 +246,7 @@ def _run_error(run: dict[str, Any]) -> str | None:
     """The run's own error, when no failed step already tells it."""
     if not run.get("error") or any(s.get("error") for s in run.get("steps", [])):
         return None
-    return _one_line(f"{run['error']}: {run['error_cause']}" if run.get("error_cause") else str(run["error"]))
+    return _whole(error_text(run["error"], run.get("error_cause")))
 
 
 def _cancelled(run: dict[str, Any]) -> str | None:
@@ -221,6 +295,9 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
             f"{f'{number}.':<{number_width}} {step['id']:<{id_width}}   {icon(step.get('status'))} {timing}"
         )
         lines.append(f"{line.rstrip()}  └─ {detail}" if detail else line.rstrip())
+        indent = " " * (number_width + 1)
+        for label, why in attempt_lines(step):
+            lines.append(f"{indent}↳ {label}  └─ {why}" if why else f"{indent}↳ {label}")
     if error := _run_error(run):
         lines.append(f"Error: {error}")
     if reason := _cancelled(run):
@@ -232,19 +309,7 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
 def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
     """The rich twin of summary_lines; with `live`, running steps spin."""
     status = run.get("status")
-    header = Text.assemble(
-        ("Workflow: ", "dim"),
-        (str(run.get("workflow")), "bold"),
-        ("   Run ID: ", "dim"),
-        str(run.get("run_id")),
-        ("   Status: ", "dim"),
-        (f"{status_label(status)} {icon(status)}", STYLES.get(status or "", "")),
-        ("   Duration: ", "dim"),
-        run_duration(run.get("duration_s")),
-        ("   Trigger: ", "dim"),
-        str(run.get("trigger")),
-        (_cost(run), ""),
-    )
+    header = RunHeader(run)
     steps = Table.grid(padding=(0, 1))
     for column in ("number", "id", "icon", "timing", "detail"):
         steps.add_column(column, no_wrap=column != "detail")
@@ -264,6 +329,10 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
             Text(timing, style="dim"),
             Text(f" └─ {detail}", style="red" if step_status == "failed" else "dim") if detail else "",
         )
+        for label, why in attempt_lines(step):
+            steps.add_row(
+                "", "", "", Text(f"↳ {label}", style="dim"), Text(f" └─ {why}", "red") if why else ""
+            )
     parts: list[RenderableType] = [header, steps]
     if status == "queued":
         parts.append(Text(QUEUED_NOTE.format(since=_local_time(run.get("queued_at"))), style="dim"))
@@ -278,6 +347,28 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
     return Group(*parts)
 
 
+class RunHeader:
+    """The run header, laid out for the width it is printed at (`header_lines`), styled."""
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        self.run = run
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        status_style = STYLES.get(self.run.get("status") or "", "")
+        for line in header_lines(self.run, options.max_width):
+            text = Text(line, no_wrap=True, overflow="fold")
+            for label, value in _header_parts(self.run):
+                start = line.find(f"{label}: ")
+                if start < 0:
+                    continue
+                text.stylize("dim", start, start + len(label) + 1)
+                at = start + len(label) + 2
+                style = "bold" if label == "Workflow" else status_style if label == "Status" else ""
+                if style:
+                    text.stylize(style, at, at + len(value))
+            yield text
+
+
 def _local_time(value: str | None) -> str:
     if not value:
         return "-"
@@ -287,27 +378,123 @@ def _local_time(value: str | None) -> str:
         return value
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
-    """Run history as a table (GET /runs rows)."""
+RUN_COLUMNS = ("Run ID", "Workflow", "Trigger", "Status", "Duration", "Cost", "Started by", "Started at")
+# Left out, in this order, when the table would not fit the terminal; the run id never is, nor cut.
+DROPPED_FIRST = ("Started by", "Cost", "Trigger", "Duration")
+# A workflow name longer than the room left wraps (folded) rather than push the run id.
+WRAPPING = frozenset({"Workflow", "Started by"})
+COLUMN_GAP = 2
+
+
+def _run_cells(row: dict[str, Any]) -> dict[str, str]:
+    return {
+        "Run ID": str(row["run_id"]),
+        "Workflow": str(row.get("workflow")),
+        "Trigger": str(row.get("trigger")),
+        "Status": f"{icon(row.get('status'))} {row.get('status')}",
+        # A run still going has no end yet: its duration so far.
+        "Duration": run_duration(row.get("duration_s")),
+        "Cost": usd(row.get("cost_usd")),
+        "Started by": str(row.get("started_by")),
+        "Started at": _local_time(row.get("started_at")),
+    }
+
+
+def fitting_columns(cells: list[dict[str, str]], width: int) -> list[str]:
+    """The history columns that fit `width`: all, or without the least needed ones (DROPPED_FIRST)."""
+
+    def needed(column: str) -> int:
+        return max([len(column), *(len(c[column]) for c in cells)])
+
+    columns = list(RUN_COLUMNS)
+    for column in (None, *DROPPED_FIRST):
+        if column is not None:
+            columns.remove(column)
+        if sum(needed(c) for c in columns) + COLUMN_GAP * (len(columns) - 1) <= width:
+            break
+    return columns
+
+
+def runs_table(runs: list[dict[str, Any]], width: int | None = None) -> Table:
+    """Run history as a table (GET /runs rows), with the columns that fit `width` (all when None)."""
+    cells = [_run_cells(row) for row in runs]
+    columns = list(RUN_COLUMNS) if width is None else fitting_columns(cells, width)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("Run ID", "Workflow", "Trigger", "Status", "Duration", "Cost", "Started by", "Started at"):
+    for column in columns:
         table.add_column(
-            column, no_wrap=column != "Started by", justify="right" if column == "Cost" else "left"
+            column,
+            no_wrap=column not in WRAPPING,
+            overflow="fold",
+            justify="right" if column == "Cost" else "left",
+            # A run id is the value people copy: never cut, never wrapped.
+            min_width=max((len(c["Run ID"]) for c in cells), default=6) if column == "Run ID" else None,
         )
-    for row in runs:
+    for row, cell in zip(runs, cells, strict=True):
         status = row.get("status")
         table.add_row(
-            row["run_id"],
-            escape(str(row.get("workflow"))),
-            str(row.get("trigger")),
-            Text(f"{icon(status)} {status}", style=STYLES.get(status or "", "")),
-            # A run still going has no end yet: its duration so far.
-            run_duration(row.get("duration_s")),
-            usd(row.get("cost_usd")),
-            escape(str(row.get("started_by"))),
-            _local_time(row.get("started_at")),
+            *(
+                Text(cell[c], style=STYLES.get(status or "", "")) if c == "Status" else escape(cell[c])
+                for c in columns
+            )
         )
     return table
+
+
+def hidden_columns(table: Table) -> list[str]:
+    """The history columns runs_table left out (to say so under it)."""
+    shown = {str(column.header) for column in table.columns}
+    return [column for column in RUN_COLUMNS if column not in shown]
+
+
+def wait_notice(run_id: str, step: dict[str, Any]) -> list[str]:
+    """What a waiting step waits for and the commands that decide it (rich markup, escaped)."""
+    step_id, rid = escape(str(step["id"])), escape(run_id)
+    approval = step.get("approval")
+    if isinstance(approval, dict):
+        message = f": {escape(str(approval['message']))}" if approval.get("message") else ""
+        return [
+            f"[yellow]⏸ Approval needed[/yellow] for step [bold]{step_id}[/bold]{message}",
+            f"  {approval.get('min_approvals', 1)} of: {escape(str(approval.get('who_may_decide', '')))}; "
+            f"deadline {_local_time(approval.get('deadline'))}",
+            f"  Decide with: flowdeck approve {rid} {step_id}",
+            f"               flowdeck reject {rid} {step_id} --comment WHY",
+        ]
+    why = f" ({escape(error_text(step['error'], step.get('cause')))})" if step.get("error") else ""
+    choices = [f"flowdeck retry {rid} --step {step_id}"]
+    if step.get("allow_skip"):
+        choices.append(f"flowdeck skip {rid} {step_id}")
+    choices.append(f"flowdeck cancel {rid}")
+    return [
+        f"[yellow]⏸ Paused[/yellow]: step [bold]{step_id}[/bold] failed{why}; "
+        f"it waits for a decision until {_local_time(step.get('wait_deadline'))}",
+        *(f"  {'Decide with:' if i == 0 else ' ' * 12} {choice}" for i, choice in enumerate(choices)),
+    ]
+
+
+class WaitNotices:
+    """Prints, once per wait, what a followed run waits for (an approval, a step paused on failure)."""
+
+    def __init__(self, run_id: str, console: Console) -> None:
+        self.run_id = run_id
+        self.console = console
+        self.told: set[tuple[str, Any, Any]] = set()
+
+    def pending(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """Waiting steps not told yet (a step that waits again, after a retry, is told again)."""
+        return [
+            s for s in run.get("steps", []) if s.get("status") == "waiting" and self._key(s) not in self.told
+        ]
+
+    @staticmethod
+    def _key(step: dict[str, Any]) -> tuple[str, Any, Any]:
+        return (str(step["id"]), step.get("attempt"), step.get("waiting_since"))
+
+    def tell(self, run: dict[str, Any]) -> None:
+        """Print the notice of each waiting step of `run` (a full GET /runs/{id} view) not told yet."""
+        for step in self.pending(run):
+            self.told.add(self._key(step))
+            # Wrapped by rich at spaces, so a run id is never split across lines.
+            self.console.print("\n".join(wait_notice(self.run_id, step)), highlight=False)
 
 
 def wait_for_run(
@@ -340,12 +527,17 @@ def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[st
     feed = LiveFeed(ws_url(client.base_url), run_id, user=client.http.headers.get("X-Flowdeck-User"))
     run: dict[str, Any] = {"run_id": run_id, "steps": []}
     with Live(console=console, refresh_per_second=8, transient=True) as live:
+        notices = WaitNotices(run_id, live.console)
 
         def on_change(current: dict[str, Any]) -> None:
             if "trigger" not in current:  # first sign of the run: take its full view (plan, trigger)
                 with contextlib.suppress(ApiError):
                     seen = {k: v for k, v in current.items() if k != "steps"}
                     current.update(client.get_run(run_id) | seen)
+            if notices.pending(current):
+                # A step message has no approval policy or deadline: the run's full view has.
+                with contextlib.suppress(ApiError):
+                    notices.tell(client.get_run(run_id))
             live.update(run_view(current, live=True))
 
         live.update(Text(f"waiting for run {run_id} to start…", "dim"))
@@ -365,9 +557,12 @@ def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, An
         pass  # no WebSocket endpoint (an older stack, or AWS without FLOWDECK_WS_URL): poll instead
 
     def show(run: dict[str, Any] | None) -> None:
+        if run:
+            notices.tell(run)
         live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))
 
     with Live(console=console, refresh_per_second=8, transient=True) as live:
+        notices = WaitNotices(run_id, live.console)
         run = wait_for_run(client, run_id, show)
     console.print(run_view(run))
     return run

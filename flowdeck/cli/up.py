@@ -25,7 +25,7 @@ def _banner(stack: LocalStack) -> Panel:
         f"Workflows  {names}\n"
         f"Local AWS  {stack.endpoint_url} (moto)\n"
         f"Workers    {stack.worker_count} processes, {stack.worker_concurrency} steps each\n"
-        f"Logs       {stack.data_dir / 'logs'}"
+        f"Data       {stack.data_dir} (kept across restarts; --fresh starts empty)"
     )
     return Panel(body, title="Flowdeck local stack", expand=False)
 
@@ -42,11 +42,19 @@ def up(
         bool, typer.Option("--exit", help="Stop after the demo; exit non-zero if it did not succeed.")
     ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start empty: forget the history, logs and artifacts kept.")
+    ] = False,
 ) -> None:
     """Start the embedded local stack on the definitions in --workflows; serve until Ctrl-C."""
     console, errors = Console(), Console(stderr=True)
+    if not workflows.is_dir():
+        errors.print(
+            f"[red]error:[/red] --workflows {workflows}: no such folder", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2)
     try:
-        stack = LocalStack(workflows, port=port, workers=workers)
+        stack = LocalStack(workflows, port=port, workers=workers, fresh=fresh)
     except InvalidDefinition as exc:
         for problem in exc.problems:
             errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
@@ -61,6 +69,21 @@ def up(
         with console.status("Starting the local stack…"):
             stack.start()
         console.print(_banner(stack))
+        restored = stack.restored
+        if restored.items:
+            console.print(
+                f"Restored {restored.runs} runs, {restored.objects} artifacts and "
+                f"{restored.secrets} secrets from {stack.state.folder}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for run_id in stack.interrupted:
+            console.print(
+                f"Run {run_id} was in flight when the stack stopped: recorded failed "
+                f"— flowdeck retry {run_id}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if demo:
             with ApiClient(stack.api_url, user="demo") as client:
                 run_id = client.start_run(DEMO_WORKFLOW, {})

@@ -43,6 +43,26 @@ def approval_problems(approval: Approval) -> list[tuple[Loc, str]]:
     return problems
 
 
+def raw_needs_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Unknown or self `needs` read from the raw file, for a definition whose fields do not validate
+    (the graph checks need a valid model): so one pass reports a bad field and a bad edge together."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    ids = [step.get("id") if isinstance(step, dict) else None for step in steps]
+    problems: list[tuple[Loc, str]] = []
+    for index, step in enumerate(steps):
+        needs = step.get("needs") if isinstance(step, dict) else None
+        for need in needs if isinstance(needs, list) else []:
+            if not isinstance(need, str):
+                continue  # the model's own check names it
+            if need not in ids:
+                problems.append((("steps", index, "needs"), f"unknown step {need!r}"))
+            elif need == ids[index]:
+                problems.append((("steps", index, "needs"), "a step cannot need itself"))
+    return problems
+
+
 def value_problem(spec: InputSpec, value: Any) -> str | None:
     """Why `value` does not fit the input's declared type, or None."""
     types = _PY_TYPES[spec.type]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from flowdeck.approvals.directory import TEAMS_FILE
 from flowdeck.definition import models
-from flowdeck.definition.checks import graph_problems
+from flowdeck.definition.checks import graph_problems, raw_needs_problems
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import InvalidDefinition
 
@@ -103,6 +103,7 @@ def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
         definition = WorkflowDefinition.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
+        problems += [p for p in raw_needs_problems(data) if p not in problems]
     if definition is not None:
         problems += graph_problems(definition)
     if problems or definition is None:

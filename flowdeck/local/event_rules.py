@@ -138,7 +138,8 @@ class EventRulePoller:
         except (ValueError, KeyError, TypeError):
             self._record(rule, "unreadable", "refused", reason="the rule's message is not an execution input")
             return None
-        run_id = events.event_run_id(rule.workflow, rule.trigger_index, event_id)
+        seen = self.deliveries.first_seen(rule.workflow, "event", event_id)
+        run_id = events.event_run_id(rule.workflow, rule.trigger_index, event_id, seen)
         if not self.executions.start(rule.workflow, run_id, execution_input):
             # Filed under the run's trigger (event or incident), as the reaction files its start.
             kind = "incident" if execution_input.get("trigger") == "incident" else "event"

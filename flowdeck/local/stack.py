@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,11 +15,14 @@ from types import TracebackType
 from typing import IO, Any, cast
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck import constants
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
-from flowdeck.local.sweeper import ArtifactSweeper
+from flowdeck.local.state import LocalState, PeriodicSave, Restored
+from flowdeck.local.sweeper import ArtifactSweeper, ScratchSweeper
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import (
     create_connections_table_kwargs,
     create_deliveries_table_kwargs,
@@ -33,6 +37,11 @@ STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowdeck-local-state-machine"
 STEPS_VISIBILITY_TIMEOUT = 60
 # A failed approval delivery comes back this soon (the notifier retries it a few times).
 APPROVALS_VISIBILITY_TIMEOUT = 5
+
+
+def default_data_dir(port: int) -> Path:
+    """`.flowdeck/<port>/` of the current folder."""
+    return Path(".flowdeck") / str(port)
 
 
 def free_port() -> int:
@@ -64,13 +73,23 @@ class LocalStack:
         workers: int = 2,
         worker_concurrency: int = 4,
         data_dir: Path | None = None,
+        fresh: bool = False,
+        keep_state: bool = True,
     ) -> None:
         self.workflows_dir = workflows_dir.resolve()
         self.catalog = Catalog.from_dir(self.workflows_dir)  # refuse bad definitions before starting anything
         self.port = port
         self.worker_count = workers
         self.worker_concurrency = worker_concurrency
-        self.data_dir = (data_dir or Path(".flowdeck")).resolve()
+        # One folder per stack: two stacks of one checkout (other ports) share no logs, scratch or state.
+        self.data_dir = (data_dir or default_data_dir(port)).resolve()
+        self.fresh = fresh
+        # Off for throwaway stacks (tests, benches): no restore, and no saves competing for the CPU.
+        self.keep_state = keep_state
+        self.state = LocalState(self.data_dir / "state", self.client)
+        self.restored = Restored()
+        self.interrupted: list[str] = []  # runs the previous stack left in flight, recorded failed
+        self._state_loaded = False
         self.emulator_port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -104,19 +123,42 @@ class LocalStack:
         )
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def prepare_data_dir(self) -> None:
+        """The data folder, emptied of kept state and scratch first with `fresh` (logs stay: they append)."""
+        if self.fresh:
+            for part in ("state", "scratch"):
+                shutil.rmtree(self.data_dir / part, ignore_errors=True)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> LocalStack:
+        self.prepare_data_dir()
         try:
             self._start_emulator()
             self._bootstrap()
+            if self.keep_state:
+                # Before any stream poller starts: restored items are history, not changes to react to.
+                self.restored = self.state.restore()
+                self._state_loaded = True
             self._configure_this_process()
             for index in range(self.worker_count):
                 self._start_worker(index)
             self._supervisor = threading.Thread(target=self._supervise_workers, daemon=True)
             self._supervisor.start()
-            ArtifactSweeper.over(self.client("s3"), self.catalog, self._stopping).start()
+            scratch = ScratchSweeper.over(
+                self.data_dir / "scratch",
+                RunStore(constants.RUNS_TABLE, self.client("dynamodb")),
+                self.catalog,
+            )
+            ArtifactSweeper.over(
+                self.client("s3"), self.catalog, self._stopping, self.state.uploaded_at(), scratch
+            ).start()
             self._start_api()
+            # After the stream pollers start: these ends free slots and close approvals as any end does.
+            self.interrupted = self.state.fail_interrupted(self.restored.in_flight)
+            self._start_queued()
             self._start_triggers()
+            if self.keep_state:
+                PeriodicSave(self.state, self._stopping).start()
         except BaseException:
             self.stop()
             raise
@@ -126,6 +168,7 @@ class LocalStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
+        self._save_state()
         for poller in (self.streams, self.run_events, self.approvals):
             if poller is not None:
                 poller.stop()
@@ -161,6 +204,35 @@ class LocalStack:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def _save_state(self) -> None:
+        """Save once more before the emulator goes (runs still in flight are saved as such)."""
+        if not self._state_loaded:
+            return  # never save over a state this stack did not load
+        self._state_loaded = False
+        try:
+            self.state.save()
+        except (BotoCoreError, ClientError, OSError) as exc:
+            print(f"flowdeck: the local state was not saved: {exc}", file=sys.stderr)
+
+    def _start_queued(self) -> None:
+        """Start restored queued runs whose slots are free: an end the stopped stack never reacted to
+        (its stream record was lost with the emulator) would otherwise leave them queued."""
+        if not self.restored.runs:
+            return
+        from flowdeck.control.concurrency import ConcurrencyControl
+        from flowdeck.stores.executions import Executions
+
+        control = ConcurrencyControl(
+            RunStore(constants.RUNS_TABLE, self.client("dynamodb")),
+            Executions(self.env[constants.ENV_STATE_MACHINE_ARN_PREFIX], self.client("stepfunctions")),
+        )
+        for name, definition in self.catalog.definitions.items():
+            if definition.runtime_config.concurrency.max_runs:
+                try:
+                    control.promote(name)  # frees the slots of finished holders first (reclaim)
+                except (BotoCoreError, ClientError) as exc:
+                    print(f"flowdeck: queued runs of {name} not started: {exc}", file=sys.stderr)
 
     # -- parts ------------------------------------------------------------------------------
     def _log(self, name: str) -> IO[bytes]:
@@ -229,6 +301,8 @@ class LocalStack:
             constants.ENV_STEPS_QUEUE_URL: self.steps_queue_url,
             constants.ENV_APPROVALS_QUEUE_URL: self.approvals_queue_url,
             constants.ENV_PUBLIC_API_URL: self.api_url,
+            # The same server serves the dashboard at `/` (SPEC §6).
+            constants.ENV_DASHBOARD_URL: self.api_url,
             constants.ENV_ARTIFACTS_BUCKET: constants.ARTIFACTS_BUCKET,
             constants.ENV_STATE_MACHINE_ARN_PREFIX: (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{constants.STATE_MACHINE_PREFIX}"

@@ -36,6 +36,8 @@ OUTCOMES: Final = ("started", "duplicate", "refused", "ignored")
 PK, SK = list(DELIVERY_KEY_ATTRIBUTES)  # workflow, delivery
 # Delivery id claims (which delivery was seen first) share the table under their own partition keys.
 CLAIM_PREFIX: Final = "claim#"
+# When each delivery id was first seen: the time its run id starts with (flowdeck.triggers.run_ids).
+SEEN_PREFIX: Final = "seen#"
 # A refusal's reason and source come from callers (headers, bodies): bounded so an item stays small.
 MAX_TEXT = 500
 # Run triggers whose deliveries no Flowdeck code receives on AWS (Scheduler and EventBridge call
@@ -133,6 +135,29 @@ class Deliveries:
                 ExpressionAttributeNames={"#pk": PK},
             )
         return write.held
+
+    def first_seen(
+        self, workflow: str, trigger: str, delivery_id: str, now: datetime | None = None
+    ) -> datetime:
+        """When this delivery id was first seen: `now` the first time, the stored time ever after.
+
+        One UpdateItem (`if_not_exists`), so concurrent and repeated deliveries agree; under
+        `seen#<workflow>`, apart from claims (unset until a start succeeded) and from what `recent` reads.
+        """
+        moment = _timestamp(now or datetime.now(UTC))
+        answer = self.client.update_item(
+            TableName=self.table_name,
+            Key={PK: {"S": f"{SEEN_PREFIX}{workflow}"}, SK: {"S": f"{trigger}#{delivery_id}"}},
+            UpdateExpression="SET first_seen = if_not_exists(first_seen, :now), "
+            "#ttl = if_not_exists(#ttl, :ttl)",
+            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={
+                ":now": {"S": moment},
+                ":ttl": {"N": str(int(time.time()) + RETENTION_SECONDS)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return datetime.fromisoformat(answer["Attributes"]["first_seen"]["S"].replace("Z", "+00:00"))
 
     def recent(self, workflow: str, limit: int = 50) -> list[dict]:
         """The workflow's latest deliveries, newest first, as plain dicts."""

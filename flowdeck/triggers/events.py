@@ -9,9 +9,11 @@ declared default, so a workflow with an event trigger may not have a required in
 
 from __future__ import annotations
 
-import hashlib
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
+
+from flowdeck.triggers.run_ids import delivery_run_id
 
 if TYPE_CHECKING:  # the definition package imports this module's checks: types only, no import cycle
     from flowdeck.definition.models import EventTrigger, WorkflowDefinition
@@ -81,10 +83,10 @@ def execution_input(
     }
 
 
-def event_run_id(workflow: str, trigger_index: int, event_id: str) -> str:
-    """One execution name per (workflow, trigger, event id): a redelivered event starts one run."""
-    digest = hashlib.sha256(f"{workflow}\0{trigger_index}\0{event_id}".encode()).hexdigest()
-    return f"event-{digest[:32]}"
+def event_run_id(workflow: str, trigger_index: int, event_id: str, seen: datetime) -> str:
+    """One execution name per (workflow, trigger, event id), led by when the event was first seen
+    (`Deliveries.first_seen`): a redelivered event starts one run."""
+    return delivery_run_id(seen, "event", f"{workflow}\0{trigger_index}\0{event_id}")
 
 
 def _pattern_problem(pattern: Any, path: str) -> str | None:

@@ -12,7 +12,6 @@ Scheduler counts a rate from the schedule's creation; Flowdeck counts it from th
 from __future__ import annotations
 
 import calendar
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyawscron.awscron import AWSCron
 from pyawscron.commons import Commons
+
+from flowdeck.triggers.run_ids import delivery_run_id
 
 if TYPE_CHECKING:  # the definition package imports this module's checks: types only, no import cycle
     from flowdeck.definition.models import ScheduleTrigger, WorkflowDefinition
@@ -267,8 +268,7 @@ def execution_input(trigger: ScheduleTrigger) -> dict[str, Any]:
 def firing_run_id(workflow: str, trigger_index: int, fire_time: datetime) -> str:
     """One execution name per (workflow, trigger, fire time): a second firing of an instant is refused."""
     instant = fire_time.astimezone(UTC)
-    digest = hashlib.sha256(f"{workflow}\0{trigger_index}\0{instant.isoformat()}".encode()).hexdigest()
-    return f"{instant:%Y%m%d-%H%M%S}-schedule-{digest[:12]}"
+    return delivery_run_id(instant, SCHEDULE_TRIGGER, f"{workflow}\0{trigger_index}\0{instant.isoformat()}")
 
 
 def schedule_triggers(definition: WorkflowDefinition) -> list[tuple[int, ScheduleTrigger]]:

@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.definition.models import GitTrigger, WorkflowDefinition
 from flowdeck.errors import BadRequest, FlowdeckError, InvalidInputs, Unauthorized, WorkflowNotFound
-from flowdeck.service import RunService, StartRun
+from flowdeck.service import RunService, StartRun, idempotent_run_id
 from flowdeck.status import Trigger
 from flowdeck.triggers import github, mapping, signatures
 from flowdeck.triggers.deliveries import Deliveries
 from flowdeck.triggers.github import Push
+from flowdeck.triggers.run_ids import delivery_run_id
 from flowdeck.triggers.secrets import WebhookSecrets, secret_id
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,16 @@ class TriggerService:
             self.deliveries.record(workflow, trigger, delivery, outcome, **details)
         except Exception:
             log.exception("could not record delivery %s of %s", delivery, workflow)
+
+    def _run_id(self, workflow: str, trigger: str, delivery: str) -> str:
+        """The run a delivery id names: time first (its first sighting), the same at every redelivery."""
+        try:
+            seen = self.deliveries.first_seen(workflow, trigger, delivery)
+        except (BotoCoreError, ClientError):
+            # The history must not block a start: the delivery id alone still names one run.
+            log.exception("could not read when delivery %s of %s was first seen", delivery, workflow)
+            return idempotent_run_id(workflow, f"{trigger}:{delivery}")
+        return delivery_run_id(seen, trigger, f"{workflow}\0{trigger}\0{delivery}")
 
     def _first(self, workflow: str, trigger: str, delivery: str) -> bool:
         """Whether this is the delivery's first arrival; only labels the history, so never fails a start."""
@@ -139,7 +152,11 @@ class TriggerService:
         # Start first, then claim: the execution name makes a repeated start a no-op, and a delivery
         # whose start failed (5xx, the sender retries) has no claim yet, so its retry counts as first.
         started = self.runs.start_run(
-            workflow, request, started_by=f"webhook:{hook.secret}", trigger=Trigger.WEBHOOK
+            workflow,
+            request,
+            started_by=f"webhook:{hook.secret}",
+            trigger=Trigger.WEBHOOK,
+            run_id=self._run_id(workflow, "webhook", delivery_id) if delivery_id else None,
         )
         first = self._first(workflow, "webhook", delivery_id) if delivery_id else True
         outcome = "started" if first and started["created"] else "duplicate"
@@ -256,7 +273,13 @@ class TriggerService:
         except InvalidInputs as error:
             self._refuse(workflow, "git", delivery, error, source)
             return {"workflow": workflow, "outcome": "refused", "reason": error.message}
-        started = self.runs.start_run(workflow, request, started_by=push.pusher, trigger=Trigger.GIT)
+        started = self.runs.start_run(
+            workflow,
+            request,
+            started_by=push.pusher,
+            trigger=Trigger.GIT,
+            run_id=self._run_id(workflow, "git", delivery),
+        )
         first = self._first(workflow, "git", delivery)
         outcome = "started" if first and started["created"] else "duplicate"
         self._record(

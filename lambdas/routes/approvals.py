@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck import aws
@@ -130,7 +131,24 @@ def _used(view: dict[str, Any], approver: str) -> bool:
     return any(d.get("by") == approver for d in view.get("decisions", []))
 
 
-@router.get("/approvals/<token>", include_in_schema=False)
+LINK_PAGE_DOCS: dict[int, OpenAPIResponse] = {
+    200: {"description": "An HTML page", "content": {HTML: {"schema": {"type": "string"}}}},
+    # Refusals are pages too (the link is opened in a browser), with the status of SPEC §3.
+    401: {"description": "The link's signature or expiry does not hold", "content": {HTML: {}}},
+    409: {"description": "The link was used, or the approval is no longer waiting", "content": {HTML: {}}},
+}
+
+
+@router.get(
+    "/approvals/<token>",
+    summary="An e-mailed approval link's confirmation page",
+    description=(
+        "The signed link of an approval e-mail (one approver, one decision, until the deadline). GET only "
+        "shows what would be decided and a form, so a mail scanner's visit decides nothing."
+    ),
+    tags=["approvals"],
+    responses=LINK_PAGE_DOCS,
+)
 def link_page(token: str, decisions: Decisions) -> Response[str]:
     """GET /approvals/{token}: a confirmation page (a link scanner's GET decides nothing)."""
     try:
@@ -155,7 +173,16 @@ def link_page(token: str, decisions: Decisions) -> Response[str]:
     return _page(200, f"{verb} {claims.step} of run {claims.run}?", body)
 
 
-@router.post("/approvals/<token>", include_in_schema=False)
+@router.post(
+    "/approvals/<token>",
+    summary="Decide through an e-mailed approval link",
+    description=(
+        "The confirmation page's form (`application/x-www-form-urlencoded`, optional `comment`): records "
+        "the link's decision as its approver (channel email). Works once; answers an HTML page."
+    ),
+    tags=["approvals"],
+    responses=LINK_PAGE_DOCS,
+)
 def link_decide(token: str, decisions: Decisions) -> Response[str]:
     """POST /approvals/{token}: decide as the link's approver (channel email); works once."""
     try:

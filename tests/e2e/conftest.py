@@ -31,7 +31,11 @@ def workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
-        workflows_dir, port=free_port(), workers=2, data_dir=tmp_path_factory.mktemp("flowdeck")
+        workflows_dir,
+        port=free_port(),
+        workers=2,
+        data_dir=tmp_path_factory.mktemp("flowdeck"),
+        keep_state=False,  # tests/e2e/test_restart_e2e.py covers it; saves would only add load here
     )
     with local:
         yield local

@@ -59,7 +59,7 @@ def test_two_approvals_one_by_email_link_one_by_api_then_the_run_succeeds(
     approval = steps_by_id(waiting)["approval"]["approval"]
     assert approval["message"] == "Apply 3 additions to staging?"
     assert approval["min_approvals"] == 2 and approval["approved"] == 0
-    assert approval["link"] == f"{stack.api_url}/runs/{run_id}"
+    assert approval["link"] == f"{stack.api_url}/#/runs/{run_id}?step=approval"
     assert steps_by_id(waiting)["apply"]["status"] == "pending"
     visible, in_flight = steps_queue_in_flight(stack)
     print(f"while waiting: steps queue visible={visible} in_flight={in_flight}")

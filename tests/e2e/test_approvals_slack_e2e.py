@@ -49,7 +49,13 @@ def stack(
     """A local stack whose Slack is the fake: its API URL in the environment, the secret set by the CLI."""
     saved = dict(os.environ)
     os.environ["FLOWDECK_SLACK_API_URL"] = slack.api_url
-    local = LocalStack(workflows_dir, port=free_port(), workers=1, data_dir=tmp_path_factory.mktemp("slack"))
+    local = LocalStack(
+        workflows_dir,
+        port=free_port(),
+        workers=1,
+        data_dir=tmp_path_factory.mktemp("slack"),
+        keep_state=False,
+    )
     with local:
         credentials = json.dumps({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET})
         result = CliRunner().invoke(

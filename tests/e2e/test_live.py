@@ -30,7 +30,9 @@ def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """A local stack for this module only."""
     # Not the session's: it has a SIGKILLed worker whose dead long-poll (moto does not notice the
     # client is gone) can swallow the next step message for a visibility timeout.
-    local = LocalStack(workflows_dir, port=free_port(), workers=1, data_dir=tmp_path_factory.mktemp("live"))
+    local = LocalStack(
+        workflows_dir, port=free_port(), workers=1, data_dir=tmp_path_factory.mktemp("live"), keep_state=False
+    )
     saved = dict(os.environ)
     with local:
         yield local

@@ -264,6 +264,45 @@ def test_non_json_content_type_is_400(api: Api) -> None:
     assert api.executions() == []
 
 
+@pytest.mark.parametrize("sent_as", [None, "application/x-www-form-urlencoded"])
+def test_a_json_body_without_a_json_content_type_is_read_as_json(api: Api, sent_as: str | None) -> None:
+    # `curl -d '{...}'` sends application/x-www-form-urlencoded; other clients send no type at all.
+    event = api_event("POST", "/workflows/hello/runs", body='{"inputs": {"name": "curl"}}')
+    event["headers"].pop("Content-Type")
+    event["multiValueHeaders"].pop("Content-Type")
+    if sent_as:
+        event["headers"]["content-type"] = sent_as
+        event["multiValueHeaders"]["content-type"] = [sent_as]
+
+    status, body = api.invoke(event)
+
+    assert status == 202, body
+    (execution,) = api.executions("hello")
+    assert json.loads(execution["input"])["inputs"]["name"] == "curl"
+
+
+def test_a_form_body_to_a_json_route_is_refused_naming_its_content_type(api: Api) -> None:
+    answer = api.call(
+        "POST",
+        "/workflows/hello/runs",
+        body="inputs=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    message = assert_error(answer, 422, "ValidationError")
+    assert "the body was sent as application/x-www-form-urlencoded" in message
+    assert "Content-Type: application/json" in message
+    assert api.executions() == []
+
+
+def test_another_content_type_is_refused_naming_it(api: Api) -> None:
+    answer = api.call("POST", "/workflows/hello/runs", body="{}", headers={"Content-Type": "text/plain"})
+
+    assert (
+        assert_error(answer, 400, "BadRequest") == "send the request body as application/json, not text/plain"
+    )
+
+
 # -- run history ----------------------------------------------------------------------------------
 @pytest.fixture
 def history(api: Api) -> Api:
@@ -529,5 +568,6 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
         "/runs/{run_id}/steps/{step}/approve": ["post"],
         "/runs/{run_id}/steps/{step}/reject": ["post"],
         "/slack/interactions": ["post"],
+        "/approvals/{token}": ["get", "post"],
     }
     assert "202" in document["paths"]["/workflows/{wf}/runs"]["post"]["responses"]

@@ -63,7 +63,7 @@ class World:
         self.directory = Directory(TeamsFile.model_validate({"teams": {"platform": [JANE, SAM]}}), None)
         self.outbox = Outbox(self.ddb, TABLE)
 
-    def notifier(self, ses: Any = None) -> ApprovalNotifier:
+    def notifier(self, ses: Any = None, dashboard_url: str = "") -> ApprovalNotifier:
         return ApprovalNotifier(
             self.runs,
             self.sfn,
@@ -74,6 +74,7 @@ class World:
             SENDER,
             slack=None,
             outbox=self.outbox,
+            dashboard_url=dashboard_url,
         )
 
     def decisions(self, sfn: Any = None) -> ApprovalDecisions:
@@ -158,6 +159,20 @@ def test_the_request_is_recorded_with_its_message_deadline_and_links_and_the_run
         "approve",
     )
     assert approve.exp == int(datetime(2026, 11, 21, 11, 16, tzinfo=UTC).timestamp())
+
+
+def test_with_a_dashboard_the_email_links_the_runs_page_at_the_approval_step(world: World) -> None:
+    world.seed_run()
+    assert world.notifier(dashboard_url="https://dash.example/").handle(message()) is True
+
+    approval = world.step()["approval"]
+    page = f"https://dash.example/#/runs/{RUN_ID}?step=approval"
+    assert approval["link"] == page
+    assert approval["links"] == {"run": page}
+    (email, *_) = world.outbox.emails(RUN_ID)
+    assert f"Run: {page}" in email["body"]
+    # The signed decision links stay on the API.
+    assert email["links"]["approve"].startswith("http://flowdeck.test/approvals/")
 
 
 def test_a_redelivered_request_changes_nothing_and_sends_no_second_email(world: World) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +66,18 @@ class FakeApi:
             if (event.get("queryStringParameters") or {}).get("cursor") == "abc":
                 return answer(200, {"runs": [ROW | {"run_id": "r2"}], "next_cursor": None})
             return answer(200, {"runs": [ROW], "next_cursor": "abc"})
+        if route == ("GET", "/runs/r1/logs"):
+            line = {"seq": 1, "step": "greet", "t": "2026-11-21T18:25:02Z", "stream": "stdout", "text": "hi"}
+            return answer(
+                200,
+                {
+                    "run_id": "r1",
+                    "run_status": "succeeded",
+                    "lines": [line],
+                    "more": False,
+                    "next_since_seq": 1,
+                },
+            )
         if route == ("GET", "/runs/r1"):
             state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
             if state == "missing":
@@ -194,3 +207,35 @@ def test_unreachable_api_is_a_clean_error() -> None:
         result.stderr.strip() == f"error: cannot reach the Flowdeck API at {url} — is `flowdeck up` running?"
     )
     assert "Traceback" not in result.output
+
+
+def test_logs_output_asks_for_stdout_only(cli: CliRunner, fake: FakeApi) -> None:
+    result = cli.invoke(app, ["logs", "r1", "--output"])
+
+    assert result.exit_code == 0, result.output
+    assert "hi" in result.stdout
+    assert fake.last("GET", "/runs/r1/logs")["queryStringParameters"]["stream"] == "stdout"
+
+
+def test_logs_output_and_errors_together_is_a_usage_error(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["logs", "r1", "--output", "--errors"])
+
+    assert result.exit_code == 2
+    assert "--output and --errors" in result.stderr
+
+
+def test_help_shows_plain_flags_without_a_type() -> None:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["logs", "--help"])
+
+    assert "--errors" in result.stdout and "--output" in result.stdout
+    assert "<bool>" not in result.stdout
+    assert "<str>" in result.stdout  # options that take a value still say what
+
+
+def test_up_with_a_missing_workflows_folder_exits_2_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+
+    result = CliRunner().invoke(app, ["up", "--workflows", str(missing)])
+
+    assert result.exit_code == 2
+    assert f"--workflows {missing}: no such folder" in " ".join(result.stderr.split())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -217,6 +220,24 @@ def test_replayed_delivery_answers_the_same_run_and_starts_one(hooks: Hooks) -> 
         ("duplicate", "evt-0001", first[1]["run_id"]),
         ("started", "evt-0001", first[1]["run_id"]),
     ]
+
+
+def test_webhook_and_push_run_ids_are_time_first_and_the_same_at_every_redelivery(hooks: Hooks) -> None:
+    before = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    hook_ids = [hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "evt-7"})[1]["run_id"]]
+    push_ids = [hooks.github("push", push("main"), "d-7")[1]["runs"][0]["run_id"]]
+    time.sleep(1.1)  # a redelivery a second later still names the run by the first sighting
+    hook_ids.append(
+        hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "evt-7"})[1]["run_id"]
+    )
+    push_ids.append(hooks.github("push", push("main"), "d-7")[1]["runs"][0]["run_id"])
+    other = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "evt-8"})[1]["run_id"]
+
+    assert hook_ids[0] == hook_ids[1] and push_ids[0] == push_ids[1]
+    assert re.fullmatch(r"\d{8}-\d{6}-webhook-[0-9a-f]{12}", hook_ids[0])
+    assert re.fullmatch(r"\d{8}-\d{6}-git-[0-9a-f]{12}", push_ids[0])
+    assert before <= hook_ids[0] < other  # sortable: a later delivery sorts after
+    assert len(hooks.executions("hooked")) == 2 and len(hooks.executions("pushed")) == 1
 
 
 def test_inputs_that_do_not_validate_are_422_and_recorded(hooks: Hooks) -> None:

@@ -184,7 +184,9 @@ def test_matching_event_starts_an_incident_run_with_the_detail(local: Local):
     event_id = put_incident(local, {"severity": "high", "service": "checkout"})
     put_incident(local, {"severity": "low"}, detail_type="Incident Closed")  # not in the pattern
 
-    assert poller.poll(rule) == [event_run_id("responder", 0, event_id)]
+    assert poller.poll(rule) == [
+        event_run_id("responder", 0, event_id, local.deliveries.first_seen("responder", "event", event_id))
+    ]
     [execution] = local.executions_of("responder")
     assert json.loads(execution["input"]) == {
         "inputs": {"event": {"severity": "high", "service": "checkout"}},
@@ -197,7 +199,7 @@ def test_matching_event_starts_an_incident_run_with_the_detail(local: Local):
     [delivery] = local.deliveries.recent("responder")
     assert (delivery["trigger"], delivery["run_id"], delivery["outcome"], delivery["source"]) == (
         "incident",
-        event_run_id("responder", 0, event_id),
+        event_run_id("responder", 0, event_id, local.deliveries.first_seen("responder", "event", event_id)),
         "started",
         "acme.incidents/Incident Opened",
     )
@@ -240,7 +242,9 @@ def test_event_whose_run_exists_with_other_input_is_recorded_duplicate_under_its
     poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries)
     [rule] = rules
     event_id = put_incident(local, {"severity": "high"})
-    run_id = event_run_id("responder", 0, event_id)
+    run_id = event_run_id(
+        "responder", 0, event_id, local.deliveries.first_seen("responder", "event", event_id)
+    )
     local.executions.start("responder", run_id, {"inputs": {}, "trigger": "manual", "started_by": "alice"})
 
     assert poller.poll(rule) == [run_id]

@@ -39,6 +39,7 @@ from stacks.app_builder import NOTIFY_STACK, build_app
 from stacks.notify import (
     BATCH_SIZE,
     DEFAULT_SES_SENDER,
+    ENV_DASHBOARD_URL,
     ENV_SLACK_CHANNEL,
     MAX_RECEIVE_COUNT,
     NOTIFIER_TIMEOUT,
@@ -317,6 +318,7 @@ def test_context_values_set_the_sender_the_link_base_and_the_slack_channel(tmp_p
         "ses_sender": "approvals@acme.example",
         "public_api_url": "https://flowdeck.acme.example/",
         "slack_channel": "#deploys",
+        "dashboard_url": "https://d111111abcdef8.cloudfront.net/",
     }
     app = build_app(FIXTURE_WORKFLOWS, cdk.App(outdir=str(tmp_path), context=context))
     template = assertions.Template.from_stack(cast(cdk.Stack, app.node.find_child(NOTIFY_STACK)))
@@ -325,6 +327,7 @@ def test_context_values_set_the_sender_the_link_base_and_the_slack_channel(tmp_p
     assert env[ENV_SES_SENDER] == "approvals@acme.example"
     assert env[ENV_PUBLIC_API_URL] == "https://flowdeck.acme.example"
     assert env[ENV_SLACK_CHANNEL] == "#deploys"
+    assert env[ENV_DASHBOARD_URL] == "https://d111111abcdef8.cloudfront.net"
     template.has_resource_properties("AWS::SES::EmailIdentity", {"EmailIdentity": "approvals@acme.example"})
     (ses,) = [s for s in policy_statements(template, "Handler") if "ses:SendEmail" in as_list(s["Action"])]
     assert ses["Resource"]["Fn::Join"][1][-1] == {

@@ -238,6 +238,25 @@ def test_unknown_step_in_needs_is_reported():
     assert problems == ["wf.yaml:6: steps[1].needs: unknown step 'lint'"]
 
 
+def test_a_bad_field_and_an_unknown_need_are_reported_together():
+    problems = problems_of(
+        """
+        name: build
+        steps:
+          - id: compile
+            run: make
+            timout: 5m
+          - id: test
+            needs: [compile, lint]
+            run: make test
+        """
+    )
+    assert problems == [
+        "wf.yaml:5: steps[0].timout: unknown field",
+        "wf.yaml:7: steps[1].needs: unknown step 'lint'",
+    ]
+
+
 def test_step_that_needs_itself_is_reported():
     problems = problems_of(
         """

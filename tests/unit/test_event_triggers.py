@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -95,12 +97,14 @@ def test_workflow_without_event_input_gets_no_inputs_from_the_event():
     assert built == execution_input(definition, trigger, EVENT)
 
 
-def test_event_run_id_is_one_per_event_and_trigger():
-    run_id = event_run_id("responder", 0, EVENT_ID)
-    assert run_id == event_run_id("responder", 0, EVENT_ID)
-    assert run_id != event_run_id("responder", 1, EVENT_ID)
-    assert run_id != event_run_id("responder", 0, "another-event")
-    assert len(run_id) <= 80
+def test_event_run_id_is_one_per_event_and_trigger_and_starts_with_its_time():
+    seen = datetime(2026, 12, 6, 3, 47, 9, tzinfo=UTC)
+    run_id = event_run_id("responder", 0, EVENT_ID, seen)
+    assert run_id == event_run_id("responder", 0, EVENT_ID, seen)
+    assert run_id != event_run_id("responder", 1, EVENT_ID, seen)
+    assert run_id != event_run_id("responder", 0, "another-event", seen)
+    assert re.fullmatch(r"20261206-034709-event-[0-9a-f]{12}", run_id)
+    assert run_id < event_run_id("responder", 0, "a-later-event", seen.replace(second=10))
 
 
 def test_pattern_values_must_be_lists():

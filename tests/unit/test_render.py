@@ -55,7 +55,7 @@ def test_failed_run_shows_the_step_error_and_what_never_ran() -> None:
     lines = summary_lines(failed)
 
     assert "Status: Failed ✗" in lines[0]
-    assert lines[2] == "2. apply    ✗ 400ms  └─ exit code 2"
+    assert lines[2] == "2. apply    ✗ 400ms  └─ exit code 2 ⏎ Traceback (most recent call last): ..."
     assert lines[3] == "3. health   ○"
     assert len(lines) == 4, "the step already tells the error"
 

@@ -48,6 +48,29 @@ def test_rich_view_of_a_budget_cancelled_run_says_why() -> None:
     assert f"Cancelled: BudgetExceeded: {CAUSE}" in console.export_text()
 
 
+def test_the_cost_beside_a_budget_message_shows_the_digits_that_differ() -> None:
+    run = cancelled_run() | {
+        "cost_usd": "0.0512",
+        "error_cause": "run cost $0.0512 passed max_cost_usd $0.05",
+    }
+
+    header = summary_lines(run)[0]
+
+    assert "Cost: $0.0512" in header
+    assert "Cost: $0.05 " not in header + " "
+
+
+def test_a_run_the_budget_did_not_stop_shows_its_cost_to_the_cent() -> None:
+    run = cancelled_run() | {
+        "status": "succeeded",
+        "cancel_reason": None,
+        "error": None,
+        "cost_usd": "0.0512",
+    }
+
+    assert "Cost: $0.05" in summary_lines(run)[0]
+
+
 def test_run_without_a_cancel_reason_has_no_cancelled_line() -> None:
     run = cancelled_run() | {"cancel_reason": None}
 
