@@ -14,6 +14,8 @@ from flowdeck.local.stack import LocalStack, free_port
 from tests.e2e.conftest import steps_by_id, wait
 
 HERE = Path(__file__).parent
+# Its two module-scoped stacks (before and after the restart) stay on one xdist worker.
+pytestmark = pytest.mark.xdist_group("restart")
 USER = {"X-Flowdeck-User": "jane@example.com"}
 
 
