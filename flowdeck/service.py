@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.errors import RunNotFound
 from flowdeck.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
@@ -158,7 +159,8 @@ class RunService:
             "duration_s": None
             if item.get("status") == RunStatus.QUEUED
             else seconds_between(item.get("started_at"), item.get("ended_at")),
-            "cost_usd": item.get("cost_usd", 0),
+            # Money is a decimal string everywhere (flowdeck.costs.models.Money), never a float.
+            "cost_usd": money_text(item.get("cost_usd")) or "0",
             # Retry links, both ways: the run this one retries, and the runs that retried this one.
             "retry_of": item.get("retry_of"),
             "retries": sorted(item.get("retries") or []),
@@ -166,7 +168,12 @@ class RunService:
 
     @staticmethod
     def error_cause(run: dict[str, Any], steps: list[dict[str, Any]]) -> str | None:
-        """Why the run failed: the state machine's record, else the failed step's own cause."""
+        """Why the run failed: the state machine's record, else the failed step's own cause.
+
+        A run that succeeded has none: a tolerated failure (`on_failure: continue`) stays on its step.
+        """
+        if run.get("status") == RunStatus.SUCCEEDED:
+            return None
         if cause := run.get("error_cause"):
             return str(cause)
         try:
@@ -212,7 +219,7 @@ class RunService:
             "exit_code": item.get("exit_code"),
             "process_seconds": item.get("process_seconds"),
             # Priced when recorded (the breakdown at /runs/{id}/costs re-prices with today's calculator).
-            "cost_usd": item.get("cost_usd"),
+            "cost_usd": money_text(item.get("cost_usd")),
             "usage": item.get("usage"),
             "outputs": outputs,
             "artifacts": item.get("artifacts", []),

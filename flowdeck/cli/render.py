@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -43,6 +44,8 @@ STYLES = {
     "cancelled": "magenta",
 }
 FINISHED = {status.value for status in RunStatus if status.finished}
+# What is still going, so its duration is measured up to now (a queued run has not started).
+GOING = {RunStatus.RUNNING.value, RunStatus.WAITING.value}
 POLL_SECONDS = 0.25
 # The run item appears when the state machine's first state runs, a moment after StartExecution.
 APPEAR_WITHIN_SECONDS = 30.0
@@ -69,20 +72,27 @@ def run_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s"
 
 
+def elapsed(item: dict[str, Any]) -> float | None:
+    """A run's or step's duration as of now: one still going keeps growing (not its first reading)."""
+    if item.get("started_at") and not item.get("ended_at") and item.get("status") in GOING:
+        return seconds_between(item["started_at"], None)
+    return item.get("duration_s")
+
+
 def _one_line(text: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= DETAIL_CHARS else first[: DETAIL_CHARS - 1] + "…"
 
 
 def usd(value: Any) -> str:
-    """Dollars as the API gives them (string or number), to the cent, or finer when below a cent."""
-    amount = float(value or 0)
-    return f"${amount:.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.6f}"
+    """Dollars as the API gives them (a decimal string), to the cent, or finer when below a cent."""
+    amount = Decimal(str(value or 0))
+    return f"${amount:.2f}" if amount == 0 or amount >= Decimal("0.01") else f"${amount:.6f}"
 
 
 def _cost(run: dict[str, Any]) -> str:
-    """`   Cost: $0.12` once the run has recorded a cost; nothing before."""
-    return f"   Cost: {usd(run['cost_usd'])}" if run.get("cost_usd") else ""
+    """`   Cost: $0.12` once the run has recorded a cost; nothing before ("0" is no cost yet)."""
+    return f"   Cost: {usd(run['cost_usd'])}" if Decimal(str(run.get("cost_usd") or 0)) else ""
 
 
 # A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
@@ -93,7 +103,7 @@ def _header(run: dict[str, Any]) -> str:
     return (
         f"Workflow: {run.get('workflow')}   Run ID: {run.get('run_id')}   "
         f"Status: {status_label(run.get('status'))} {icon(run.get('status'))}   "
-        f"Duration: {run_duration(run.get('duration_s'))}   Trigger: {run.get('trigger')}{_cost(run)}"
+        f"Duration: {run_duration(elapsed(run))}   Trigger: {run.get('trigger')}{_cost(run)}"
     )
 
 
@@ -102,8 +112,8 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
     status = step.get("status")
     if status == "skipped":
         timing = "skipped"
-    elif step.get("duration_s") is not None:
-        timing = format_duration(step["duration_s"])
+    elif (seconds := elapsed(step)) is not None:
+        timing = format_duration(seconds)
     else:
         timing = ""
     if (step.get("attempt") or 0) > 1:
@@ -240,7 +250,7 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
         ("   Status: ", "dim"),
         (f"{status_label(status)} {icon(status)}", STYLES.get(status or "", "")),
         ("   Duration: ", "dim"),
-        run_duration(run.get("duration_s")),
+        run_duration(elapsed(run)),
         ("   Trigger: ", "dim"),
         str(run.get("trigger")),
         (_cost(run), ""),
@@ -339,16 +349,21 @@ def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[st
 
     feed = LiveFeed(ws_url(client.base_url), run_id, user=client.http.headers.get("X-Flowdeck-User"))
     run: dict[str, Any] = {"run_id": run_id, "steps": []}
-    with Live(console=console, refresh_per_second=8, transient=True) as live:
+    waiting = Text(f"waiting for run {run_id} to start…", "dim")
+
+    def view() -> RenderableType:
+        # Rendered on every refresh, not per message: a running step's duration keeps growing.
+        return run_view(run, live=True) if "status" in run else waiting
+
+    with Live(console=console, refresh_per_second=8, transient=True, get_renderable=view) as live:
 
         def on_change(current: dict[str, Any]) -> None:
             if "trigger" not in current:  # first sign of the run: take its full view (plan, trigger)
                 with contextlib.suppress(ApiError):
                     seen = {k: v for k, v in current.items() if k != "steps"}
                     current.update(client.get_run(run_id) | seen)
-            live.update(run_view(current, live=True))
+            live.refresh()
 
-        live.update(Text(f"waiting for run {run_id} to start…", "dim"))
         follow(feed, run, on_change, lambda lines: print_lines(lines, live.console))
     final = client.get_run(run_id)
     console.print(run_view(final))
@@ -364,10 +379,18 @@ def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, An
     except LiveUnavailable:
         pass  # no WebSocket endpoint (an older stack, or AWS without FLOWDECK_WS_URL): poll instead
 
-    def show(run: dict[str, Any] | None) -> None:
-        live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))
+    latest: list[dict[str, Any]] = []
 
-    with Live(console=console, refresh_per_second=8, transient=True) as live:
+    def show(run: dict[str, Any] | None) -> None:
+        latest[:] = [run] if run else []
+
+    def view() -> RenderableType:
+        # Rendered on every refresh, not per poll: a running step's duration keeps growing.
+        return (
+            run_view(latest[0], live=True) if latest else Text(f"waiting for run {run_id} to start…", "dim")
+        )
+
+    with Live(console=console, refresh_per_second=8, transient=True, get_renderable=view):
         run = wait_for_run(client, run_id, show)
     console.print(run_view(run))
     return run

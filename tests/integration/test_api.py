@@ -303,7 +303,7 @@ def test_list_runs_row_shape(history: Api) -> None:
             "started_at": "2026-11-20T10:00:00Z",
             "ended_at": "2026-11-20T10:00:07Z",
             "duration_s": 7.0,
-            "cost_usd": 0,
+            "cost_usd": "0",
             "retry_of": None,
             "retries": [],
         }
