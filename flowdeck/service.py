@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.errors import RunNotFound
@@ -20,6 +21,7 @@ from flowdeck.history import READ_FACTOR, decode_cursor, encode_cursor, plan_his
 from flowdeck.status import RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
+from flowdeck.triggers.switch import TriggerSwitch
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -87,17 +89,39 @@ class RunQuery(BaseModel):
 
 
 class RunService:
-    def __init__(self, catalog: Catalog, runs: RunStore, executions: Executions) -> None:
+    def __init__(
+        self, catalog: Catalog, runs: RunStore, executions: Executions, switch: TriggerSwitch | None = None
+    ) -> None:
+        """`switch` (AWS only) disables a paused workflow's schedules and rules; locally None."""
         self.catalog = catalog
         self.runs = runs
         self.executions = executions
+        self.states = WorkflowStates(runs)
+        self.switch = switch
 
     # -- workflows --------------------------------------------------------------------------
     def list_workflows(self) -> list[dict[str, Any]]:
-        return [self.catalog.summary(self.catalog.get(n)) for n in self.catalog.names()]
+        names = self.catalog.names()
+        states = self.states.many(names)
+        return [self.catalog.summary(self.catalog.get(n)) | states[n] for n in names]
 
     def get_workflow(self, name: str) -> dict[str, Any]:
-        return self.catalog.detail(self.catalog.get(name))
+        definition = self.catalog.get(name)
+        return self.catalog.detail(definition) | self.states.get(name)
+
+    def set_workflow_state(self, name: str, request: SetWorkflowState, caller: str) -> dict[str, Any]:
+        """Pause or resume a workflow (idempotent); on AWS its schedules and rules follow.
+
+        Recorded first, so every Flowdeck start path refuses from this answer on; then the schedules
+        and rules are switched (a failure there answers an error, and repeating the call retries it).
+        On resume, runs that queued while it was paused start, in order, as slots allow.
+        """
+        definition = self.catalog.get(name)
+        state, changed = self.states.set(name, request, caller)
+        triggers = self.switch.set(definition, request.active) if self.switch is not None else []
+        if request.active and definition.runtime_config.concurrency.max_runs:
+            ConcurrencyControl(self.runs, self.executions).promote(name)
+        return {"workflow": name, "changed": changed, "triggers": triggers} | state
 
     # -- runs -------------------------------------------------------------------------------
     def start_run(
@@ -112,6 +136,8 @@ class RunService:
         """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries."""
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
+        # A paused workflow starts nothing (409 WorkflowPaused), also for a repeated idempotency key.
+        self.states.check(workflow)
         run_id = run_id or (
             idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
         )

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import Conflict
 from flowdeck.status import RunStatus
@@ -319,7 +320,8 @@ class ConcurrencyControl:
     def promote(self, workflow: str) -> list[str]:
         """Start the oldest queued runs while slots are free (idempotent); the run ids started."""
         slots = self.slots(workflow)
-        if slots is None:
+        if slots is None or not WorkflowStates(self.runs).get(workflow)["active"]:
+            # Paused: queued runs keep their place and start on resume (flowdeck.control.workflow_state).
             return []
         holders, max_runs = slots
         queued = self.queued_runs(workflow)
