@@ -134,7 +134,7 @@ def test_schedules_and_rules_carry_the_names_pausing_disables(triggers_template:
     _, schedule = only(resources_of(triggers_template, "AWS::Scheduler::Schedule"))
     _, rule = only(resources_of(triggers_template, "AWS::Events::Rule"))
     _, group = only(resources_of(triggers_template, "AWS::Scheduler::ScheduleGroup"))
-    [role] = [
+    [_role] = [
         r
         for r in resources_of(triggers_template, "AWS::IAM::Role").values()
         if r["Properties"].get("RoleName") == "flowdeck-schedules"
