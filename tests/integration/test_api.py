@@ -508,6 +508,7 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
     assert {path: sorted(ops) for path, ops in document["paths"].items()} == {
         "/workflows": ["get"],
         "/workflows/{wf}": ["get"],
+        "/workflows/{wf}/state": ["put"],
         "/workflows/{wf}/runs": ["post"],
         "/runs": ["get"],
         "/runs/{run_id}": ["get"],
