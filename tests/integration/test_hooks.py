@@ -468,3 +468,22 @@ def test_deliveries_to_a_paused_workflow_start_nothing_and_are_recorded_refused(
     hooks.call("PUT", "/workflows/hooked/state", body='{"active": true}')
     status, _ = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "d-resumed"})
     assert status == 202 and len(hooks.executions("hooked")) == 1
+
+
+def test_cli_pause_and_resume_and_the_refusal_in_the_trigger_history(hooks: Hooks) -> None:
+    with ApiServer(lambda_handler, port=0) as server:
+        runner = CliRunner(env={"FLOWDECK_API": server.url, "COLUMNS": "200"})
+        paused = runner.invoke(app, ["pause", "hooked", "--reason", "release freeze"])
+        again = runner.invoke(app, ["pause", "hooked"])
+        status, _ = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "cli-paused"})
+        history = runner.invoke(app, ["triggers", "hooked"])
+        resumed = runner.invoke(app, ["resume", "hooked", "--json"])
+        unknown = runner.invoke(app, ["pause", "nope"])
+
+    assert paused.exit_code == 0, paused.output
+    assert "hooked is paused by" in paused.output and "release freeze" in paused.output
+    assert "(unchanged)" in again.output and "release freeze" in again.output
+    assert status == 409
+    assert "cli-paused" in history.output and "refused" in history.output and "paused" in history.output
+    assert resumed.exit_code == 0 and json.loads(resumed.output)["active"] is True
+    assert unknown.exit_code == 1 and "nope" in unknown.output

@@ -20,6 +20,7 @@ from flowdeck.catalog import Catalog
 from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.local.scheduler import LocalScheduler
+from flowdeck.service import RunService
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_deliveries_table_kwargs, create_table_kwargs
@@ -357,3 +358,35 @@ def test_pause_disables_the_workflow_schedules_and_rules_on_aws_and_resume_enabl
     switch.set(local.catalog.get("nightly"), True)
     switch.set(local.catalog.get("responder"), True)
     assert states() == ("ENABLED", "ENABLED")
+
+
+def test_the_state_endpoint_switches_the_schedules_on_aws_and_records_the_pause_first(local: Local):
+    # RunService with the AWS switch (FLOWDECK_MANAGE_TRIGGERS): the pause recorded, then the schedule off.
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    scheduler.create_schedule_group(Name=SCHEDULE_GROUP)
+    scheduler.create_schedule(
+        Name=schedule_name("nightly", 0),
+        GroupName=SCHEDULE_GROUP,
+        ScheduleExpression="cron(30 6 * * ? *)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": ARN_PREFIX + "nightly",
+            "RoleArn": "arn:aws:iam::123456789012:role/flowdeck-schedules",
+        },
+    )
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(**create_table_kwargs(RUNS))
+    service = RunService(
+        local.catalog, RunStore(RUNS, ddb), local.executions, TriggerSwitch(scheduler, local.events)
+    )
+
+    answer = service.set_workflow_state(
+        "nightly", SetWorkflowState(active=False, reason="migration"), "alice"
+    )
+
+    assert answer["triggers"] == [{"kind": "schedule", "name": "nightly-0", "state": "DISABLED"}]
+    assert (answer["active"], answer["paused_by"], answer["pause_reason"]) == (False, "alice", "migration")
+    assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "DISABLED"
+    service.set_workflow_state("nightly", SetWorkflowState(active=True), "bob")
+    assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "ENABLED"
+    assert service.get_workflow("nightly")["active"] is True
