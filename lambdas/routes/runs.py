@@ -33,9 +33,9 @@ class RunStarted(BaseModel):
     summary="Start a manual run",
     description=(
         "Validates the inputs against the workflow's declared inputs (defaults merged), records the run and "
-        "starts it: `GET /runs/{id}` answers from this answer on. Always answers 202 with the run id, also for "
-        "a repeat with the same `idempotency_key`: that repeat names the run the key first started, with its "
-        "status now, and starts nothing new. A paused workflow answers 409 WorkflowPaused. "
+        "starts it: `GET /runs/{id}` answers from this answer on. Always answers 202 with the run id, also "
+        "for a repeat with the same `idempotency_key`: that repeat names the run the key first started, "
+        "with its status now, and starts nothing new. A paused workflow answers 409 WorkflowPaused. "
         "An empty body means `{}`. "
         "A workflow at its `runtime_config.concurrency.max_runs` answers `status: queued` (the run starts "
         "when a slot frees, in order) or, with `on_limit: reject`, 409 ConcurrencyLimit."
