@@ -48,6 +48,8 @@ START_JSON = "start_json"
 QUEUED_AT = "queued_at"
 PROMOTED_AT = "promoted_at"
 FINISHED = {s.value for s in RunStatus if s.finished}
+# A run recorded by its start with no execution this long after is one whose starter died in between.
+START_GRACE_SECONDS = 300
 
 
 class ConcurrencyLimit(Conflict):
@@ -61,6 +63,16 @@ class Slot(StrEnum):
 
     NEW = "new"
     HELD = "held"
+
+
+def parse_iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def now_iso() -> str:
@@ -372,7 +384,7 @@ class ConcurrencyControl:
         if run.get("status") in FINISHED:
             return True
         if not run.get("execution_arn"):
-            return False
+            return self.never_started(run)
         try:
             described = self.executions.client.describe_execution(executionArn=run["execution_arn"])
         except ClientError as exc:
@@ -380,6 +392,27 @@ class ConcurrencyControl:
                 return False
             raise
         return bool(described["status"] != "RUNNING")
+
+    def never_started(self, run: dict[str, Any]) -> bool:
+        """A run recorded by its start whose execution never began (the caller died in between).
+
+        Only once the record is START_GRACE_SECONDS old and no execution of its name exists: the run
+        is then recorded failed (StartFailed), which frees its slot. Younger records are starting.
+        """
+        started = parse_iso(run.get("started_at"))
+        if started is None or (datetime.now(UTC) - started).total_seconds() < START_GRACE_SECONDS:
+            return False
+        workflow, run_id = str(run["workflow"]), str(run["run_id"])
+        try:
+            self.executions.client.describe_execution(
+                executionArn=self.executions.execution_arn(workflow, run_id)
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            reason = f"no execution started within {START_GRACE_SECONDS} s of the run's start record"
+            return self.runs.record_start_failed(run_id, workflow, reason, now_iso())
+        return False  # it exists: its RecordRunStart has not run yet
 
     # -- run events -------------------------------------------------------------------------
     def on_run_change(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:

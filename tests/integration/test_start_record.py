@@ -286,3 +286,27 @@ def test_a_succeeded_run_has_no_run_level_error_and_its_tolerated_failure_stays_
     assert [s["cost_usd"] for s in run["steps"]] == ["0.000003", None]
     _, page = api.call("GET", "/runs", query={"workflow": "hello"})
     assert page["runs"][0]["cost_usd"] == "0.012345"
+
+
+def test_a_run_whose_starter_died_before_start_execution_frees_its_slot_after_a_grace_time(
+    flowdeck_aws: tuple[Any, Any], control: ConcurrencyControl
+) -> None:
+    _, sfn = flowdeck_aws
+    definition = limited(1)
+    long_ago = "2026-01-01T00:00:00.000000Z"
+    # Recorded and holding the slot, but the caller died before StartExecution: no execution exists.
+    control.acquire(WORKFLOW, "orphan", 1)
+    control.runs.record_start(
+        "orphan", start_record(definition, "orphan", PAYLOAD, RunStatus.RUNNING, long_ago)
+    )
+    control.runs.record_start("young", start_record(definition, "young", PAYLOAD, RunStatus.RUNNING))
+    # A record just written is a start under way, whatever its execution: never freed.
+    assert control.holder_gone("young") is False
+    assert control.start(definition, "next", PAYLOAD)["status"] == "running"
+
+    orphan = control.run_item("orphan") or {}
+    assert orphan["status"] == "failed" and orphan["error"] == "StartFailed"
+    assert "no execution started" in orphan["error_cause"]
+    assert {e["name"] for e in sfn.list_executions(stateMachineArn=ARN_PREFIX + WORKFLOW)["executions"]} == {
+        "next"
+    }
