@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = 4
     # SQS long polling: an idle worker's receives are billed, so wait as long as SQS allows (20 s).
     worker_poll_seconds: int = Field(default=20, ge=0, le=20)
+    # AWS only (set by the CDK app): pausing a workflow disables its Scheduler schedules (in this
+    # group) and EventBridge rules; the local stack's scheduler and poller read the state instead.
+    manage_triggers: bool = False
+    schedule_group: str = "flowdeck"
     # Only the local stack trusts the X-Flowdeck-User header; on AWS identity comes from IAM (SigV4).
     trust_user_header: bool = False
     # Pricing (see flowdeck/costs): "null", "rate-card" or "package.module:ClassName"; the card's path.

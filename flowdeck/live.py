@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flowdeck import aws
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK, STEP_SK_PREFIX, TTL_ATTRIBUTE
+from flowdeck.costs.models import money_text
 from flowdeck.errors import RunNotFound
 from flowdeck.stores.conditions import condition_failed
 from flowdeck.stores.runs import from_item
@@ -127,6 +128,8 @@ def run_message(run_id: str, item: dict[str, Any]) -> dict[str, Any]:
         "started_at": item.get("started_at"),
         "ended_at": item.get("ended_at"),
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
+        # A decimal string, as in every answer (flowdeck.costs.models.Money).
+        "cost_usd": money_text(item.get("cost_usd")) or "0",
     }
 
 
@@ -142,6 +145,7 @@ def step_message(run_id: str, step_id: str, item: dict[str, Any]) -> dict[str, A
         "ended_at": item.get("ended_at"),
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
         "summary": _cut(item.get("summary"), MAX_ERROR_TEXT),
+        "cost_usd": money_text(item.get("cost_usd")),
         # Paused on failure: since when and until when it waits (never its token).
         **(
             {

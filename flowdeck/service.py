@@ -13,12 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
+from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.errors import RunNotFound
 from flowdeck.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
 from flowdeck.status import RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
+from flowdeck.triggers.switch import TriggerSwitch
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -86,17 +89,39 @@ class RunQuery(BaseModel):
 
 
 class RunService:
-    def __init__(self, catalog: Catalog, runs: RunStore, executions: Executions) -> None:
+    def __init__(
+        self, catalog: Catalog, runs: RunStore, executions: Executions, switch: TriggerSwitch | None = None
+    ) -> None:
+        """`switch` (AWS only) disables a paused workflow's schedules and rules; locally None."""
         self.catalog = catalog
         self.runs = runs
         self.executions = executions
+        self.states = WorkflowStates(runs)
+        self.switch = switch
 
     # -- workflows --------------------------------------------------------------------------
     def list_workflows(self) -> list[dict[str, Any]]:
-        return [self.catalog.summary(self.catalog.get(n)) for n in self.catalog.names()]
+        names = self.catalog.names()
+        states = self.states.many(names)
+        return [self.catalog.summary(self.catalog.get(n)) | states[n] for n in names]
 
     def get_workflow(self, name: str) -> dict[str, Any]:
-        return self.catalog.detail(self.catalog.get(name))
+        definition = self.catalog.get(name)
+        return self.catalog.detail(definition) | self.states.get(name)
+
+    def set_workflow_state(self, name: str, request: SetWorkflowState, caller: str) -> dict[str, Any]:
+        """Pause or resume a workflow (idempotent); on AWS its schedules and rules follow.
+
+        Recorded first, so every Flowdeck start path refuses from this answer on; then the schedules
+        and rules are switched (a failure there answers an error, and repeating the call retries it).
+        On resume, runs that queued while it was paused start, in order, as slots allow.
+        """
+        definition = self.catalog.get(name)
+        state, changed = self.states.set(name, request, caller)
+        triggers = self.switch.set(definition, request.active) if self.switch is not None else []
+        if request.active and definition.runtime_config.concurrency.max_runs:
+            ConcurrencyControl(self.runs, self.executions).promote(name)
+        return {"workflow": name, "changed": changed, "triggers": triggers} | state
 
     # -- runs -------------------------------------------------------------------------------
     def start_run(
@@ -111,6 +136,8 @@ class RunService:
         """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries."""
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
+        # A paused workflow starts nothing (409 WorkflowPaused), also for a repeated idempotency key.
+        self.states.check(workflow)
         run_id = run_id or (
             idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
         )
@@ -158,7 +185,8 @@ class RunService:
             "duration_s": None
             if item.get("status") == RunStatus.QUEUED
             else seconds_between(item.get("started_at"), item.get("ended_at")),
-            "cost_usd": item.get("cost_usd", 0),
+            # Money is a decimal string everywhere (flowdeck.costs.models.Money), never a float.
+            "cost_usd": money_text(item.get("cost_usd")) or "0",
             # Retry links, both ways: the run this one retries, and the runs that retried this one.
             "retry_of": item.get("retry_of"),
             "retries": sorted(item.get("retries") or []),
@@ -166,7 +194,12 @@ class RunService:
 
     @staticmethod
     def error_cause(run: dict[str, Any], steps: list[dict[str, Any]]) -> str | None:
-        """Why the run failed: the state machine's record, else the failed step's own cause."""
+        """Why the run failed: the state machine's record, else the failed step's own cause.
+
+        A run that succeeded has none: a tolerated failure (`on_failure: continue`) stays on its step.
+        """
+        if run.get("status") == RunStatus.SUCCEEDED:
+            return None
         if cause := run.get("error_cause"):
             return str(cause)
         try:
@@ -212,7 +245,7 @@ class RunService:
             "exit_code": item.get("exit_code"),
             "process_seconds": item.get("process_seconds"),
             # Priced when recorded (the breakdown at /runs/{id}/costs re-prices with today's calculator).
-            "cost_usd": item.get("cost_usd"),
+            "cost_usd": money_text(item.get("cost_usd")),
             "usage": item.get("usage"),
             "outputs": outputs,
             "artifacts": item.get("artifacts", []),

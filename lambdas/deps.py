@@ -22,6 +22,7 @@ from flowdeck.stores.artifacts import ArtifactStore
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
+from flowdeck.triggers.switch import TriggerSwitch
 
 ANONYMOUS = "anonymous"
 MAX_USER_LENGTH = 256
@@ -31,10 +32,18 @@ MAX_USER_LENGTH = 256
 def run_service() -> RunService:
     """The service over the configured table, state machines and workflows (one per container)."""
     settings = get_settings()
+    switch = (
+        TriggerSwitch(
+            aws.client("scheduler", settings), aws.client("events", settings), settings.schedule_group
+        )
+        if settings.manage_triggers
+        else None
+    )
     return RunService(
         Catalog.from_dir(settings.workflows_dir),
         RunStore(settings.runs_table, artifacts=ArtifactStore(settings.artifacts_bucket)),
         Executions(settings.state_machine_arn_prefix),
+        switch,
     )
 
 

@@ -21,7 +21,9 @@ from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
     ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
+    ENV_MANAGE_TRIGGERS,
     ENV_RUNS_TABLE,
+    ENV_SCHEDULE_GROUP,
     ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
@@ -29,9 +31,11 @@ from flowdeck.constants import (
     SLACK_SECRET,
     STATE_MACHINE_PREFIX,
 )
+from flowdeck.triggers.switch import SCHEDULE_GROUP
 from stacks.bundling import dependencies_layer
 from stacks.data import ArtifactStore
 from stacks.defaults import LOG_RETENTION, Handler, python_handler
+from stacks.triggers import SCHEDULES_ROLE_NAME
 from stacks.workflows import state_machine_name
 
 # Public Powertools for AWS Lambda (Python) v3 layer; bump together with pyproject's pin.
@@ -83,7 +87,9 @@ class RunsApi(Construct):
         logs_table: dynamodb.ITable,
         deliveries_table: dynamodb.ITable | None = None,
         steps_queue: sqs.IQueue | None = None,
+        triggers: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """`triggers`: (kind, name) of every schedule and rule, which pausing a workflow disables."""
         super().__init__(scope, construct_id)
         handler = self._build_handler(table, artifacts)
         self.function, self.role, self.log_group = handler.function, handler.role, handler.log_group
@@ -98,6 +104,7 @@ class RunsApi(Construct):
             self.function.add_environment(ENV_STEPS_QUEUE_URL, steps_queue.queue_url)
             steps_queue.grant_send_messages(self.role)
         self._grant_approvals()
+        self._grant_trigger_switch(triggers)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
         self.api = self._build_api()
         self._suppress_findings()
@@ -165,6 +172,46 @@ class RunsApi(Construct):
                 )
             )
         self.role.add_to_policy(iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"]))
+
+    def _grant_trigger_switch(self, triggers: Sequence[tuple[str, str]]) -> None:
+        """PUT /workflows/{wf}/state disables and enables exactly these schedules and rules."""
+        self.function.add_environment(ENV_MANAGE_TRIGGERS, "true")
+        self.function.add_environment(ENV_SCHEDULE_GROUP, SCHEDULE_GROUP)
+        stack = Stack.of(self)
+        schedules = [
+            stack.format_arn(
+                service="scheduler", resource="schedule", resource_name=f"{SCHEDULE_GROUP}/{name}"
+            )
+            for kind, name in triggers
+            if kind == "schedule"
+        ]
+        rules = [
+            stack.format_arn(service="events", resource="rule", resource_name=name)
+            for kind, name in triggers
+            if kind == "rule"
+        ]
+        if schedules:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["scheduler:GetSchedule", "scheduler:UpdateSchedule"], resources=schedules
+                )
+            )
+            # UpdateSchedule resends the schedule's target, with the role Scheduler assumes.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[
+                        stack.format_arn(
+                            service="iam", region="", resource="role", resource_name=SCHEDULES_ROLE_NAME
+                        )
+                    ],
+                    conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+                )
+            )
+        if rules:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["events:EnableRule", "events:DisableRule"], resources=rules)
+            )
 
     def _grant_triggers(self, deliveries_table: dynamodb.ITable) -> None:
         """The signed hooks read webhook secrets (that prefix only) and write the trigger history."""
@@ -393,6 +440,7 @@ class ApiStack(Stack):
         logs_table: dynamodb.ITable,
         deliveries_table: dynamodb.ITable | None = None,
         steps_queue: sqs.IQueue | None = None,
+        triggers: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck API: REST API with IAM authorization")
         self.runs_api = RunsApi(
@@ -404,4 +452,5 @@ class ApiStack(Stack):
             logs_table=logs_table,
             deliveries_table=deliveries_table,
             steps_queue=steps_queue,
+            triggers=triggers,
         )

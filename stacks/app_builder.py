@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from flowdeck.definition import load_workflows
+from flowdeck.triggers.switch import trigger_resources
 from stacks.api import ApiStack
 from stacks.compute import ComputeStack
 from stacks.data import DataStack, suppress_runs_index_grants
@@ -71,6 +72,8 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         logs_table=data.logs_table,
         deliveries_table=data.deliveries_table,
         steps_queue=compute.workers.queue,
+        # Pausing a workflow disables its schedules and rules (the triggers stack names them so).
+        triggers=[t for d in definitions.values() for t in trigger_resources(d)],
     )
     # The API starts executions of state machines it names by ARN, not by reference: deploy them first.
     api.add_stack_dependency(workflows)

@@ -15,6 +15,7 @@ from typing import Final, cast
 from aws_cdk import Duration, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
@@ -26,12 +27,16 @@ from flowdeck.definition import WorkflowDefinition
 from flowdeck.definition.models import EventTrigger, ScheduleTrigger
 from flowdeck.triggers import events as event_triggers
 from flowdeck.triggers import schedules
+from flowdeck.triggers.switch import SCHEDULE_GROUP, rule_name, schedule_name
 from stacks.workflows import state_machine_name
 
 # A firing or event that cannot start a run is retried this often, for at most this long, then
 # parked in the dead-letter queue (a run that starts an hour late is rarely still wanted).
 RETRY_ATTEMPTS: Final = 3
 MAX_EVENT_AGE: Final = Duration.hours(1)
+# The one role every schedule's target uses. Named, so the API (another stack) can pass it back when
+# it disables or enables a schedule (UpdateSchedule resends the whole target) without an export.
+SCHEDULES_ROLE_NAME: Final = "flowdeck-schedules"
 
 
 class WorkflowTriggers(Construct):
@@ -45,11 +50,15 @@ class WorkflowTriggers(Construct):
         definition: WorkflowDefinition,
         state_machine: sfn.IStateMachine,
         dead_letter_queue: sqs.IQueue,
+        schedule_group: scheduler.IScheduleGroup | None = None,
+        schedules_role: iam.IRole | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.definition = definition
         self.state_machine = state_machine
         self.dead_letter_queue = dead_letter_queue
+        self.schedule_group = schedule_group
+        self.schedules_role = schedules_role
         self.schedules = [
             self._build_schedule(index, trigger) for index, trigger in schedules.schedule_triggers(definition)
         ]
@@ -58,10 +67,11 @@ class WorkflowTriggers(Construct):
         ]
 
     def _build_schedule(self, index: int, trigger: ScheduleTrigger) -> scheduler.Schedule:
-        # The target makes a role that Scheduler assumes: StartExecution on this state machine and
-        # SendMessage to the dead-letter queue, nothing else.
+        # The target grants the schedules' role StartExecution on this state machine and SendMessage
+        # to the dead-letter queue, nothing else.
         target = scheduler_targets.StepFunctionsStartExecution(
             self.state_machine,
+            role=self.schedules_role,
             input=scheduler.ScheduleTargetInput.from_object(schedules.execution_input(trigger)),
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=RETRY_ATTEMPTS,
@@ -70,6 +80,9 @@ class WorkflowTriggers(Construct):
         return scheduler.Schedule(
             self,
             f"Schedule{index}",
+            # Named, so pausing the workflow can find and disable it (flowdeck.triggers.switch).
+            schedule_name=schedule_name(self.definition.name, index),
+            schedule_group=self.schedule_group,
             description=f"{self.definition.name}: triggers[{index}] {trigger.cron} ({trigger.timezone})",
             schedule=scheduler.ScheduleExpression.expression(trigger.cron, TimeZone.of(trigger.timezone)),
             target=target,
@@ -88,6 +101,8 @@ class WorkflowTriggers(Construct):
         rule = events.Rule(
             self,
             f"Event{index}",
+            # Named, so pausing the workflow can find and disable it (flowdeck.triggers.switch).
+            rule_name=rule_name(self.definition.name, index),
             description=f"{self.definition.name}: triggers[{index}] event -> trigger {trigger.trigger}",
             # Replaced below: the typed fields cannot carry every pattern (content filters in lists).
             event_pattern=events.EventPattern(detail={}),
@@ -116,6 +131,26 @@ class TriggersStack(Stack):
             scope, construct_id, description="Flowdeck triggers: EventBridge schedules and rules"
         )
         self.dead_letter_queue = self._build_dead_letter_queue()
+        scheduled = any(schedules.schedule_triggers(d) for d in definitions.values())
+        self.schedule_group = (
+            scheduler.ScheduleGroup(self, "Schedules", schedule_group_name=SCHEDULE_GROUP)
+            if scheduled
+            else None
+        )
+        self.schedules_role = (
+            iam.Role(
+                self,
+                "SchedulesRole",
+                role_name=SCHEDULES_ROLE_NAME,
+                assumed_by=iam.ServicePrincipal(
+                    "scheduler.amazonaws.com",
+                    conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+                ),
+                description="EventBridge Scheduler starts Flowdeck workflows' executions",
+            )
+            if scheduled
+            else None
+        )
         self.workflows = {
             name: WorkflowTriggers(
                 self,
@@ -126,6 +161,8 @@ class TriggersStack(Stack):
                     self, f"StateMachine-{name}", state_machine_name(name)
                 ),
                 dead_letter_queue=self.dead_letter_queue,
+                schedule_group=self.schedule_group,
+                schedules_role=self.schedules_role,
             )
             for name, definition in sorted(definitions.items())
             if schedules.schedule_triggers(definition) or event_triggers.event_triggers(definition)

@@ -146,16 +146,27 @@ class _Compiler:
                 "Parameters": {
                     "TableName": RUNS_TABLE,
                     "Key": _ddb_key(),
+                    # A merge: the start path (flowdeck.control.concurrency.start_record) may have
+                    # recorded the run already, with the same fields set only where missing, so
+                    # either order of arrival gives the same item. Only the status (a promoted
+                    # run's queued) and what only the execution knows (its ARN) are overwritten.
                     "UpdateExpression": (
-                        "SET #run_id = :run_id, #kind = :kind, #workflow = :workflow, #status = :running, "
+                        "SET #run_id = if_not_exists(#run_id, :run_id), #kind = if_not_exists(#kind, :kind), "
+                        "#workflow = if_not_exists(#workflow, :workflow), #status = :running, "
                         "#trigger = if_not_exists(#trigger, :trigger), "
                         "#started_by = if_not_exists(#started_by, :started_by), "
-                        "#started_at = :now, #inputs = :inputs, #plan = :plan, #arn = :arn, #ws = :ws, "
+                        "#started_at = if_not_exists(#started_at, :now), "
+                        "#inputs = if_not_exists(#inputs, :inputs), #plan = if_not_exists(#plan, :plan), "
+                        "#arn = :arn, #ws = :ws, "
                         # The history's indexes: by-status sorts on run_started_at, by-cost on
                         # run_cost_usd (0 until the first usage, so every run is in it).
-                        "#run_started_at = :now, #cost = if_not_exists(#cost, :zero), "
+                        "#run_started_at = if_not_exists(#run_started_at, :now), "
+                        "#cost = if_not_exists(#cost, :zero), "
                         "#run_cost = if_not_exists(#run_cost, :zero)"
                     ),
+                    # Never over a run that ended before its execution got here: cancelled while
+                    # queued or starting, or recorded failed because StartExecution seemed to fail.
+                    "ConditionExpression": "attribute_not_exists(#status) OR #status IN (:running, :queued)",
                     "ExpressionAttributeNames": {
                         "#run_id": "run_id",
                         "#kind": "kind",
@@ -185,9 +196,11 @@ class _Compiler:
                         ":arn": {"S.$": "$$.Execution.Id"},
                         ":ws": {"S": workflow_status(self.definition.name, "running")},
                         ":zero": {"N": "0"},
+                        ":queued": {"S": "queued"},
                     },
                 },
                 "ResultPath": None,
+                "Catch": _unless_ended(),
                 "Next": "",  # set to the first unit
             },
             RECORD_RUN_SUCCEEDED: {
@@ -250,7 +263,10 @@ class _Compiler:
             RUN_NOT_RUNNING: {
                 "Type": "Fail",
                 "Error": RUN_ALREADY_ENDED,
-                "Cause": "the run had already ended (cancelled) when this execution tried to record its end",
+                "Cause": (
+                    "the run had already ended (cancelled, or its start failed) "
+                    "when this execution tried to record it"
+                ),
             },
         }
 
@@ -597,17 +613,6 @@ class _Compiler:
             ]
         return state
 
-    @staticmethod
-    def start_unless_cancelled(record_start: dict[str, Any]) -> None:
-        """A queued run (concurrency limit) cancelled just as it was promoted must not start running.
-
-        Only limited workflows queue: other workflows keep the unconditional record (no extra read).
-        """
-        parameters = record_start["Parameters"]
-        parameters["ConditionExpression"] = "attribute_not_exists(#status) OR #status <> :cancelled"
-        parameters["ExpressionAttributeValues"][":cancelled"] = {"S": "cancelled"}
-        record_start["Catch"] = _unless_ended()
-
     def compile(self) -> dict[str, Any]:
         units = layout([s.id for s in self.definition.steps], self.definition.dependencies())
         states = self.run_record_states()
@@ -621,8 +626,6 @@ class _Compiler:
             failed = states[RECORD_RUN_FAILED]["Parameters"]
             failed["ConditionExpression"] = "#status IN (:running, :waiting)"
             failed["ExpressionAttributeValues"][":waiting"] = {"S": "waiting"}
-        if self.definition.runtime_config.concurrency.max_runs:
-            self.start_unless_cancelled(states[RECORD_RUN_START])
         return {
             "Comment": f"Flowdeck workflow {self.definition.name}: {self.definition.description}".strip(": "),
             "StartAt": NORMALIZE,

@@ -18,6 +18,7 @@ from flowdeck.cli import approvals as approval_commands
 from flowdeck.cli import artifacts, costs, logs, triggers, up
 from flowdeck.cli import cancel as cancel_command
 from flowdeck.cli import decisions as decision_commands
+from flowdeck.cli import pause as pause_commands
 from flowdeck.cli import retry as retry_command
 from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
 from flowdeck.cli.render import follow_run, hidden_columns, run_view, runs_table, wait_for_run
@@ -272,6 +273,7 @@ retry_command.register(app)
 cancel_command.register(app)
 decision_commands.register(app)
 approval_commands.register(app)
+pause_commands.register(app)
 
 
 def main() -> None:

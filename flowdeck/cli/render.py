@@ -45,6 +45,8 @@ STYLES = {
 }
 BUDGET_EXCEEDED = "BudgetExceeded"
 FINISHED = {status.value for status in RunStatus if status.finished}
+# What is still going, so its duration is measured up to now (a queued run has not started).
+GOING = {RunStatus.RUNNING.value, RunStatus.WAITING.value}
 POLL_SECONDS = 0.25
 # The run item appears when the state machine's first state runs, a moment after StartExecution.
 APPEAR_WITHIN_SECONDS = 30.0
@@ -72,15 +74,22 @@ def run_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s"
 
 
+def elapsed(item: dict[str, Any]) -> float | None:
+    """A run's or step's duration as of now: one still going keeps growing (not its first reading)."""
+    if item.get("started_at") and not item.get("ended_at") and item.get("status") in GOING:
+        return seconds_between(item["started_at"], None)
+    return item.get("duration_s")
+
+
 def _one_line(text: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= DETAIL_CHARS else first[: DETAIL_CHARS - 1] + "…"
 
 
 def usd(value: Any) -> str:
-    """Dollars as the API gives them (string or number), to the cent, or finer when below a cent."""
-    amount = float(value or 0)
-    return f"${amount:.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.6f}"
+    """Dollars as the API gives them (a decimal string), to the cent, or finer when below a cent."""
+    amount = Decimal(str(value or 0))
+    return f"${amount:.2f}" if amount == 0 or amount >= Decimal("0.01") else f"${amount:.6f}"
 
 
 def exact_usd(value: Any) -> str:
@@ -100,8 +109,8 @@ def run_cost(run: dict[str, Any]) -> str:
 
 
 def _cost(run: dict[str, Any]) -> str:
-    """`   Cost: $0.12` once the run has recorded a cost; nothing before."""
-    return f"   Cost: {run_cost(run)}" if run.get("cost_usd") else ""
+    """`   Cost: $0.12` once the run has recorded a cost; nothing before ("0" is no cost yet)."""
+    return f"   Cost: {run_cost(run)}" if Decimal(str(run.get("cost_usd") or 0)) else ""
 
 
 # A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
@@ -114,10 +123,10 @@ def _header_parts(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("Workflow", str(run.get("workflow"))),
         ("Run ID", str(run.get("run_id"))),
         ("Status", f"{status_label(run.get('status'))} {icon(run.get('status'))}"),
-        ("Duration", run_duration(run.get("duration_s"))),
+        ("Duration", run_duration(elapsed(run))),
         ("Trigger", str(run.get("trigger"))),
     ]
-    if run.get("cost_usd"):
+    if Decimal(str(run.get("cost_usd") or 0)):
         parts.append(("Cost", run_cost(run)))
     return parts
 
@@ -144,8 +153,8 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
     status = step.get("status")
     if status == "skipped":
         timing = "skipped"
-    elif step.get("duration_s") is not None:
-        timing = format_duration(step["duration_s"])
+    elif (seconds := elapsed(step)) is not None:
+        timing = format_duration(seconds)
     else:
         timing = ""
     if (step.get("attempt") or 0) > 1:
@@ -526,7 +535,13 @@ def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[st
 
     feed = LiveFeed(ws_url(client.base_url), run_id, user=client.http.headers.get("X-Flowdeck-User"))
     run: dict[str, Any] = {"run_id": run_id, "steps": []}
-    with Live(console=console, refresh_per_second=8, transient=True) as live:
+    waiting = Text(f"waiting for run {run_id} to start…", "dim")
+
+    def view() -> RenderableType:
+        # Rendered on every refresh, not per message: a running step's duration keeps growing.
+        return run_view(run, live=True) if "status" in run else waiting
+
+    with Live(console=console, refresh_per_second=8, transient=True, get_renderable=view) as live:
         notices = WaitNotices(run_id, live.console)
 
         def on_change(current: dict[str, Any]) -> None:
@@ -538,9 +553,8 @@ def follow_run_live(client: ApiClient, run_id: str, console: Console) -> dict[st
                 # A step message has no approval policy or deadline: the run's full view has.
                 with contextlib.suppress(ApiError):
                     notices.tell(client.get_run(run_id))
-            live.update(run_view(current, live=True))
+            live.refresh()
 
-        live.update(Text(f"waiting for run {run_id} to start…", "dim"))
         follow(feed, run, on_change, lambda lines: print_lines(lines, live.console))
     final = client.get_run(run_id)
     console.print(run_view(final))
@@ -556,12 +570,20 @@ def follow_run(client: ApiClient, run_id: str, console: Console) -> dict[str, An
     except LiveUnavailable:
         pass  # no WebSocket endpoint (an older stack, or AWS without FLOWDECK_WS_URL): poll instead
 
+    latest: list[dict[str, Any]] = []
+
     def show(run: dict[str, Any] | None) -> None:
         if run:
             notices.tell(run)
-        live.update(run_view(run, live=True) if run else Text(f"waiting for run {run_id} to start…", "dim"))
+        latest[:] = [run] if run else []
 
-    with Live(console=console, refresh_per_second=8, transient=True) as live:
+    def view() -> RenderableType:
+        # Rendered on every refresh, not per poll: a running step's duration keeps growing.
+        return (
+            run_view(latest[0], live=True) if latest else Text(f"waiting for run {run_id} to start…", "dim")
+        )
+
+    with Live(console=console, refresh_per_second=8, transient=True, get_renderable=view) as live:
         notices = WaitNotices(run_id, live.console)
         run = wait_for_run(client, run_id, show)
     console.print(run_view(run))

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import Conflict
 from flowdeck.status import RunStatus
@@ -47,6 +48,8 @@ START_JSON = "start_json"
 QUEUED_AT = "queued_at"
 PROMOTED_AT = "promoted_at"
 FINISHED = {s.value for s in RunStatus if s.finished}
+# A run recorded by its start with no execution this long after is one whose starter died in between.
+START_GRACE_SECONDS = 300
 
 
 class ConcurrencyLimit(Conflict):
@@ -62,6 +65,16 @@ class Slot(StrEnum):
     HELD = "held"
 
 
+def parse_iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def now_iso() -> str:
     # Microseconds: runs queued in one burst keep their order (the queue reads them by this time).
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -75,10 +88,43 @@ def queued_index() -> tuple[str, str, str] | None:
     return None
 
 
+def start_record(
+    definition: WorkflowDefinition,
+    run_id: str,
+    payload: dict[str, Any],
+    status: RunStatus,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """What a start records before its execution runs: the fields RecordRunStart would write.
+
+    Its status, trigger, who started it, its inputs and its plan (every step pending until its item
+    exists); cost 0 and both start times, so history's indexes list it at once.
+    """
+    now = now or now_iso()
+    return {
+        "run_id": run_id,
+        "kind": RUN_KIND,
+        "workflow": definition.name,
+        "status": status.value,
+        WORKFLOW_STATUS: workflow_status(definition.name, status.value),
+        "trigger": str(payload["trigger"]),
+        "started_by": str(payload["started_by"]),
+        # A queued run's started_at is its queue time until it is promoted (history sorts on it).
+        "started_at": now,
+        RUN_STARTED_AT: now,
+        COST_USD: 0,
+        RUN_COST_USD: 0,
+        # Compact, as the state machine's States.JsonToString writes it.
+        "inputs_json": json.dumps(payload.get("inputs", {}), separators=(",", ":")),
+        "plan": [{"id": step.id, "kind": step.kind} for step in definition.steps],
+    }
+
+
 class ConcurrencyControl:
     """Takes and frees slots, queues runs over the limit, and starts queued runs in order."""
 
     def __init__(self, runs: RunStore, executions: Executions) -> None:
+        self.runs = runs
         self.client = runs.client
         self.table = runs.table
         self.executions = executions
@@ -136,20 +182,21 @@ class ConcurrencyControl:
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Start the run within the workflow's limit: started, queued, or refused (ConcurrencyLimit)."""
+        """Start the run within the workflow's limit: started, queued, or refused (ConcurrencyLimit).
+
+        Every start records the run before StartExecution, so it is readable when this answers.
+        """
         workflow, limit = definition.name, definition.runtime_config.concurrency
         if limit.max_runs == 0:
-            return self._started(run_id, self.executions.start(workflow, run_id, payload))
+            return self._record_and_start(definition, run_id, payload, None)
         existing = self.run_item(run_id)
-        if existing is not None:
-            # A repeat (same idempotency key) of a run already recorded: it names that run, and a
-            # queued one keeps its place in the queue.
-            # (An item without a status yet: started, not yet recorded by its execution.)
-            status = existing.get("status") or RunStatus.RUNNING.value
-            return {"run_id": run_id, "created": False, "status": status}
+        if existing is not None and existing.get("status"):
+            # A repeat (same idempotency key) of a run already recorded: it names that run as it is
+            # now, and a queued one keeps its place in the queue.
+            return {"run_id": run_id, "created": False, "status": existing["status"]}
         slot = self.acquire(workflow, run_id, limit.max_runs)
         if slot is not None:
-            return self._started(run_id, self._start_holding(workflow, run_id, payload, slot))
+            return self._record_and_start(definition, run_id, payload, slot)
         if limit.on_limit == "reject":
             raise ConcurrencyLimit(
                 f"workflow {workflow!r} allows {limit.max_runs} run(s) at a time "
@@ -168,16 +215,32 @@ class ConcurrencyControl:
             )
         return {"run_id": run_id, "created": created, "status": status}
 
-    @staticmethod
-    def _started(run_id: str, created: bool) -> dict[str, Any]:
-        return {"run_id": run_id, "created": created, "status": RunStatus.RUNNING.value}
+    def _record_and_start(
+        self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any], slot: Slot | None
+    ) -> dict[str, Any]:
+        """Record the run (running, every step pending), then start its execution."""
+        old = self.runs.record_start(run_id, start_record(definition, run_id, payload, RunStatus.RUNNING))
+        if old is not None and old.get("status") in FINISHED:
+            # A repeat of a run that already ended: its answer is how it ended; nothing starts again.
+            if slot is Slot.NEW:
+                self.release(definition.name, run_id)
+            return {"run_id": run_id, "created": False, "status": old["status"]}
+        created = self._start_holding(definition.name, run_id, payload, slot)
+        status = (old or {}).get("status") or RunStatus.RUNNING.value
+        return {"run_id": run_id, "created": created, "status": status}
 
-    def _start_holding(self, workflow: str, run_id: str, payload: dict[str, Any], slot: Slot) -> bool:
-        """Start the execution of a run that holds a slot; the slot is freed if nothing will run."""
+    def _start_holding(self, workflow: str, run_id: str, payload: dict[str, Any], slot: Slot | None) -> bool:
+        """Start a recorded run's execution; if that fails, record the run failed and free its slot.
+
+        Failed rather than deleted: the record may already have been read (a promoted run was listed
+        queued before), and the failed run explains itself (error StartFailed, the reason), ends its
+        slot through the same run-events reaction as any run, and can be retried.
+        """
         try:
             created = self.executions.start(workflow, run_id, payload)
-        except Exception:
-            if slot is Slot.NEW:
+        except Exception as exc:
+            reason = f"the execution could not be started: {exc.__class__.__name__}: {exc}"
+            if self.runs.record_start_failed(run_id, workflow, reason, now_iso()) and slot is not None:
                 self.release(workflow, run_id)
             raise
         if not created and slot is Slot.NEW:
@@ -196,37 +259,11 @@ class ConcurrencyControl:
     def enqueue(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> bool:
         """Record the run as queued, with the input it will start with; False if recorded before."""
         now = now_iso()
-        item = {
-            PK: {"S": run_id},
-            SK: {"S": RUN_SK},
-            "run_id": {"S": run_id},
-            "kind": {"S": RUN_KIND},
-            "workflow": {"S": definition.name},
-            "status": {"S": RunStatus.QUEUED.value},
-            WORKFLOW_STATUS: {"S": workflow_status(definition.name, RunStatus.QUEUED.value)},
-            "trigger": {"S": str(payload["trigger"])},
-            "started_by": {"S": str(payload["started_by"])},
-            # started_at is the queue time until the run starts (RecordRunStart sets it): history sorts it.
-            "started_at": {"S": now},
-            QUEUED_AT: {"S": now},
-            # So history's status and cost indexes list queued runs too (RecordRunStart rewrites them).
-            RUN_STARTED_AT: {"S": now},
-            COST_USD: {"N": "0"},
-            RUN_COST_USD: {"N": "0"},
-            "inputs_json": {"S": json.dumps(payload.get("inputs", {}))},
-            "plan": {
-                "L": [{"M": {"id": {"S": s.id}, "kind": {"S": s.kind}}} for s in definition.steps],
-            },
-            START_JSON: {"S": json.dumps(payload)},
+        fields = start_record(definition, run_id, payload, RunStatus.QUEUED, now) | {
+            QUEUED_AT: now,
+            START_JSON: json.dumps(payload),
         }
-        with conditional() as write:
-            self.client.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        return write.held
+        return self.runs.record_start(run_id, fields) is None
 
     # -- promoting --------------------------------------------------------------------------
     def queued_runs(self, workflow: str) -> list[dict[str, Any]]:
@@ -260,18 +297,34 @@ class ConcurrencyControl:
                 return runs
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def mark_promoted(self, run_id: str) -> bool:
-        """Claim a queued run for starting; False when it is no longer queued (cancelled, started)."""
+    def mark_promoted(self, workflow: str, run_id: str) -> bool:
+        """Claim a queued run for starting; False when it is no longer queued (cancelled, started).
+
+        The claim records it running from now (its start time, no longer the queue time), before
+        StartExecution, so a promoted run reads running at once; RecordRunStart keeps these fields.
+        """
+        now = now_iso()
         with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression="SET #promoted = if_not_exists(#promoted, :now)",
+                UpdateExpression=(
+                    "SET #promoted = if_not_exists(#promoted, :now), #status = :running, #ws = :ws, "
+                    "#started = :now, #run_started = :now"
+                ),
                 ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={"#promoted": PROMOTED_AT, "#status": "status"},
+                ExpressionAttributeNames={
+                    "#promoted": PROMOTED_AT,
+                    "#status": "status",
+                    "#ws": WORKFLOW_STATUS,
+                    "#started": "started_at",
+                    "#run_started": RUN_STARTED_AT,
+                },
                 ExpressionAttributeValues={
-                    ":now": {"S": now_iso()},
+                    ":now": {"S": now},
                     ":queued": {"S": RunStatus.QUEUED.value},
+                    ":running": {"S": RunStatus.RUNNING.value},
+                    ":ws": {"S": workflow_status(workflow, RunStatus.RUNNING.value)},
                 },
             )
         return write.held
@@ -279,7 +332,8 @@ class ConcurrencyControl:
     def promote(self, workflow: str) -> list[str]:
         """Start the oldest queued runs while slots are free (idempotent); the run ids started."""
         slots = self.slots(workflow)
-        if slots is None:
+        if slots is None or not WorkflowStates(self.runs).get(workflow)["active"]:
+            # Paused: queued runs keep their place and start on resume (flowdeck.control.workflow_state).
             return []
         holders, max_runs = slots
         queued = self.queued_runs(workflow)
@@ -294,13 +348,19 @@ class ConcurrencyControl:
             if slot is None:
                 break
             holders.add(run_id)
-            if not self.mark_promoted(run_id):
+            if not self.mark_promoted(workflow, run_id):
                 # Cancelled while queued (or started by a concurrent promote): keep only slots in use.
                 if slot is Slot.NEW:
                     self.release(workflow, run_id)
                     holders.discard(run_id)
                 continue
-            self._start_holding(workflow, run_id, json.loads(run[START_JSON]), slot)
+            try:
+                self._start_holding(workflow, run_id, json.loads(run[START_JSON]), slot)
+            except (ClientError, BotoCoreError):
+                # Recorded failed with the reason (its slot freed): the runs behind it still start.
+                logger.exception("queued run %s of %s could not be started", run_id, workflow)
+                holders.discard(run_id)
+                continue
             started.append(run_id)
         return started
 
@@ -324,7 +384,7 @@ class ConcurrencyControl:
         if run.get("status") in FINISHED:
             return True
         if not run.get("execution_arn"):
-            return False
+            return self.never_started(run)
         try:
             described = self.executions.client.describe_execution(executionArn=run["execution_arn"])
         except ClientError as exc:
@@ -332,6 +392,27 @@ class ConcurrencyControl:
                 return False
             raise
         return bool(described["status"] != "RUNNING")
+
+    def never_started(self, run: dict[str, Any]) -> bool:
+        """A run recorded by its start whose execution never began (the caller died in between).
+
+        Only once the record is START_GRACE_SECONDS old and no execution of its name exists: the run
+        is then recorded failed (StartFailed), which frees its slot. Younger records are starting.
+        """
+        started = parse_iso(run.get("started_at"))
+        if started is None or (datetime.now(UTC) - started).total_seconds() < START_GRACE_SECONDS:
+            return False
+        workflow, run_id = str(run["workflow"]), str(run["run_id"])
+        try:
+            self.executions.client.describe_execution(
+                executionArn=self.executions.execution_arn(workflow, run_id)
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            reason = f"no execution started within {START_GRACE_SECONDS} s of the run's start record"
+            return self.runs.record_start_failed(run_id, workflow, reason, now_iso())
+        return False  # it exists: its RecordRunStart has not run yet
 
     # -- run events -------------------------------------------------------------------------
     def on_run_change(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:

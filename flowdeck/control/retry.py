@@ -123,6 +123,7 @@ class Retries:
         )
         # Checked before anything is written: a refused retry changes nothing.
         inputs = resolve_inputs(definition, self.inputs(definition, run, request.inputs))
+        self.service.states.check(definition.name)
         new_id = retry_run_id(definition.name, run_id, request.idempotency_key)
         claimed = self.runs.claim_retry(new_id, run_id, plan.start, plan.reused)
         if not claimed:

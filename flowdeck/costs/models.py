@@ -12,6 +12,17 @@ Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type
 MONEY_PLACES = Decimal("0.000001")
 
 
+def money_text(value: Any) -> str | None:
+    """Any stored amount (Decimal, number, decimal string) as the API's one JSON form: "0.012345"."""
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return format(amount, "f")
+
+
 def money(value: Decimal) -> Decimal:
     """Rounded to a millionth of a dollar, the precision every answer uses."""
     return value.quantize(MONEY_PLACES)

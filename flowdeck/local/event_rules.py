@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.catalog import Catalog
+from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.stores.executions import Executions
 from flowdeck.triggers import events
 from flowdeck.triggers.deliveries import Deliveries
@@ -90,8 +91,11 @@ class EventRulePoller:
         executions: Executions,
         deliveries: Deliveries,
         every: float = POLL_EVERY_SECONDS,
+        states: WorkflowStates | None = None,
     ) -> None:
+        """`states`: events for paused workflows start nothing and are recorded `refused`."""
         self.rules = rules
+        self.states = states
         self.sqs = sqs
         self.executions = executions
         self.deliveries = deliveries
@@ -138,11 +142,16 @@ class EventRulePoller:
         except (ValueError, KeyError, TypeError):
             self._record(rule, "unreadable", "refused", reason="the rule's message is not an execution input")
             return None
+        kind = "incident" if execution_input.get("trigger") == "incident" else "event"
+        # As on AWS, where a paused workflow's rule is disabled: the event starts nothing.
+        paused = self.states.refusal(rule.workflow) if self.states is not None else None
+        if paused is not None:
+            self._record(rule, event_id, "refused", reason=paused.message, source=source, kind=kind)
+            return None
         seen = self.deliveries.first_seen(rule.workflow, "event", event_id)
         run_id = events.event_run_id(rule.workflow, rule.trigger_index, event_id, seen)
         if not self.executions.start(rule.workflow, run_id, execution_input):
             # Filed under the run's trigger (event or incident), as the reaction files its start.
-            kind = "incident" if execution_input.get("trigger") == "incident" else "event"
             self._record(rule, event_id, "duplicate", run_id=run_id, source=source, kind=kind)
         return run_id
 

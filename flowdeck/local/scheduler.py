@@ -8,7 +8,8 @@ nothing: Step Functions refuses the name. What was due while the stack was down 
 (the first check starts at `flowdeck up`), and a machine that slept through several fire times of
 one schedule fires only the latest once. A run it starts is recorded in the trigger history by the
 run-events reaction, as on AWS (`flowdeck.triggers.deliveries.record_trigger_starts`); the scheduler
-records only the firings that started no run (`duplicate`, `refused`).
+records only the firings that started no run (`duplicate`, `refused`: also every firing of a paused
+workflow, which on AWS has its schedules disabled).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.catalog import Catalog
-from flowdeck.constants import DELIVERIES_TABLE
+from flowdeck.constants import DELIVERIES_TABLE, RUNS_TABLE
+from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import ScheduleTrigger
 from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.stores.executions import Executions
+from flowdeck.stores.runs import RunStore
 from flowdeck.triggers import schedules
 from flowdeck.triggers.deliveries import Deliveries
 
@@ -58,7 +61,9 @@ class LocalScheduler:
         since: datetime | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         every: float = CHECK_EVERY_SECONDS,
+        states: WorkflowStates | None = None,
     ) -> None:
+        """`states`: paused workflows' firings start nothing and are recorded `refused`."""
         self.schedules: list[tuple[str, int, ScheduleTrigger]] = [
             (name, index, trigger)
             for name, definition in sorted(catalog.definitions.items())
@@ -66,6 +71,7 @@ class LocalScheduler:
         ]
         self.executions = executions
         self.deliveries = deliveries
+        self.states = states
         self.clock = clock
         self.every = every
         self.checked_until = since
@@ -107,8 +113,13 @@ class LocalScheduler:
         delivery_id = fire_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
         reason = None
         try:
-            created = self.executions.start(workflow, run_id, schedules.execution_input(trigger))
-            outcome = "started" if created else "duplicate"
+            # As on AWS, where a paused workflow's schedule is disabled: this firing starts nothing.
+            paused = self.states.refusal(workflow) if self.states is not None else None
+            if paused is not None:
+                outcome, reason = "refused", paused.message
+            else:
+                created = self.executions.start(workflow, run_id, schedules.execution_input(trigger))
+                outcome = "started" if created else "duplicate"
         except (BotoCoreError, ClientError) as exc:
             # AWS Scheduler would retry, then send to its DLQ; locally the history says why.
             log.warning("schedule %s of %s could not start a run: %s", trigger.cron, workflow, exc)
@@ -147,9 +158,10 @@ class LocalTriggers:
         rules = install_rules(client("events"), sqs, catalog)
         executions = Executions(state_machine_arn_prefix, client("stepfunctions"))
         deliveries = Deliveries(DELIVERIES_TABLE, client("dynamodb"))
+        states = WorkflowStates(RunStore(RUNS_TABLE, client("dynamodb")))
         return cls(
-            LocalScheduler(catalog, executions, deliveries),
-            EventRulePoller(rules, sqs, executions, deliveries),
+            LocalScheduler(catalog, executions, deliveries, states=states),
+            EventRulePoller(rules, sqs, executions, deliveries, states=states),
         )
 
     def start(self) -> LocalTriggers:

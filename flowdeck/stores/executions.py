@@ -18,6 +18,10 @@ class Executions:
     def state_machine_arn(self, workflow: str) -> str:
         return self.prefix + workflow
 
+    def execution_arn(self, workflow: str, run_id: str) -> str:
+        """The ARN an execution named `run_id` of the workflow's state machine has (or would have)."""
+        return self.state_machine_arn(workflow).replace(":stateMachine:", ":execution:", 1) + ":" + run_id
+
     def start(self, workflow: str, run_id: str, payload: dict[str, Any]) -> bool:
         """Start the run; False when an execution of that name exists (an idempotent repeat)."""
         try:

@@ -43,6 +43,9 @@ from flowdeck.stores.schema import (
 # Step attributes a new attempt's whole-item put keeps: the decisions people made on a paused step.
 KEPT_ACROSS_ATTEMPTS = frozenset({"decisions"})
 
+# The run-level error of a run whose StartExecution failed after its record was written.
+START_FAILED = "StartFailed"
+
 # A retry's plan, claimed once under the new run's id (flowdeck.control.retry).
 RETRY_SK = "RETRY"
 
@@ -302,6 +305,62 @@ class RunStore:
                     ":duration": {"N": str(milliseconds)},
                     ":started": {"S": started_at},
                     ":ended": {"S": ended_at},
+                },
+            )
+        return write.held
+
+    # -- starts (flowdeck.control.concurrency) -------------------------------------------------
+    def record_start(self, run_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Record a run before its execution starts; the item as it was before (None: this call created it).
+
+        Every field is set only where the item lacks it (`if_not_exists`), as the state machine's
+        RecordRunStart does too: either writer may arrive first and the item ends the same, no field
+        of the other lost, and a repeated start changes nothing.
+        """
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": _to_ddb(value) for i, value in enumerate(fields.values())}
+        sets = [f"#f{i} = if_not_exists(#f{i}, :f{i})" for i in range(len(fields))]
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+        old = answer.get("Attributes")
+        return from_item(old) if old else None
+
+    def record_start_failed(self, run_id: str, workflow: str, reason: str, now: str) -> bool:
+        """A run whose execution could not be started ends `failed` with the reason; False if it started.
+
+        Conditional on no execution having recorded it (no execution_arn) and on it not having ended:
+        an execution that did start keeps its own record.
+        """
+        with conditional() as write:
+            self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression=(
+                    "SET #status = :failed, #ws = :ws, #error = :error, #cause = :cause, #ended = :now"
+                ),
+                ConditionExpression="attribute_not_exists(#arn) AND #status IN (:running, :queued)",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#ws": WORKFLOW_STATUS,
+                    "#error": "error",
+                    "#cause": "error_cause",
+                    "#ended": "ended_at",
+                    "#arn": "execution_arn",
+                },
+                ExpressionAttributeValues={
+                    ":failed": {"S": "failed"},
+                    ":ws": {"S": workflow_status(workflow, "failed")},
+                    ":error": {"S": START_FAILED},
+                    ":cause": {"S": reason[:1000]},
+                    ":now": {"S": now},
+                    ":running": {"S": "running"},
+                    ":queued": {"S": "queued"},
                 },
             )
         return write.held

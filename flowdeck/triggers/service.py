@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck.control.workflow_state import WorkflowPaused
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.definition.models import GitTrigger, WorkflowDefinition
 from flowdeck.errors import BadRequest, FlowdeckError, InvalidInputs, Unauthorized, WorkflowNotFound
@@ -151,13 +152,17 @@ class TriggerService:
             raise
         # Start first, then claim: the execution name makes a repeated start a no-op, and a delivery
         # whose start failed (5xx, the sender retries) has no claim yet, so its retry counts as first.
-        started = self.runs.start_run(
-            workflow,
-            request,
-            started_by=f"webhook:{hook.secret}",
-            trigger=Trigger.WEBHOOK,
-            run_id=self._run_id(workflow, "webhook", delivery_id) if delivery_id else None,
-        )
+        try:
+            started = self.runs.start_run(
+                workflow,
+                request,
+                started_by=f"webhook:{hook.secret}",
+                trigger=Trigger.WEBHOOK,
+                run_id=self._run_id(workflow, "webhook", delivery_id) if delivery_id else None,
+            )
+        except WorkflowPaused as error:
+            self._refuse(workflow, "webhook", delivery[:100], error, source)
+            raise
         first = self._first(workflow, "webhook", delivery_id) if delivery_id else True
         outcome = "started" if first and started["created"] else "duplicate"
         self._record(
@@ -273,13 +278,17 @@ class TriggerService:
         except InvalidInputs as error:
             self._refuse(workflow, "git", delivery, error, source)
             return {"workflow": workflow, "outcome": "refused", "reason": error.message}
-        started = self.runs.start_run(
-            workflow,
-            request,
-            started_by=push.pusher,
-            trigger=Trigger.GIT,
-            run_id=self._run_id(workflow, "git", delivery),
-        )
+        try:
+            started = self.runs.start_run(
+                workflow,
+                request,
+                started_by=push.pusher,
+                trigger=Trigger.GIT,
+                run_id=self._run_id(workflow, "git", delivery),
+            )
+        except WorkflowPaused as error:
+            self._refuse(workflow, "git", delivery, error, source)
+            return {"workflow": workflow, "outcome": "refused", "reason": error.message}
         first = self._first(workflow, "git", delivery)
         outcome = "started" if first and started["created"] else "duplicate"
         self._record(

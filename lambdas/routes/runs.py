@@ -24,6 +24,7 @@ OptionalBody = Annotated[StartRun | None, Body()]
 class RunStarted(BaseModel):
     run_id: str
     # queued: the workflow is at runtime_config.concurrency.max_runs; the run starts when a slot frees.
+    # A repeated idempotency_key answers the run's status as recorded now (succeeded, failed, ...).
     status: str = RunStatus.RUNNING.value
 
 
@@ -31,9 +32,11 @@ class RunStarted(BaseModel):
     "/workflows/<wf>/runs",
     summary="Start a manual run",
     description=(
-        "Validates the inputs against the workflow's declared inputs (defaults merged) and starts the run. "
-        "Always answers 202 with the run id, also for a repeat with the same `idempotency_key`: that repeat "
-        "names the run the key first started and starts nothing new. An empty body means `{}`. "
+        "Validates the inputs against the workflow's declared inputs (defaults merged), records the run and "
+        "starts it: `GET /runs/{id}` answers from this answer on. Always answers 202 with the run id, also "
+        "for a repeat with the same `idempotency_key`: that repeat names the run the key first started, "
+        "with its status now, and starts nothing new. A paused workflow answers 409 WorkflowPaused. "
+        "An empty body means `{}`. "
         "A workflow at its `runtime_config.concurrency.max_runs` answers `status: queued` (the run starts "
         "when a slot frees, in order) or, with `on_limit: reject`, 409 ConcurrencyLimit."
     ),

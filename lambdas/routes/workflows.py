@@ -1,24 +1,27 @@
-"""GET /workflows and GET /workflows/{wf}: definitions with the compiled graph."""
+"""GET /workflows and GET /workflows/{wf}: definitions with the compiled graph; PUT .../state pauses."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from flowdeck.control.workflow_state import SetWorkflowState
 from flowdeck.service import RunService
-from lambdas.deps import run_service
+from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
 
 Service = Annotated[RunService, Depends(run_service)]
+Caller = Annotated[str, Depends(caller)]
 
 
 @router.get("/workflows", summary="List workflows", tags=["workflows"])
 def list_workflows(service: Service) -> dict[str, Any]:
-    """Every loaded definition: name, description, inputs, steps and triggers."""
+    """Every definition: name, description, inputs, steps, triggers, and `active` (who paused it, why)."""
     return {"workflows": service.list_workflows()}
 
 
@@ -26,3 +29,25 @@ def list_workflows(service: Service) -> dict[str, Any]:
 def get_workflow(wf: str, service: Service) -> dict[str, Any]:
     """One definition with its compiled graph (nodes, edges, layout) and states."""
     return service.get_workflow(wf)
+
+
+@router.put(
+    "/workflows/<wf>/state",
+    summary="Pause or resume a workflow",
+    description=(
+        "`{active: false, reason?}` pauses the workflow: from this answer on it starts no run from any "
+        "trigger (manual, API and retry starts answer 409 WorkflowPaused; webhook, GitHub, schedule and "
+        "event deliveries are recorded `refused` with the reason in its trigger history; on AWS its "
+        "Scheduler schedules and EventBridge rules are disabled). Runs already under way go on; runs "
+        "queued by its concurrency limit stay queued. `{active: true}` resumes it (schedules and rules "
+        "enabled again, queued runs start in order). Repeating either is fine: `changed` says whether "
+        "this call changed the state, and a second pause keeps the first one's who, when and why."
+    ),
+    tags=["workflows"],
+    responses=error_docs(400, 404, 413, 422),
+)
+def set_workflow_state(
+    wf: str, service: Service, user: Caller, body: Annotated[SetWorkflowState, Body()]
+) -> dict[str, Any]:
+    """PUT /workflows/{wf}/state."""
+    return service.set_workflow_state(wf, body, user)

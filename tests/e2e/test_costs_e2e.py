@@ -73,5 +73,6 @@ def test_runs_sort_by_cost_puts_the_costliest_first(api: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     ids = [r["run_id"] for r in response.json()["runs"]]
     assert ids.index(dear) < ids.index(cheap)
-    costs = [r["cost_usd"] for r in response.json()["runs"]]
+    # Money is a decimal string: compared as decimals, not as text.
+    costs = [Decimal(r["cost_usd"]) for r in response.json()["runs"]]
     assert costs == sorted(costs, reverse=True)

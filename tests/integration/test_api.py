@@ -342,7 +342,7 @@ def test_list_runs_row_shape(history: Api) -> None:
             "started_at": "2026-11-20T10:00:00Z",
             "ended_at": "2026-11-20T10:00:07Z",
             "duration_s": 7.0,
-            "cost_usd": 0,
+            "cost_usd": "0",
             "retry_of": None,
             "retries": [],
         }
@@ -547,6 +547,7 @@ def test_openapi_document_lists_the_routes(api: Api) -> None:
     assert {path: sorted(ops) for path, ops in document["paths"].items()} == {
         "/workflows": ["get"],
         "/workflows/{wf}": ["get"],
+        "/workflows/{wf}/state": ["put"],
         "/workflows/{wf}/runs": ["post"],
         "/runs": ["get"],
         "/runs/{run_id}": ["get"],

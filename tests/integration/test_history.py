@@ -424,6 +424,6 @@ def test_every_started_run_is_in_the_cost_and_status_indexes_and_usage_moves_it(
     record_run_start(runs_ddb, "r2", "2026-11-21T10:00:01.000Z")  # a retried state: the cost stays
 
     by_cost = service.list_runs(RunQuery(sort="cost"))["runs"]
-    assert [(r["run_id"], r["cost_usd"]) for r in by_cost] == [("r2", 0.25), ("r1", 0)]
+    assert [(r["run_id"], r["cost_usd"]) for r in by_cost] == [("r2", "0.25"), ("r1", "0")]
     assert [r["run_id"] for r in service.list_runs(RunQuery(status="running"))["runs"]] == ["r2", "r1"]
     assert run_item(runs_ddb, "r2")["run_cost_usd"] == 0.25

@@ -445,3 +445,66 @@ def test_history_that_cannot_be_written_does_not_block_a_start(
 
     assert (status, body["duplicate"]) == (202, False)
     assert len(hooks.executions("hooked")) == 1
+
+
+# -- readable at once, and paused workflows -------------------------------------------------------
+def test_webhook_and_push_runs_are_readable_the_moment_the_delivery_is_answered(hooks: Hooks) -> None:
+    _, hooked = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "d-read"})
+    _, pushed = hooks.github("push", push("main"), "d-read-push")
+
+    for run_id, trigger, by in (
+        (hooked["run_id"], "webhook", "webhook:deploy-hook"),
+        (pushed["runs"][0]["run_id"], "git", "octocat"),
+    ):
+        status, run = hooks.call("GET", f"/runs/{run_id}")
+        assert status == 200, run
+        assert (run["status"], run["trigger"], run["started_by"]) == ("running", trigger, by)
+        assert run["steps"] and {s["status"] for s in run["steps"]} == {"pending"}
+
+
+def test_deliveries_to_a_paused_workflow_start_nothing_and_are_recorded_refused(hooks: Hooks) -> None:
+    for workflow in ("hooked", "pushed"):
+        status, _ = hooks.call(
+            "PUT", f"/workflows/{workflow}/state", body=json.dumps({"active": False, "reason": "freeze"})
+        )
+        assert status == 200
+
+    status, refused = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "d-paused"})
+    assert (status, refused["error"]) == (409, "WorkflowPaused")
+    status, body = hooks.github("push", push("main"), "d-paused-push")
+    assert status == 200
+    [result] = body["runs"]
+    assert result["outcome"] == "refused" and "freeze" in result["reason"]
+
+    assert hooks.executions("hooked") == [] and hooks.executions("pushed") == []
+    for workflow, trigger in (("hooked", "webhook"), ("pushed", "git")):
+        [delivery] = hooks.deliveries(workflow)
+        assert (delivery["trigger"], delivery["outcome"], delivery["status_code"]) == (
+            trigger,
+            "refused",
+            409,
+        )
+        assert "paused" in delivery["reason"] and "freeze" in delivery["reason"]
+
+    hooks.call("PUT", "/workflows/hooked/state", body='{"active": true}')
+    status, _ = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "d-resumed"})
+    assert status == 202 and len(hooks.executions("hooked")) == 1
+
+
+def test_cli_pause_and_resume_and_the_refusal_in_the_trigger_history(hooks: Hooks) -> None:
+    with ApiServer(lambda_handler, port=0) as server:
+        runner = CliRunner(env={"FLOWDECK_API": server.url, "COLUMNS": "200"})
+        paused = runner.invoke(app, ["pause", "hooked", "--reason", "release freeze"])
+        again = runner.invoke(app, ["pause", "hooked"])
+        status, _ = hooks.webhook("hooked", {"env": "staging"}, **{"X-Flowdeck-Delivery": "cli-paused"})
+        history = runner.invoke(app, ["triggers", "hooked"])
+        resumed = runner.invoke(app, ["resume", "hooked", "--json"])
+        unknown = runner.invoke(app, ["pause", "nope"])
+
+    assert paused.exit_code == 0, paused.output
+    assert "hooked is paused by" in paused.output and "release freeze" in paused.output
+    assert "(unchanged)" in again.output and "release freeze" in again.output
+    assert status == 409
+    assert "cli-paused" in history.output and "refused" in history.output and "paused" in history.output
+    assert resumed.exit_code == 0 and json.loads(resumed.output)["active"] is True
+    assert unknown.exit_code == 1 and "nope" in unknown.output

@@ -314,11 +314,20 @@ def test_status_messages_from_runs_table_items() -> None:
             "started_at": "a",
             "ended_at": "b",
             "error": "StepFailed",
+            # As a stream image gives it: the run's total is a number in DynamoDB.
+            "cost_usd": 0.0125,
         },
     )
     step = status_message(
         {"pk": RUN, "sk": "STEP#build"},
-        {"status": "succeeded", "attempt": 2, "started_at": "a", "ended_at": "b", "summary": "ok"},
+        {
+            "status": "succeeded",
+            "attempt": 2,
+            "started_at": "a",
+            "ended_at": "b",
+            "summary": "ok",
+            "cost_usd": "0.000003",
+        },
     )
     assert run == {
         "type": "run",
@@ -328,6 +337,8 @@ def test_status_messages_from_runs_table_items() -> None:
         "started_at": "a",
         "ended_at": "b",
         "error": "StepFailed",
+        # Money is a decimal string in frames too, as in every answer.
+        "cost_usd": "0.0125",
     }
     assert step == {
         "type": "step",
@@ -339,6 +350,7 @@ def test_status_messages_from_runs_table_items() -> None:
         "ended_at": "b",
         "error": None,
         "summary": "ok",
+        "cost_usd": "0.000003",
     }
     assert status_message({"pk": RUN, "sk": "OUTPUTS"}, {"outputs#build": {}}) is None
 

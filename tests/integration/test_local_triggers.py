@@ -17,17 +17,22 @@ import pytest
 from moto import mock_aws
 
 from flowdeck.catalog import Catalog
+from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.local.scheduler import LocalScheduler
+from flowdeck.service import RunService
 from flowdeck.stores.executions import Executions
-from flowdeck.stores.schema import create_deliveries_table_kwargs
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.schema import create_deliveries_table_kwargs, create_table_kwargs
 from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
 from flowdeck.triggers.events import event_run_id
 from flowdeck.triggers.schedules import firing_run_id
+from flowdeck.triggers.switch import SCHEDULE_GROUP, TriggerSwitch, rule_name, schedule_name
 
 WORKFLOWS = Path(__file__).parent.parent / "fixtures" / "schedules"
 ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:stateMachine:flowdeck-"
 DELIVERIES = "flowdeck-deliveries-test"
+RUNS = "flowdeck-runs-test"
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 # nightly fires at 06:30 Paris time: 05:30Z in winter.
 FIRE = datetime(2026, 3, 2, 5, 30, tzinfo=UTC)
@@ -256,3 +261,136 @@ def test_event_whose_run_exists_with_other_input_is_recorded_duplicate_under_its
         "duplicate",
         run_id,
     )
+
+
+# -- paused workflows ---------------------------------------------------------------------------
+@pytest.fixture
+def paused(local: Local) -> WorkflowStates:
+    """Both fixture workflows paused (a runs table for their state)."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(**create_table_kwargs(RUNS))
+    states = WorkflowStates(RunStore(RUNS, ddb))
+    for workflow in ("nightly", "responder"):
+        states.set(workflow, SetWorkflowState(active=False, reason="migration"), "alice")
+    return states
+
+
+def test_a_paused_workflow_schedule_fires_nothing_and_is_recorded_refused(
+    local: Local, paused: WorkflowStates
+):
+    scheduler = LocalScheduler(
+        local.catalog,
+        local.executions,
+        local.deliveries,
+        since=datetime(2026, 3, 2, 5, 0, tzinfo=UTC),
+        states=paused,
+    )
+
+    [firing] = scheduler.fire_due(datetime(2026, 3, 2, 5, 30, 1, tzinfo=UTC))
+
+    assert firing.outcome == "refused" and local.executions_of("nightly") == []
+    [delivery] = local.deliveries.recent("nightly")
+    assert (delivery["trigger"], delivery["outcome"]) == ("schedule", "refused")
+    assert "paused" in delivery["reason"] and "migration" in delivery["reason"]
+
+    paused.set("nightly", SetWorkflowState(active=True), "alice")
+    assert scheduler.fire_due(datetime(2026, 3, 3, 5, 30, 1, tzinfo=UTC))[0].outcome == "started"
+
+
+def test_an_event_for_a_paused_workflow_starts_nothing_and_is_recorded_refused(
+    local: Local, paused: WorkflowStates
+):
+    rules = install_rules(local.events, local.sqs, local.catalog)
+    poller = EventRulePoller(rules, local.sqs, local.executions, local.deliveries, states=paused)
+    [rule] = rules
+    event_id = put_incident(local, {"severity": "high"})
+
+    assert poller.poll(rule) == []
+    assert poller.poll(rule) == []  # refused for good: the message is not delivered again
+
+    assert local.executions_of("responder") == []
+    [delivery] = local.deliveries.recent("responder")
+    assert (delivery["trigger"], delivery["delivery_id"], delivery["outcome"]) == (
+        "incident",
+        event_id,
+        "refused",
+    )
+    assert "migration" in delivery["reason"]
+    paused.set("responder", SetWorkflowState(active=True), "alice")
+    put_incident(local, {"severity": "high"})
+    assert len(poller.poll(rule)) == 1
+
+
+def test_pause_disables_the_workflow_schedules_and_rules_on_aws_and_resume_enables_them(local: Local):
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    scheduler.create_schedule_group(Name=SCHEDULE_GROUP)
+    target = {
+        "Arn": ARN_PREFIX + "nightly",
+        "RoleArn": "arn:aws:iam::123456789012:role/flowdeck-schedules",
+        "Input": '{"trigger": "schedule"}',
+    }
+    scheduler.create_schedule(
+        Name=schedule_name("nightly", 0),
+        GroupName=SCHEDULE_GROUP,
+        ScheduleExpression="cron(30 6 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Paris",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+        State="ENABLED",
+    )
+    local.events.put_rule(Name=rule_name("responder", 0), EventPattern='{"source": ["acme.incidents"]}')
+    switch = TriggerSwitch(scheduler, local.events)
+
+    def states() -> tuple[str, str]:
+        schedule = scheduler.get_schedule(Name=schedule_name("nightly", 0), GroupName=SCHEDULE_GROUP)
+        return schedule["State"], local.events.describe_rule(Name=rule_name("responder", 0))["State"]
+
+    assert switch.set(local.catalog.get("nightly"), False) == [
+        {"kind": "schedule", "name": "nightly-0", "state": "DISABLED"}
+    ]
+    switch.set(local.catalog.get("responder"), False)
+    switch.set(local.catalog.get("responder"), False)  # twice: still fine
+    assert states() == ("DISABLED", "DISABLED")
+    # The rest of the schedule is kept: UpdateSchedule replaces the whole schedule.
+    kept = scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)
+    assert (kept["ScheduleExpression"], kept["ScheduleExpressionTimezone"], kept["Target"]["Arn"]) == (
+        "cron(30 6 * * ? *)",
+        "Europe/Paris",
+        target["Arn"],
+    )
+
+    switch.set(local.catalog.get("nightly"), True)
+    switch.set(local.catalog.get("responder"), True)
+    assert states() == ("ENABLED", "ENABLED")
+
+
+def test_the_state_endpoint_switches_the_schedules_on_aws_and_records_the_pause_first(local: Local):
+    # RunService with the AWS switch (FLOWDECK_MANAGE_TRIGGERS): the pause recorded, then the schedule off.
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    scheduler.create_schedule_group(Name=SCHEDULE_GROUP)
+    scheduler.create_schedule(
+        Name=schedule_name("nightly", 0),
+        GroupName=SCHEDULE_GROUP,
+        ScheduleExpression="cron(30 6 * * ? *)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": ARN_PREFIX + "nightly",
+            "RoleArn": "arn:aws:iam::123456789012:role/flowdeck-schedules",
+        },
+    )
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(**create_table_kwargs(RUNS))
+    service = RunService(
+        local.catalog, RunStore(RUNS, ddb), local.executions, TriggerSwitch(scheduler, local.events)
+    )
+
+    answer = service.set_workflow_state(
+        "nightly", SetWorkflowState(active=False, reason="migration"), "alice"
+    )
+
+    assert answer["triggers"] == [{"kind": "schedule", "name": "nightly-0", "state": "DISABLED"}]
+    assert (answer["active"], answer["paused_by"], answer["pause_reason"]) == (False, "alice", "migration")
+    assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "DISABLED"
+    service.set_workflow_state("nightly", SetWorkflowState(active=True), "bob")
+    assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "ENABLED"
+    assert service.get_workflow("nightly")["active"] is True

@@ -13,7 +13,9 @@ from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
     ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
+    ENV_MANAGE_TRIGGERS,
     ENV_RUNS_TABLE,
+    ENV_SCHEDULE_GROUP,
     ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
@@ -107,6 +109,8 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         ENV_STEPS_QUEUE_URL,
         ENV_SLACK_SECRET_NAME,
         ENV_APPROVAL_LINK_SECRET_NAME,
+        ENV_MANAGE_TRIGGERS,
+        ENV_SCHEDULE_GROUP,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"
@@ -174,3 +178,28 @@ def test_handler_may_send_cleanup_messages_to_the_steps_queue_only(api_template:
     assert not any(
         a.startswith("sqs:Receive") or a.startswith("sqs:Delete") for a in as_list(statements[0]["Action"])
     )
+
+
+def test_handler_may_disable_and_enable_exactly_the_workflows_schedules_and_rules(
+    api_template: assertions.Template,
+) -> None:
+    # PUT /workflows/{wf}/state: the fixture workflows have one schedule and one event rule.
+    statements = policy_statements(api_template, "HandlerRole")
+    by_action = {action: s for s in statements for action in as_list(s["Action"])}
+    schedule, rule, pass_role = (
+        by_action["scheduler:UpdateSchedule"],
+        by_action["events:DisableRule"],
+        by_action["iam:PassRole"],
+    )
+
+    assert sorted(as_list(schedule["Action"])) == ["scheduler:GetSchedule", "scheduler:UpdateSchedule"]
+    assert len(as_list(schedule["Resource"])) == 1
+    assert json.dumps(schedule["Resource"]).endswith(':schedule/flowdeck/nightly-report-0"]]}')
+    assert sorted(as_list(rule["Action"])) == ["events:DisableRule", "events:EnableRule"]
+    assert len(as_list(rule["Resource"])) == 1
+    assert json.dumps(rule["Resource"]).endswith(':rule/flowdeck-quick-check-0"]]}')
+    # PassRole of the schedules' own role only, and only to Scheduler (UpdateSchedule resends the target).
+    assert json.dumps(pass_role["Resource"]).endswith(':role/flowdeck-schedules"]]}')
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    env = _handler(api_template)["Environment"]["Variables"]
+    assert (env[ENV_MANAGE_TRIGGERS], env[ENV_SCHEDULE_GROUP]) == ("true", "flowdeck")

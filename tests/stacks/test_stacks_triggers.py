@@ -11,6 +11,7 @@ from stack_helpers import FIXTURE_WORKFLOWS, as_list, policy_statements, resourc
 
 from flowdeck.definition import load_workflows
 from flowdeck.triggers import events, schedules
+from flowdeck.triggers.switch import SCHEDULE_GROUP, rule_name, schedule_name
 from stacks.app_builder import TRIGGERS_STACK
 
 DEFINITIONS = load_workflows(FIXTURE_WORKFLOWS)
@@ -127,3 +128,27 @@ def test_dead_letter_queue_is_encrypted_tls_only_and_writable_by_the_rule_only(
     assert as_list(allow["Action"]) == ["sqs:SendMessage"]
     assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
     assert allow["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_schedules_and_rules_carry_the_names_pausing_disables(triggers_template: assertions.Template):
+    _, schedule = only(resources_of(triggers_template, "AWS::Scheduler::Schedule"))
+    _, rule = only(resources_of(triggers_template, "AWS::Events::Rule"))
+    _, group = only(resources_of(triggers_template, "AWS::Scheduler::ScheduleGroup"))
+    [_role] = [
+        r
+        for r in resources_of(triggers_template, "AWS::IAM::Role").values()
+        if r["Properties"].get("RoleName") == "flowdeck-schedules"
+    ]
+
+    assert schedule["Properties"]["Name"] == schedule_name("nightly-report", 0) == "nightly-report-0"
+    assert group["Properties"]["Name"] == SCHEDULE_GROUP
+    assert rule["Properties"]["Name"] == rule_name("quick-check", 0) == "flowdeck-quick-check-0"
+    assert json.dumps(schedule["Properties"]["Target"]["RoleArn"]).count("SchedulesRole") == 1
+
+
+def test_long_workflow_names_still_give_valid_trigger_names() -> None:
+    long = "w" * 64
+    names = [schedule_name(long, 0), rule_name(long, 12), schedule_name("w" * 63, 1)]
+
+    assert all(len(name) <= 64 for name in names)
+    assert len(set(names)) == 3 and names[1].startswith("flowdeck-w") and names[1].endswith("-12")

@@ -297,7 +297,7 @@ def test_run_start_records_the_plan_in_definition_order(sequential):
             {"M": {"id": {"S": "report"}, "kind": {"S": "notify"}}},
         ]
     }
-    assert "#plan = :plan" in params["UpdateExpression"]
+    assert "#plan = if_not_exists(#plan, :plan)" in params["UpdateExpression"]
     assert params["ExpressionAttributeNames"]["#plan"] == "plan"
     assert "steps" not in params["ExpressionAttributeNames"].values()
     assert params["Key"] == {"pk": {"S.$": "$$.Execution.Name"}, "sk": {"S": "RUN"}}
@@ -543,15 +543,18 @@ def test_run_that_already_ended_ends_the_execution_without_a_record(sequential):
     assert states["RunNotRunning"] == {
         "Type": "Fail",
         "Error": "RunAlreadyEnded",
-        "Cause": "the run had already ended (cancelled) when this execution tried to record its end",
+        "Cause": (
+            "the run had already ended (cancelled, or its start failed) "
+            "when this execution tried to record it"
+        ),
     }
-    # Only the two final recorders lead there, and nothing else writes the run's final status.
+    # Only the start and the two final recorders lead there; nothing else writes the run's final status.
     leading = {
         name
         for name, state, _ in all_states(sequential)
         if any(c["Next"] == "RunNotRunning" for c in state.get("Catch", []))
     }
-    assert leading == {"RecordRunSucceeded", "RecordRunFailed"}
+    assert leading == {"RecordRunStart", "RecordRunSucceeded", "RecordRunFailed"}
     assert states["RecordRunFailed"]["Next"] == "RunFailed"
     assert states["RecordRunSucceeded"]["End"] is True
 

@@ -1,9 +1,11 @@
-"""The state machine of a concurrency-limited workflow never starts a run cancelled while queued."""
+"""The state machine never starts a run that ended before its execution recorded it."""
 
 from __future__ import annotations
 
 import textwrap
 from typing import Any
+
+import pytest
 
 from flowdeck.definition import parse_workflow
 from statemachines import compile_workflow
@@ -23,12 +25,17 @@ def record_start(max_runs: int) -> dict[str, Any]:
     return dict(compile_workflow(definition)["States"]["RecordRunStart"])
 
 
-def test_a_limited_workflow_records_the_start_only_of_a_run_not_cancelled() -> None:
-    state = record_start(1)
+@pytest.mark.parametrize("max_runs", [0, 1])
+def test_every_workflow_records_the_start_only_of_a_run_not_ended(max_runs: int) -> None:
+    # The start path records runs before StartExecution: one cancelled (or recorded failed) before
+    # its execution got here must not be set running again, limited workflow or not.
+    state = record_start(max_runs)
 
     parameters = state["Parameters"]
-    assert parameters["ConditionExpression"] == "attribute_not_exists(#status) OR #status <> :cancelled"
-    assert parameters["ExpressionAttributeValues"][":cancelled"] == {"S": "cancelled"}
+    assert (
+        parameters["ConditionExpression"] == "attribute_not_exists(#status) OR #status IN (:running, :queued)"
+    )
+    assert parameters["ExpressionAttributeValues"][":queued"] == {"S": "queued"}
     assert parameters["ExpressionAttributeNames"]["#status"] == "status"
     assert state["Catch"] == [
         {
@@ -37,11 +44,3 @@ def test_a_limited_workflow_records_the_start_only_of_a_run_not_cancelled() -> N
             "Next": "RunNotRunning",
         }
     ]
-
-
-def test_an_unlimited_workflow_keeps_the_unconditional_start_record() -> None:
-    state = record_start(0)
-
-    assert "ConditionExpression" not in state["Parameters"]
-    assert ":cancelled" not in state["Parameters"]["ExpressionAttributeValues"]
-    assert "Catch" not in state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -111,3 +112,30 @@ def test_rich_view_shows_the_same_facts() -> None:
 
     for fact in ("production-deploy", "Failed ✗", "0m 07s", "plan", "✓", "└─ 3 to add", "✗", "└─ boom"):
         assert fact in text
+
+
+def test_a_running_step_duration_keeps_growing_past_its_first_reading() -> None:
+    # --follow keeps the view of the step's first message (duration 0.1 s); the step began 5 s ago.
+    began = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    going = run(
+        "running",
+        [step("plan", "running", 0.1, started_at=began), step("done", "succeeded", 0.1, started_at=began)],
+        started_at=began,
+        duration_s=0.1,
+    )
+
+    header, plan, done = summary_lines(going)
+
+    assert "Duration: 0m 05s" in header
+    assert " 5." in plan and "100ms" not in plan
+    # A step that ended keeps its recorded duration.
+    assert "100ms" in done
+
+
+def test_money_renders_from_decimal_strings() -> None:
+    priced = run("succeeded", [step("plan", "succeeded", 1.0, cost_usd="0.000003")], cost_usd="0.012345")
+    unpriced = run("running", [], cost_usd="0")
+
+    assert summary_lines(priced)[0].endswith("Cost: $0.01")
+    assert "$0.000003" in summary_lines(priced)[1]
+    assert "Cost" not in summary_lines(unpriced)[0]
