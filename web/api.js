@@ -13,7 +13,7 @@
 //     onFrame(frame) gets every run/step/log/error frame. On a dropped connection it reconnects with
 //     backoff (0.5 s doubling to 10 s) and resubscribes from the highest log seq it delivered for that
 //     run, so a view sees every line at least once (merge by seq). onState("open"|"reconnecting"|"closed").
-//     close() stops it for good. One socket is shared by every subscription of the page.
+//     close() stops it for good. Each subscription has its own socket (a connection follows one run).
 //   currentUser() -> string | null; setUser(email | null); onUserChange(fn) -> unsubscribe
 //     Locally `?user=EMAIL` in the page URL sets the identity (kept in localStorage); it is sent as
 //     X-Flowdeck-User on REST and as `?user=` on the WebSocket (both trusted on the local stack only).
@@ -67,7 +67,7 @@ export function setUser(email) {
   else globalThis.localStorage.removeItem(USER_KEY);
   for (const listener of userListeners) listener(value || null);
   // The WebSocket identity is fixed at connect: reconnect under the new one.
-  socket?.restart();
+  for (const subscription of live) subscription.restart();
 }
 
 export function onUserChange(listener) {
@@ -129,24 +129,17 @@ function wsUrl() {
   return url.toString();
 }
 
-/** One socket for the page; subscriptions survive reconnects and resume from their last seq. */
-class LiveSocket {
-  constructor() {
-    this.subscriptions = new Set();
+/** One socket per subscription (the server points a connection at one run); it resumes from its last seq. */
+class LiveSubscription {
+  constructor(runId, sinceSeq, onFrame, onState) {
+    this.runId = runId;
+    this.lastSeq = sinceSeq;
+    this.onFrame = onFrame;
+    this.onState = onState;
     this.ws = null;
     this.delay = BACKOFF_FIRST_MS;
     this.timer = null;
-  }
-
-  add(subscription) {
-    this.subscriptions.add(subscription);
-    if (this.ws?.readyState === WebSocket.OPEN) this.send(subscription);
-    else if (!this.ws && !this.timer) this.connect();
-  }
-
-  remove(subscription) {
-    this.subscriptions.delete(subscription);
-    if (this.subscriptions.size === 0) this.shutdown();
+    this.closed = false;
   }
 
   connect() {
@@ -155,10 +148,8 @@ class LiveSocket {
     this.ws = ws;
     ws.onopen = () => {
       this.delay = BACKOFF_FIRST_MS;
-      for (const subscription of this.subscriptions) {
-        subscription.onState?.("open");
-        this.send(subscription);
-      }
+      this.onState?.("open");
+      ws.send(JSON.stringify({ action: "subscribe", run_id: this.runId, since_seq: this.lastSeq }));
     };
     ws.onmessage = (message) => {
       let frame;
@@ -167,59 +158,47 @@ class LiveSocket {
       } catch {
         return; // not a frame of SPEC §4
       }
-      for (const subscription of this.subscriptions) {
-        if (frame.run_id && frame.run_id !== subscription.runId) continue;
-        if (frame.type === "log" && typeof frame.seq === "number") {
-          subscription.lastSeq = Math.max(subscription.lastSeq, frame.seq);
-        }
-        subscription.onFrame(frame);
-      }
+      if (frame.run_id && frame.run_id !== this.runId) return;
+      if (frame.type === "log" && typeof frame.seq === "number") this.lastSeq = Math.max(this.lastSeq, frame.seq);
+      this.onFrame(frame);
     };
     ws.onclose = () => {
-      if (this.ws !== ws) return; // replaced on purpose
+      if (this.ws !== ws || this.closed) return; // replaced on purpose, or closed by the view
       this.ws = null;
-      if (this.subscriptions.size === 0) return;
-      for (const subscription of this.subscriptions) subscription.onState?.("reconnecting");
+      this.onState?.("reconnecting");
       this.timer = setTimeout(() => this.connect(), this.delay);
       this.delay = Math.min(this.delay * 2, BACKOFF_MAX_MS);
     };
-    // Errors are followed by close, which schedules the reconnect.
+    // An error is followed by close, which schedules the reconnect.
     ws.onerror = () => {};
   }
 
-  send(subscription) {
-    this.ws.send(
-      JSON.stringify({ action: "subscribe", run_id: subscription.runId, since_seq: subscription.lastSeq }),
-    );
-  }
-
+  /** Reconnect now (the identity changed: the WebSocket's is fixed at connect). */
   restart() {
-    if (!this.ws) return;
-    const old = this.ws;
-    this.ws = null;
-    old.close();
-    this.connect();
-  }
-
-  shutdown() {
+    if (this.closed) return;
     clearTimeout(this.timer);
-    this.timer = null;
     const old = this.ws;
     this.ws = null;
     old?.close();
-    socket = null;
+    this.connect();
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null;
+    old?.close();
+    live.delete(this);
+    this.onState?.("closed");
   }
 }
 
-let socket = null;
+const live = new Set();
 
 export function subscribe(runId, { sinceSeq = 0, onFrame, onState } = {}) {
-  const subscription = { runId, lastSeq: sinceSeq, onFrame, onState };
-  socket ??= new LiveSocket();
-  const owner = socket;
-  owner.add(subscription);
-  return function close() {
-    owner.remove(subscription);
-    subscription.onState?.("closed");
-  };
+  const subscription = new LiveSubscription(runId, sinceSeq, onFrame, onState);
+  live.add(subscription);
+  subscription.connect();
+  return () => subscription.close();
 }
