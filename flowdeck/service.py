@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flowdeck.actions import run_actions, step_actions
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.concurrency import ConcurrencyControl
@@ -263,8 +264,13 @@ class RunService:
             for step in steps:
                 if step["status"] in ("pending", "running", "waiting"):
                     step["status"] = StepStatus.CANCELLED.value
+        status = str(run.get("status") or "queued")
+        for step in steps:
+            step["actions"] = step_actions(status, step)
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
+            # What a person may do now (the page shows a button only for these; STYLE §14).
+            "actions": run_actions(status),
             "error": run.get("error"),
             "error_cause": self.error_cause(run, steps),
             # A retry's plan: where it started, and the steps it took over from the run it retries.
