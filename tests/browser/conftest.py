@@ -98,7 +98,12 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 900}, "locale": "en-US"}
+    return {
+        **browser_context_args,
+        "viewport": {"width": 1400, "height": 900},
+        "locale": "en-US",
+        "timezone_id": "UTC",
+    }
 
 
 @dataclass

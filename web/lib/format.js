@@ -78,7 +78,8 @@ export function formatRelative(iso, now = Date.now()) {
 /** The trigger with its detail: "Git push main @ abc1234", "schedule", "webhook: deploy-hook". */
 export function formatTrigger(run) {
   const trigger = run?.trigger ?? "manual";
-  const detail = run?.trigger_detail ?? {};
+  // A git run's inputs carry its push (branch, commit) when the workflow declares them.
+  const detail = { ...(run?.inputs ?? {}), ...(run?.trigger_detail ?? {}) };
   const type = typeof trigger === "object" ? trigger.type : trigger;
   const info = typeof trigger === "object" ? { ...trigger, ...detail } : detail;
   switch (type) {
@@ -90,8 +91,12 @@ export function formatTrigger(run) {
       if (sha) parts.push(`@ ${String(sha).slice(0, 7)}`);
       return parts.join(" ");
     }
-    case "webhook":
-      return info.name || info.hook ? `webhook: ${info.name ?? info.hook}` : "webhook";
+    case "webhook": {
+      // Webhook runs are started by "webhook:<secret name>" (the hook that signed the delivery).
+      const byHook = String(run?.started_by ?? "").match(/^webhook:(.+)$/)?.[1];
+      const name = info.name ?? info.hook ?? byHook;
+      return name ? `webhook: ${name}` : "webhook";
+    }
     case "retry":
       return run?.retry_of ? `retry of ${run.retry_of}` : "retry";
     case "event":

@@ -42,6 +42,12 @@ test("triggers carry their detail", () => {
     formatTrigger({ trigger: "git", trigger_detail: { ref: "refs/heads/main", sha: "abc1234def" } }),
     "Git push main @ abc1234",
   );
+  assert.equal(
+    formatTrigger({ trigger: "git", inputs: { branch: "main", commit: "abc1234def" } }),
+    "Git push main @ abc1234",
+  );
+  assert.equal(formatTrigger({ trigger: "git" }), "Git push");
+  assert.equal(formatTrigger({ trigger: "webhook", started_by: "webhook:deploy-hook" }), "webhook: deploy-hook");
   assert.equal(formatTrigger({ trigger: "schedule" }), "schedule");
   assert.equal(formatTrigger({ trigger: "webhook", trigger_detail: { name: "deploy-hook" } }), "webhook: deploy-hook");
   assert.equal(formatTrigger({ trigger: "retry", retry_of: "r-1" }), "retry of r-1");
