@@ -186,3 +186,23 @@ def test_real_handler_behind_the_server(flowdeck_aws: tuple[Any, Any]) -> None:
     assert json.loads(described["input"])["started_by"] == "eve"
     assert (missing.status_code, missing.json()["error"]) == (404, "RunNotFound")
     assert (bad.status_code, bad.json()["error"]) == (400, "BadRequest")
+
+
+def test_parallel_requests_each_get_their_own_answer(flowdeck_aws: tuple[Any, Any]) -> None:
+    """A page reads several routes at once; the resolver's per-request state must not leak between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = ["/workflows", "/workflows/deploy", "/runs?limit=5&status=failed", "/runs/nope/logs?limit=3"] * 10
+    with ApiServer(lambda_handler, port=0) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+            answers = list(pool.map(client.get, paths))
+
+    for path, answer in zip(paths, answers, strict=True):
+        if path.startswith("/runs/nope"):
+            assert (answer.status_code, answer.json()["error"]) == (404, "RunNotFound"), path
+        elif path.startswith("/runs"):
+            assert (answer.status_code, answer.json()["runs"]) == (200, []), path
+        elif path == "/workflows":
+            assert [w["name"] for w in answer.json()["workflows"]] == ["deploy", "hello"]
+        else:
+            assert (answer.status_code, answer.json()["name"]) == (200, "deploy")
