@@ -35,8 +35,9 @@ function layout({ nodes, edges }) {
 
 export function Dag({ run, workflow, selected, onSelect }) {
   const graph = useMemo(() => graphOf(run, workflow), [run.steps?.length, workflow]);
-  const drawn = useMemo(() => layout(graph), [graph]);
+  const drawn = useMemo(() => (graph.nodes.length ? layout(graph) : null), [graph]);
   const steps = new Map((run.steps ?? []).map((s) => [s.id, s]));
+  if (graph.nodes.length === 0) return null; // a run not recorded yet: nothing to lay out
   return html`
     <figure class="dag" aria-label="Step graph">
       <div class="dag-canvas" style=${`width:${drawn.width}px;height:${drawn.height}px`}>

@@ -272,10 +272,11 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const count = search && !search.busy ? search.matches.length : null;
   return html`<section class="log-panel" aria-label="Log">
     <div class="log-controls">
-      <label>Step <select value=${step ?? ""} onChange=${(e) => onStep(e.currentTarget.value || null)}>
+      <label for="log-step">Step</label>
+      <select id="log-step" value=${step ?? ""} onChange=${(e) => onStep(e.currentTarget.value || null)}>
         <option value="">All steps</option>
         ${steps.map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
-      </select></label>
+      </select>
       <span role="group" aria-label="Filter" class="log-filters">
         ${FILTER_LABELS.map(
           ([id, label]) => html`<button type="button" key=${id} aria-pressed=${filter === id ? "true" : "false"} onClick=${() => setFilter(id)}>${label}</button>`,
