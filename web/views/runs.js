@@ -8,7 +8,8 @@ import {
 } from "../lib/history.js";
 import { RUN_STATUSES, isTerminalRun, statusInfo } from "../lib/status.js";
 import { navigate, showError } from "../store.js";
-import { Duration, Money, RunLink, StatusBadge } from "./common.js";
+import { Duration, Money, RunLink } from "./common.js";
+import { StatusBadge } from "./run/status.js";
 
 // Running rows refresh this often (GET /runs/{id}); a WebSocket per row would replay every log line.
 const LIVE_ROW_MS = 2000;
@@ -86,7 +87,10 @@ function RunRow({ run, retriedBy }) {
       </td>
       <td><a href=${`#/workflows/${encodeURIComponent(run.workflow)}`}>${run.workflow}</a></td>
       <td>${formatTrigger(run)}</td>
-      <td><${StatusBadge} status=${run.status} cancelling=${Boolean(run.cancel_requested_at) && !isTerminalRun(run.status)} /></td>
+      <td>
+        <${StatusBadge} status=${run.status} />
+        ${run.cancel_requested_at && !isTerminalRun(run.status) ? html` <span class="badge warn">Cancelling…</span>` : null}
+      </td>
       <td class="num">${started ? html`<${Duration} startedAt=${started} endedAt=${run.ended_at} />` : "—"}</td>
       <td class="num"><${Money} value=${run.cost_usd} /></td>
       <td>${run.started_by ?? "—"}</td>
