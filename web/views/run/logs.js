@@ -192,6 +192,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
     const at = buffer.view(step, "all").indexOf(row);
     setHighlight(row);
     scrollTo(scrollTopFor({ index: at, viewport: scroller.current?.clientHeight ?? 400, rowHeight: ROW_HEIGHT }));
+    scroller.current?.scrollIntoView({ block: "nearest" });
   }, [log.version, step, buffer, scrollTo]);
 
   // "View full log": the step's latest lines, following, with focus in the log.
@@ -303,7 +304,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
       <label class="log-stamps"><input type="checkbox" checked=${stamps} onChange=${(e) => setStamps(e.currentTarget.checked)} /> Timestamps</label>
       <button type="button" onClick=${download}>Download</button>
     </div>
-    <div class="log-status" aria-live="polite">
+    <div class="log-status" aria-live="polite" data-lines=${total}>
       ${log.loading ? "Loading stored lines… " : ""}${total.toLocaleString("en-US")} line${total === 1 ? "" : "s"}${
         log.live === "reconnecting" ? " · reconnecting…" : log.live === "open" ? " · live" : ""
       }${follow ? "" : " · paused"}
