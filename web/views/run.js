@@ -15,12 +15,11 @@ import { OutputsTab } from "./run/outputs.js";
 import { StepList } from "./run/steps.js";
 import { Tabs } from "./run/tabs.js";
 
-// The view's own styles, added once next to the shell's (no bundler to import CSS with).
-if (!document.querySelector('link[data-styles="run"]')) {
+// The view's own styles, unless the page links them already (no bundler to import CSS with).
+if (!document.querySelector('link[href$="styles-run.css"]')) {
   const link = document.createElement("link");
   link.rel = "stylesheet";
   link.href = new URL("../styles-run.css", import.meta.url).href;
-  link.dataset.styles = "run";
   document.head.append(link);
 }
 

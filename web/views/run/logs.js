@@ -14,7 +14,7 @@ import { showError } from "../../store.js";
 
 export const ROW_HEIGHT = 18;
 // The first page is small so the first lines show at once; the rest comes in the API's largest pages.
-const FIRST_PAGE = 1000;
+const FIRST_PAGE = 500;
 const NEXT_PAGE = 50000;
 const ansi = new AnsiCache();
 
@@ -32,15 +32,21 @@ export function useRunLog(runId, run, onStatus) {
   const [buffer] = useState(() => new LogBuffer());
   const [version, setVersion] = useState(0);
   const [state, setState] = useState({ loading: true, live: "idle" });
-  const started = useRef(false);
-  const finished = run ? isTerminalRun(run.status) : null;
   const statusRef = useRef(onStatus);
   statusRef.current = onStatus;
+  // The stored pages load at once, alongside the run; whether to go live waits for the run's status.
+  const [runKnown] = useState(() => {
+    let resolve;
+    const promise = new Promise((r) => {
+      resolve = r;
+    });
+    return { promise, resolve };
+  });
+  useEffect(() => {
+    if (run) runKnown.resolve(isTerminalRun(run.status));
+  }, [run, runKnown]);
 
   useEffect(() => {
-    // Wait for the run: a finished one needs no live subscription.
-    if (finished === null || started.current) return undefined;
-    started.current = true;
     let closed = false;
     let close = null;
     let frame = 0;
@@ -70,6 +76,8 @@ export function useRunLog(runId, run, onStatus) {
         limit = NEXT_PAGE;
       }
       setState((s) => ({ ...s, loading: false }));
+      const finished = await runKnown.promise;
+      // A finished run's log is whole: nothing to follow.
       if (closed || finished) return;
       close = api.subscribe(runId, {
         sinceSeq: buffer.lastSeq,
@@ -90,7 +98,7 @@ export function useRunLog(runId, run, onStatus) {
       cancelAnimationFrame(frame);
       close?.();
     };
-  }, [runId, finished, buffer]);
+  }, [runId, buffer, runKnown]);
   return { buffer, version, ...state };
 }
 
