@@ -185,7 +185,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   }, [follow, total, step, filter, scrollTo]);
 
   // A deep link (`?step=S&line=N`): show all of S's lines, stop following, scroll to N once loaded.
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!target?.line) return;
     pendingTarget.current = { step: target.step, line: target.line };
     setFilter("all");
@@ -201,7 +201,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
     setHighlight(row);
     scrollTo(scrollTopFor({ index: at, viewport: scroller.current?.clientHeight ?? 400, rowHeight: ROW_HEIGHT }));
     scroller.current?.scrollIntoView({ block: "nearest" });
-  }, [log.version, step, buffer, scrollTo]);
+  }, [log.version, step, filter, follow, buffer, scrollTo]);
 
   // "View full log": the step's latest lines, following, with focus in the log.
   useEffect(() => {
