@@ -6,8 +6,8 @@ import { useMemo } from "preact/hooks";
 import { elapsedMs, formatDuration } from "../../lib/format.js";
 import { StatusBadge } from "./status.js";
 
-const NODE_WIDTH = 168;
-const NODE_HEIGHT = 56;
+const NODE_WIDTH = 176;
+const NODE_HEIGHT = 60;
 
 /** Nodes and edges: the workflow's compiled graph, else the run's steps one after another. */
 export function graphOf(run, workflow) {
