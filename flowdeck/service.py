@@ -108,14 +108,18 @@ class RunService:
         trigger: Trigger = Trigger.MANUAL,
         run_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        trigger_detail: str | None = None,
     ) -> dict[str, Any]:
-        """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries."""
+        """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries;
+        `trigger_detail` says what started it, for history ("main @ abc1234")."""
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
         run_id = run_id or (
             idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
         )
         payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by} | (extra or {})
+        if trigger_detail:
+            payload["trigger_detail"] = trigger_detail
         # Within runtime_config.concurrency: started, queued (status queued) or refused (409).
         return ConcurrencyControl(self.runs, self.executions).start(definition, run_id, payload)
 
@@ -152,6 +156,8 @@ class RunService:
             "workflow": item.get("workflow"),
             "status": item.get("status"),
             "trigger": item.get("trigger"),
+            # What started it beyond the trigger's kind: a git push's "main @ abc1234"; None if nothing.
+            "trigger_detail": item.get("trigger_detail") or None,
             "started_by": item.get("started_by"),
             "started_at": item.get("started_at"),
             "ended_at": item.get("ended_at"),

@@ -206,6 +206,7 @@ class ConcurrencyControl:
             WORKFLOW_STATUS: {"S": workflow_status(definition.name, RunStatus.QUEUED.value)},
             "trigger": {"S": str(payload["trigger"])},
             "started_by": {"S": str(payload["started_by"])},
+            "trigger_detail": {"S": str(payload.get("trigger_detail", ""))},
             # started_at is the queue time until the run starts (RecordRunStart sets it): history sorts it.
             "started_at": {"S": now},
             QUEUED_AT: {"S": now},

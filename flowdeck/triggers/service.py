@@ -256,7 +256,13 @@ class TriggerService:
         except InvalidInputs as error:
             self._refuse(workflow, "git", delivery, error, source)
             return {"workflow": workflow, "outcome": "refused", "reason": error.message}
-        started = self.runs.start_run(workflow, request, started_by=push.pusher, trigger=Trigger.GIT)
+        started = self.runs.start_run(
+            workflow,
+            request,
+            started_by=push.pusher,
+            trigger=Trigger.GIT,
+            trigger_detail=f"{branch} @ {push.commit[:7]}",
+        )
         first = self._first(workflow, "git", delivery)
         outcome = "started" if first and started["created"] else "duplicate"
         self._record(
