@@ -78,30 +78,28 @@ export function formatRelative(iso, now = Date.now()) {
 /** The trigger with its detail: "Git push main @ abc1234", "schedule", "webhook: deploy-hook". */
 export function formatTrigger(run) {
   const trigger = run?.trigger ?? "manual";
-  // A git run's inputs carry its push (branch, commit) when the workflow declares them.
-  const detail = { ...(run?.inputs ?? {}), ...(run?.trigger_detail ?? {}) };
-  const type = typeof trigger === "object" ? trigger.type : trigger;
-  const info = typeof trigger === "object" ? { ...trigger, ...detail } : detail;
-  switch (type) {
+  // The API's own words for what started it (a git push's "main @ abc1234") win.
+  if (typeof run?.trigger_detail === "string" && run.trigger_detail) {
+    return trigger === "git" ? `Git push ${run.trigger_detail}` : `${trigger}: ${run.trigger_detail}`;
+  }
+  switch (trigger) {
     case "git": {
-      const branch = info.branch ?? (info.ref ? String(info.ref).replace(/^refs\/heads\//, "") : "");
-      const sha = info.sha ?? info.commit ?? info.after ?? "";
+      // Older runs: the push's ref and commit are in the inputs when the workflow declares them.
+      const inputs = run?.inputs ?? {};
+      const branch = inputs.branch || (inputs.ref ? String(inputs.ref).replace(/^refs\/heads\//, "") : "");
       const parts = ["Git push"];
       if (branch) parts.push(branch);
-      if (sha) parts.push(`@ ${String(sha).slice(0, 7)}`);
+      if (inputs.commit) parts.push(`@ ${String(inputs.commit).slice(0, 7)}`);
       return parts.join(" ");
     }
     case "webhook": {
       // Webhook runs are started by "webhook:<secret name>" (the hook that signed the delivery).
-      const byHook = String(run?.started_by ?? "").match(/^webhook:(.+)$/)?.[1];
-      const name = info.name ?? info.hook ?? byHook;
-      return name ? `webhook: ${name}` : "webhook";
+      const hook = String(run?.started_by ?? "").match(/^webhook:(.+)$/)?.[1];
+      return hook ? `webhook: ${hook}` : "webhook";
     }
     case "retry":
       return run?.retry_of ? `retry of ${run.retry_of}` : "retry";
-    case "event":
-      return info.source || info.detail_type ? `event: ${info.detail_type ?? info.source}` : "event";
     default:
-      return String(type);
+      return String(trigger);
   }
 }

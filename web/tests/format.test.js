@@ -38,8 +38,9 @@ test("a run's cost comes from any of the API's shapes", () => {
 });
 
 test("triggers carry their detail", () => {
+  assert.equal(formatTrigger({ trigger: "git", trigger_detail: "main @ abc1234" }), "Git push main @ abc1234");
   assert.equal(
-    formatTrigger({ trigger: "git", trigger_detail: { ref: "refs/heads/main", sha: "abc1234def" } }),
+    formatTrigger({ trigger: "git", inputs: { ref: "refs/heads/main", commit: "abc1234def" } }),
     "Git push main @ abc1234",
   );
   assert.equal(
@@ -49,7 +50,6 @@ test("triggers carry their detail", () => {
   assert.equal(formatTrigger({ trigger: "git" }), "Git push");
   assert.equal(formatTrigger({ trigger: "webhook", started_by: "webhook:deploy-hook" }), "webhook: deploy-hook");
   assert.equal(formatTrigger({ trigger: "schedule" }), "schedule");
-  assert.equal(formatTrigger({ trigger: "webhook", trigger_detail: { name: "deploy-hook" } }), "webhook: deploy-hook");
   assert.equal(formatTrigger({ trigger: "retry", retry_of: "r-1" }), "retry of r-1");
   assert.equal(formatTrigger({}), "manual");
 });
