@@ -6,7 +6,7 @@
 import { html, render } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { adoptUserFromUrl, setUser } from "./api.js";
-import { dismissError, errors, useStore, user } from "./store.js";
+import { clearErrors, dismissError, errors, useStore, user } from "./store.js";
 import { matchRoute, parseHash } from "./lib/route.js";
 
 const NAV = [
@@ -115,6 +115,8 @@ function View({ route }) {
 function App() {
   const route = useRoute();
   const active = matchRoute(route.segments)?.view;
+  // A new page starts with a clean banner: an old page's refusal would read as this page's.
+  useEffect(() => clearErrors(), [route.path]);
   return html`
     <a class="skip-link" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>Skip to content</a>
     <header class="top">

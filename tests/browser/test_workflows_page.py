@@ -89,6 +89,13 @@ def test_triggers_show_next_fire_times_and_why_a_delivery_was_refused(
     expect(row).to_contain_text("ui-1")
     expect(row).to_contain_text("X-Flowdeck-Signature")
 
+    # The graph's nodes show each step's definition.
+    page.locator('[data-step="deploy"]').click()
+    step = page.get_by_role("region", name="Step deploy")
+    expect(step.get_by_role("heading")).to_have_text("deploy (run)")
+    expect(step).to_contain_text('print("deploy", i["version"]')
+    expect(step).to_contain_text("nothing (it starts the run)")
+
     open_route(page, dashboard_url, "/workflows/scheduled")
     expect(page.get_by_role("list", name="Next fire times")).to_contain_text("2030-01-01")
     expect(page.get_by_role("list", name="Triggers")).to_contain_text("cron(30 5 1 1 ? 2030) (Europe/Paris)")

@@ -265,8 +265,34 @@ function Concurrency({ definition }) {
   `;
 }
 
+// The graph of a definition, not of a run: every step is drawn as not started.
+const NO_RUN = { steps: [] };
+
+/** One step as defined: what it runs, what it needs, and its limits. */
+function StepDefinition({ step, needs }) {
+  if (!step) return null;
+  const kind = step.approval ? "approval" : step.notify ? "notify" : "run";
+  const what = step.run ?? (step.command ? step.command.join(" ") : step.approval?.message ?? step.notify?.message ?? "");
+  return html`
+    <section class="card" aria-label=${`Step ${step.id}`} data-step-definition=${step.id}>
+      <h3>${step.name || step.id} <span class="muted">(${kind})</span></h3>
+      <dl class="facts">
+        <dt>${kind === "run" ? "Runs" : "Message"}</dt>
+        <dd><code>${what}</code></dd>
+        <dt>Needs</dt>
+        <dd>${needs.join(", ") || "nothing (it starts the run)"}</dd>
+        ${step.if ? html`<dt>Runs if</dt><dd><code>${step.if}</code></dd>` : null}
+        ${step.timeout ? html`<dt>Timeout</dt><dd>${step.timeout} s</dd>` : null}
+        ${step.retries?.max ? html`<dt>Retries</dt><dd>${step.retries.max}</dd>` : null}
+        ${step.on_failure ? html`<dt>On failure</dt><dd>${step.on_failure}</dd>` : null}
+      </dl>
+    </section>
+  `;
+}
+
 function WorkflowDetail({ name }) {
   const [workflow, setWorkflow] = useState(null);
+  const [step, setStep] = useState(null);
   const [missing, setMissing] = useState(false);
   const load = useCallback(
     () =>
@@ -292,7 +318,11 @@ function WorkflowDetail({ name }) {
       <${PauseControl} workflow=${workflow} onChanged=${load} />
       <p><a href=${`#/runs?workflow=${encodeURIComponent(workflow.name)}`}>Runs of ${workflow.name}</a></p>
       <h2>Graph</h2>
-      <${Dag} run=${{ steps: [] }} workflow=${workflow} selected=${null} onSelect=${() => {}} />
+      <${Dag} run=${NO_RUN} workflow=${workflow} selected=${step} onSelect=${setStep} />
+      ${step ? html`<${StepDefinition}
+            step=${(workflow.definition?.steps ?? []).find((s) => s.id === step)}
+            needs=${(workflow.graph?.edges ?? []).filter(([, to]) => to === step).map(([from]) => from)}
+          />` : html`<p class="muted">Select a step to see its definition.</p>`}
       <div class="two-col">
         <div>
           <h2>Run it</h2>
