@@ -50,7 +50,7 @@ function Filters({ filters, workflows }) {
         <input id="filter-user" type="search" value=${user} placeholder="anyone"
           onInput=${(e) => setUser(e.currentTarget.value)} onChange=${(e) => set({ user: e.currentTarget.value.trim() })} />
       </div>
-      ${select("filter-range", "Started", filters.range, [["", "Any time"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"], ["custom", "Custom range"]], "range")}
+      ${select("filter-range", "Date range", filters.range, [["", "Any time"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"], ["custom", "Custom range"]], "range")}
       ${filters.range === "custom"
         ? html`
             <div>
