@@ -10,8 +10,9 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -21,6 +22,9 @@ DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # What the browser loads; package manifests and the page's own unit tests stay unserved.
 SERVED_FOLDERS = ("lib", "views", "node_modules")
 SERVED_SUFFIXES = (".html", ".js", ".css", ".svg", ".ico")
+READ_METHODS = ("GET", "HEAD")
+# Every method reaches the file routes, so a write gets SPEC §3's JSON refusal, not Starlette's text.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Revalidate on every load (ETag / Last-Modified make it cheap), so an edited file is seen at once.
 NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -29,7 +33,22 @@ def web_dir() -> Path:
     return Path(os.environ.get(ENV_WEB_DIR) or DEFAULT_WEB_DIR)
 
 
+def _refusal(status: int, method: str, path: str) -> JSONResponse:
+    """SPEC §3's error shape, as the API answers (the page's files are read-only)."""
+    if status == 405:
+        code, message = "MethodNotAllowed", f"{method} {path}: the dashboard's files are read-only (GET)"
+    else:
+        code, message = "NotFound", f"no dashboard file at {path}"
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
 class _RevalidatedFiles(StaticFiles):
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:  # StaticFiles answers plain text; the page's callers expect JSON
+            return _refusal(exc.status_code, scope["method"], scope["path"])
+
     def file_response(
         self,
         full_path: os.PathLike[str] | str,
@@ -49,20 +68,19 @@ def dashboard_routes(root: Path | None = None) -> list[BaseRoute]:
     if not index.is_file():
         return []
 
-    async def page(_: Request) -> Response:
-        return FileResponse(index, headers=NO_CACHE)
-
-    routes: list[BaseRoute] = [Route("/", page, methods=["GET", "HEAD"])]
+    routes: list[BaseRoute] = [Route("/", _file_endpoint(index), methods=ALL_METHODS)]
     for path in sorted(root.iterdir()):
         if path.is_file() and path.suffix in SERVED_SUFFIXES:
-            routes.append(Route(f"/{path.name}", _file_endpoint(path), methods=["GET", "HEAD"]))
+            routes.append(Route(f"/{path.name}", _file_endpoint(path), methods=ALL_METHODS))
         elif path.is_dir() and path.name in SERVED_FOLDERS:
             routes.append(Mount(f"/{path.name}", app=_RevalidatedFiles(directory=path)))
     return routes
 
 
 def _file_endpoint(path: Path) -> Callable[[Request], Awaitable[Response]]:
-    async def serve(_: Request) -> Response:
+    async def serve(request: Request) -> Response:
+        if request.method not in READ_METHODS:
+            return _refusal(405, request.method, request.url.path)
         return FileResponse(path, headers=NO_CACHE)
 
     return serve

@@ -90,6 +90,21 @@ def test_api_paths_and_unserved_files_go_to_the_api(server: ApiServer) -> None:
         assert "Flowdeck" not in escaped.text
 
 
+def test_writes_and_missing_files_get_the_api_error_shape(server: ApiServer, web: Path) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        for method, path in (("POST", "/"), ("PUT", "/app.js"), ("DELETE", "/lib/format.js")):
+            answer = client.request(method, path, content=b"x")
+            assert answer.status_code == 405, (method, path)
+            assert answer.json()["error"] == "MethodNotAllowed"
+            assert path in answer.json()["message"]
+        missing = client.get("/lib/nope.js")
+        assert missing.status_code == 404
+        assert missing.json() == {"error": "NotFound", "message": "no dashboard file at /lib/nope.js"}
+    # Nothing was written or removed.
+    assert (web / "app.js").read_text() == "export {};"
+    assert (web / "lib" / "format.js").exists()
+
+
 def test_no_web_folder_serves_nothing(tmp_path: Path) -> None:
     assert dashboard_routes(tmp_path / "absent") == []
 
