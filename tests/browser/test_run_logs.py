@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ def test_errors_filter_keeps_stderr_lines_only(page: Page, dashboard_url: str, s
     expect(page.locator(".log-status")).to_contain_text("203 lines")
     page.get_by_role("button", name="All", exact=True).click()
     expect(page.locator(".log-status")).to_contain_text("207 lines")
+    page.get_by_label("Timestamps").check()
+    expect(page.locator(f"{ROWS} .log-ts").first).to_have_text(re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$"))
 
 
 def test_search_counts_every_match_and_steps_through_them(page: Page, dashboard_url: str, story) -> None:

@@ -77,7 +77,7 @@ def test_a_waiting_approval_shows_its_request_and_only_approve_reject(
     expect(approval).to_contain_text("0 of 2 approvals")
     expect(approval).to_contain_text("ui@example.com")
     expect(approval).to_contain_text("rita@example.com")
-    expect(approval).to_contain_text("inbox")
+    expect(approval).to_contain_text("inbox: in the inbox")
     approval.get_by_role("button", name="View plan").click()
     expect(approval.locator(".approval-plan")).to_contain_text('"add": 3')
     approval.get_by_role("button", name="Preview report.txt").click()

@@ -13,10 +13,17 @@ function whoMayApprove(approval) {
   return parts.join(", ") || "anyone";
 }
 
-function channelState(approval, channel) {
-  if ((approval.delivery_errors ?? []).some((e) => String(e.channel ?? e).startsWith(channel))) return "not delivered";
-  if (channel === "slack") return approval.slack ? "delivered" : "pending";
-  return approval.delivered?.[channel] === false ? "pending" : "sent";
+/** A channel's delivery as the notifier recorded it (`delivered`, `delivery_errors`). */
+export function channelState(approval, channel) {
+  if (channel === "inbox") return "in the inbox"; // recorded with the request itself
+  const failed = (approval.delivery_errors ?? []).filter((e) => e.channel === channel);
+  const delivered = approval.delivered ?? {};
+  if (channel === "email" && delivered.email_to?.length) {
+    return `sent to ${delivered.email_to.length}${delivered.email ? "" : " (not all yet)"}`;
+  }
+  if (channel === "slack" && approval.slack) return "posted";
+  if (failed.length > 0) return `not delivered (${failed[failed.length - 1].error})`;
+  return "pending";
 }
 
 /** Earlier steps' outputs and a preview of each of their text artifacts. */

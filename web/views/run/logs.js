@@ -165,7 +165,8 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const [highlight, setHighlight] = useState(null); // a row index
   const scroller = useRef(null);
   const pendingTarget = useRef(null);
-  const programmatic = useRef(false);
+  const programmatic = useRef(-1); // the scrollTop the page itself set last
+  const lastTop = useRef(0);
 
   const indices = buffer.view(step, filter);
   const total = indices.length;
@@ -174,8 +175,10 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const scrollTo = useCallback((top) => {
     const el = scroller.current;
     if (!el) return;
-    programmatic.current = true;
     el.scrollTop = top;
+    // The scroll event this causes (maybe merged with others) is the page's, not the reader's.
+    programmatic.current = el.scrollTop;
+    lastTop.current = el.scrollTop;
     setScroll({ top: el.scrollTop, height: el.clientHeight });
   }, []);
 
@@ -212,14 +215,16 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
 
   const onScroll = () => {
     const el = scroller.current;
-    setScroll({ top: el.scrollTop, height: el.clientHeight });
-    if (programmatic.current) {
-      programmatic.current = false;
-      return;
+    const top = el.scrollTop;
+    setScroll({ top, height: el.clientHeight });
+    const before = lastTop.current;
+    lastTop.current = top;
+    if (top === programmatic.current) return;
+    // The reader scrolled up: stop following; down to the bottom again: follow again.
+    if (follow && top < before) setFollow(false);
+    else if (!follow && top > before && atBottom({ scrollTop: top, viewport: el.clientHeight, scrollHeight: el.scrollHeight })) {
+      setFollow(true);
     }
-    // The reader scrolled up: stop following; back at the bottom: follow again.
-    const bottom = atBottom({ scrollTop: el.scrollTop, viewport: el.clientHeight, scrollHeight: el.scrollHeight });
-    if (follow !== bottom) setFollow(bottom);
   };
 
   const runSearch = async (event) => {
