@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from flowdeck.local.http import error
+
 ENV_WEB_DIR = "FLOWDECK_WEB_DIR"
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # What the browser loads; package manifests and the page's own unit tests stay unserved.
@@ -39,7 +41,7 @@ def _refusal(status: int, method: str, path: str) -> JSONResponse:
         code, message = "MethodNotAllowed", f"{method} {path}: the dashboard's files are read-only (GET)"
     else:
         code, message = "NotFound", f"no dashboard file at {path}"
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    return error(status, code, message)
 
 
 class _RevalidatedFiles(StaticFiles):
