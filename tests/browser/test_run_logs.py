@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import open_route, start_run, wait_for_run, wait_for_step
+from tests.browser.conftest import assert_accessible, open_route, start_run, wait_for_run, wait_for_step
 
 ROWS = ".log-scroll .log-row"
 # The highest line number in the DOM (the rows end with a spacer, so no :last-child).
@@ -119,6 +119,7 @@ def test_live_lines_follow_pause_and_cancel(page: Page, dashboard_url: str, api:
     node = page.locator(".dag [data-step='stream']")
     expect(node).to_have_attribute("data-status", "running")
     expect(node).to_have_attribute("aria-current", "step")
+    assert_accessible(page)
 
     def last_line() -> int:
         return int(page.evaluate(f"() => {LAST_LINE_JS}"))
