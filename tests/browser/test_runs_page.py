@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -9,7 +10,11 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from playwright.sync_api import Page, Request, expect
+from typer.testing import CliRunner
 
+from flowdeck.cli.main import app
+from flowdeck.local.stack import LocalStack
+from flowdeck.triggers.signatures import sign
 from tests.browser.conftest import (
     BROWSER_USER,
     assert_accessible,
@@ -33,6 +38,13 @@ def history(api: httpx.Client) -> dict[str, Any]:
     retried = str(retry.json()["run_id"])
     wait_for_run(api, retried)
     return {"failed": failed, "retry": retried, "ui": done_by_ui, "rita": done_by_rita}
+
+
+def set_webhook_secret(stack: LocalStack, name: str, value: str) -> None:
+    result = CliRunner().invoke(
+        app, ["secrets", "set-webhook", name, "--endpoint-url", stack.endpoint_url], input=value + "\n"
+    )
+    assert result.exit_code == 0, result.output
 
 
 def api_query(request: Request) -> dict[str, str]:
@@ -169,3 +181,43 @@ def test_user_picker_sets_the_identity_on_every_request(page: Page, dashboard_ur
     # Kept until changed: a new visit without ?user= is still rita.
     page.goto(f"{dashboard_url}#/runs")
     expect(page.get_by_label("Signed in as")).to_have_value("rita@example.com")
+
+
+def test_the_trigger_column_says_what_started_each_run(
+    page: Page, dashboard_url: str, api: httpx.Client, stack: LocalStack
+) -> None:
+    set_webhook_secret(stack, "github", "ui-github-secret")
+    set_webhook_secret(stack, "e2e-deploy-hook", "ui-deploy-secret")
+    push = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "after": "abc1234def5678abc1234def5678abc1234def56",
+            "repository": {"full_name": "flowdeck-e2e/hooks"},
+            "pusher": {"name": "hubot"},
+        }
+    ).encode()
+    pushed = api.post(
+        "/hooks/github",
+        content=push,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": "ui-push-1",
+            "X-Hub-Signature-256": sign("ui-github-secret", push),
+        },
+    )
+    assert pushed.status_code == 202, pushed.text
+    [git_run] = [r["run_id"] for r in pushed.json()["runs"]]
+    hook = json.dumps({"env": "staging"}).encode()
+    hooked = api.post(
+        "/hooks/hook-deploy", content=hook, headers={"X-Flowdeck-Signature": sign("ui-deploy-secret", hook)}
+    )
+    assert hooked.status_code == 202, hooked.text
+    wait_for_run(api, git_run)
+    wait_for_run(api, hooked.json()["run_id"])
+
+    open_route(page, dashboard_url, "/runs")
+    expect(page.locator(f'tr[data-run="{git_run}"]')).to_contain_text("Git push main @ abc1234")
+    expect(page.locator(f'tr[data-run="{git_run}"]')).to_contain_text("hubot")
+    expect(page.locator(f'tr[data-run="{hooked.json()["run_id"]}"]')).to_contain_text(
+        "webhook: e2e-deploy-hook"
+    )
