@@ -17,6 +17,7 @@ from flowdeck.local.stack import LocalStack
 from flowdeck.triggers.signatures import sign
 from tests.browser.conftest import (
     BROWSER_USER,
+    ConsoleErrors,
     assert_accessible,
     open_route,
     start_run,
@@ -84,7 +85,7 @@ def test_rows_show_status_trigger_and_retry_links_and_open_their_run(
 
 
 def test_filters_live_in_the_url_and_drive_the_query(
-    page: Page, dashboard_url: str, history: dict[str, Any]
+    page: Page, dashboard_url: str, history: dict[str, Any], console_errors: ConsoleErrors
 ) -> None:
     open_route(page, dashboard_url, "/runs")
     expect(page.locator(f'tr[data-run="{history["ui"]}"]')).to_be_visible()
@@ -118,6 +119,12 @@ def test_filters_live_in_the_url_and_drive_the_query(
         page.get_by_label("To", exact=True).dispatch_event("change")
     assert api_query(read.value)["until"] == "2099-01-01T00:00:00.000Z"  # the browser runs in UTC
     assert hash_query(page)["range"] == "custom"
+
+    # A range the API refuses is shown with the API's words, not as an empty table.
+    console_errors.allow(r"status of 422 .*/runs\?")
+    page.get_by_label("From").fill("2099-06-01T00:00")
+    page.get_by_label("From").dispatch_event("change")
+    expect(page.get_by_role("alert")).to_contain_text("since is after until")
 
 
 def test_sorting_and_cursor_paging(page: Page, dashboard_url: str, history: dict[str, Any]) -> None:
