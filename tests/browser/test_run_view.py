@@ -65,6 +65,10 @@ def test_statuses_icons_and_the_graph_of_a_waiting_run(page: Page, dashboard_url
             expect(node).to_contain_text(status)
     # The graph has an edge per `needs` (build -> approval -> deploy -> notify).
     expect(page.locator(".dag-edges polyline")).to_have_count(3)
+    # A click on a node selects its step: the log panel shows that step's lines.
+    page.locator(".dag [data-step='build']").click()
+    expect(page.locator(".dag [data-step='build']")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_label("Step", exact=True)).to_have_value("build")
     assert_accessible(page)
 
 
