@@ -32,12 +32,12 @@ export class LogBuffer {
     return this.merger.push(frame).reduce((n, batch) => n + this.append(batch), 0);
   }
 
-  /** Takes one REST page `{lines: [{seq, step, ...}], next_since_seq}` of the unfiltered log. */
+  /** Takes one REST page `{lines: [{seq, step, ...}], next_since_seq}` of the unfiltered log (whole batches). */
   addPage(page) {
     let added = 0;
     let batch = null;
     const flush = () => {
-      if (batch) added += this.merger.push(batch).reduce((n, b) => n + this.append(b), 0);
+      if (batch) added += this.merger.push(batch, true).reduce((n, b) => n + this.append(b), 0);
     };
     for (const line of page.lines) {
       if (!batch || batch.seq !== line.seq) {

@@ -9,17 +9,25 @@ export class SeqMerger {
     this.early = new Map(); // seq -> {step, parts: Map(part -> lines), count}
   }
 
-  /** Takes one frame; returns the whole batches now ready, in seq order (often none or one). */
-  push(frame) {
+  /**
+   * Takes one frame; returns the whole batches now ready, in seq order (often none or one).
+   * `whole`: the frame is a whole batch read back from the store (it replaces any parts held).
+   */
+  push(frame, whole = false) {
     const seq = Number(frame.seq);
     if (!Number.isInteger(seq) || seq <= this.last) return [];
     let entry = this.early.get(seq);
-    if (!entry) {
-      entry = { step: frame.step, parts: new Map(), count: frame.parts || 1 };
+    if (!entry || whole) {
+      entry = { step: frame.step, parts: new Map(), count: whole ? 1 : frame.parts || 1 };
       this.early.set(seq, entry);
     }
-    entry.parts.set(frame.part || 1, frame.lines || []);
+    entry.parts.set(whole ? 1 : frame.part || 1, frame.lines || []);
     return this.drain();
+  }
+
+  /** Whether a later batch waits on one that is missing or incomplete (a frame lost on a reconnect). */
+  get stalled() {
+    return this.early.size > 0;
   }
 
   /** Marks every seq up to `seq` as taken in by another path (a REST page); returns what that frees. */

@@ -112,3 +112,18 @@ test("carriage-return progress collapses to its last state", () => {
 test("line links are the SPEC deep links", () => {
   assert.equal(lineLink("r-1", "apply", 120), "#/runs/r-1?step=apply&line=120");
 });
+
+test("a stored batch completes one whose frame part was lost, and what waited on it follows", () => {
+  const buffer = new LogBuffer();
+  // Part 1 of 2 of seq 1 arrived, then the connection dropped; the replay went on from seq 2.
+  buffer.addFrame({ seq: 1, step: "a", part: 1, parts: 2, lines: [line("one")] });
+  buffer.addFrame({ seq: 2, step: "a", lines: [line("three")] });
+  assert.equal(buffer.rows.length, 0);
+  assert.ok(buffer.merger.stalled);
+  buffer.addPage({ lines: [{ seq: 1, step: "a", ...line("one") }, { seq: 1, step: "a", ...line("two") }] });
+  assert.deepEqual(
+    buffer.rows.map((r) => r.text),
+    ["one", "two", "three"],
+  );
+  assert.ok(!buffer.merger.stalled);
+});

@@ -16,6 +16,8 @@ export const ROW_HEIGHT = 18;
 // The first page is small so the first lines show at once; the rest comes in the API's largest pages.
 const FIRST_PAGE = 500;
 const NEXT_PAGE = 50000;
+// How long a gap in the live seqs may last before the missing batch is read from the store.
+const GAP_WAIT_MS = 1000;
 const ansi = new AnsiCache();
 
 const logsPath = (runId, params) =>
@@ -58,6 +60,23 @@ export function useRunLog(runId, run, onStatus) {
         setVersion(buffer.version);
       });
     };
+    // A later batch waiting on a missing one (a frame part lost when the socket dropped): read the
+    // missing batch back from the store, whole.
+    let fill = 0;
+    const refill = async () => {
+      while (!closed && buffer.merger.stalled) {
+        const before = buffer.lastSeq;
+        try {
+          buffer.addPage(await api.get(logsPath(runId, { since_seq: before, limit: 1 })));
+        } catch (error) {
+          showError(error, "logs");
+          break;
+        }
+        if (buffer.lastSeq === before) break; // not stored yet: the next frame tries again
+        bump();
+      }
+      fill = 0;
+    };
     (async () => {
       let limit = FIRST_PAGE;
       for (;;) {
@@ -84,6 +103,7 @@ export function useRunLog(runId, run, onStatus) {
         onFrame(message) {
           if (message.type === "log") {
             if (buffer.addFrame(message) > 0) bump();
+            if (buffer.merger.stalled && !fill) fill = setTimeout(refill, GAP_WAIT_MS);
           } else if (message.type === "run" || message.type === "step") {
             statusRef.current?.();
           } else if (message.type === "error") {
@@ -95,6 +115,7 @@ export function useRunLog(runId, run, onStatus) {
     })();
     return () => {
       closed = true;
+      clearTimeout(fill);
       cancelAnimationFrame(frame);
       close?.();
     };
