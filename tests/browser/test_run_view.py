@@ -187,3 +187,6 @@ def test_outputs_artifacts_and_costs_tabs(page: Page, dashboard_url: str, failed
     expect(page.locator(".costs-total")).to_contain_text("Total: $")
     for step in ("build", "deploy"):
         expect(page.locator(".costs").get_by_role("rowheader", name=step)).to_be_visible()
+    by_model = page.locator(".costs tr", has=page.get_by_role("rowheader", name="claude-opus-4"))
+    expect(by_model).to_contain_text("1,200 / 300")
+    expect(by_model).to_contain_text("$0.041")
