@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.browser.conftest import (
     assert_accessible,
@@ -190,3 +191,22 @@ def test_outputs_artifacts_and_costs_tabs(page: Page, dashboard_url: str, failed
     by_model = page.locator(".costs tr", has=page.get_by_role("rowheader", name="claude-opus-4"))
     expect(by_model).to_contain_text("1,200 / 300")
     expect(by_model).to_contain_text("$0.041")
+
+
+def test_a_cancel_under_way_shows_cancelling(page: Page, dashboard_url: str, waiting) -> None:
+    """While a cancel is under way the run keeps its status and carries cancel_requested_at (SPEC §2)."""
+    run_id = waiting["run_id"]
+
+    def under_way(route: Route) -> None:
+        answer = route.fetch()
+        run = answer.json() | {
+            "cancel_requested_at": "2026-12-06T04:00:00+00:00",
+            "cancel_mode": "cleanup",
+            "cancel_requested_by": "ops@example.com",
+        }
+        route.fulfill(response=answer, json=run)
+
+    page.route(re.compile(rf"/runs/{run_id}$"), under_way)
+    open_route(page, dashboard_url, f"/runs/{run_id}")
+    expect(page.locator("[data-run-status]")).to_have_attribute("data-run-status", "waiting")
+    expect(page.locator(".cancelling")).to_have_text("Cancelling… (cleanup by ops@example.com)")
