@@ -83,6 +83,14 @@ def test_search_counts_every_match_and_steps_through_them(page: Page, dashboard_
     search.fill("no such text anywhere")
     search.press("Enter")
     expect(page.locator(".search-count")).to_have_text("0 matches")
+    # The search follows the filter: the four warnings are on stderr only.
+    search.fill("warning")
+    search.press("Enter")
+    expect(page.locator(".search-count")).to_have_text("4 matches")
+    page.get_by_role("button", name="Output", exact=True).click()
+    expect(page.locator(".search-count")).to_have_text("0 matches")
+    page.get_by_role("button", name="Errors", exact=True).click()
+    expect(page.locator(".search-count")).to_have_text("4 matches")
 
 
 def test_a_deep_link_opens_the_step_at_its_line(

@@ -188,6 +188,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const pendingTarget = useRef(null);
   const programmatic = useRef(-1); // the scrollTop the page itself set last
   const lastTop = useRef(0);
+  const searches = useRef(0); // searches asked so far
 
   const indices = buffer.view(step, filter);
   const total = indices.length;
@@ -217,7 +218,8 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   }, [target?.step, target?.line]);
   useLayoutEffect(() => {
     const wanted = pendingTarget.current;
-    if (!wanted || (wanted.step && wanted.step !== step)) return;
+    // Wait for the render that shows the step's whole log (the link's step, filter All).
+    if (!wanted || (wanted.step && wanted.step !== step) || filter !== "all") return;
     const row = buffer.findLine(wanted.step ?? step, wanted.line);
     if (row === -1) return; // not loaded yet: the next page's render tries again
     pendingTarget.current = null;
@@ -251,6 +253,7 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const runSearch = async (event) => {
     event?.preventDefault();
     const q = query.trim();
+    const asked = ++searches.current;
     if (!q) {
       setSearch(null);
       return;
@@ -258,12 +261,18 @@ export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
     setSearch({ q, busy: true, matches: [], current: -1 });
     try {
       const matches = await searchAll(runId, q, step, STREAMS[filter]);
-      setSearch({ q, step, filter, busy: false, matches, current: -1 });
+      // Only the latest search's answer counts (an earlier, slower one may answer after it).
+      if (asked === searches.current) setSearch({ q, step, filter, busy: false, matches, current: -1 });
     } catch (error) {
       showError(error, "search");
-      setSearch(null);
+      if (asked === searches.current) setSearch(null);
     }
   };
+
+  // Another step or filter: the same search over what is now shown.
+  useEffect(() => {
+    if (search) runSearch();
+  }, [step, filter]);
 
   const goMatch = (delta) => {
     if (!search || search.matches.length === 0) return;
