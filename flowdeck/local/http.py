@@ -38,8 +38,8 @@ LOCAL_FUNCTION = "flowdeck-api-local"
 HANDLER_BUDGET_MS = 29_000
 HANDLER_THREADS = 16
 # Powertools' resolver keeps the request being resolved in class attributes (BaseRouter.current_event),
-# so one process resolves one request at a time, as one Lambda instance does; a page's parallel reads
-# otherwise answer each other's questions (a 422 for a query it never sent, a 500).
+# so one process resolves one request at a time, as one Lambda instance does; parallel requests
+# otherwise read each other's event (another caller's identity, a query they never sent: 422s, 500s).
 HANDLER_LOCK = threading.Lock()
 
 logger = logging.getLogger(__name__)
