@@ -210,3 +210,10 @@ def test_a_cancel_under_way_shows_cancelling(page: Page, dashboard_url: str, wai
     open_route(page, dashboard_url, f"/runs/{run_id}")
     expect(page.locator("[data-run-status]")).to_have_attribute("data-run-status", "waiting")
     expect(page.locator(".cancelling")).to_have_text("Cancelling… (cleanup by ops@example.com)")
+
+
+def test_an_unknown_run_says_so(page: Page, dashboard_url: str, console_errors) -> None:
+    console_errors.allow("404")
+    open_route(page, dashboard_url, "/runs/no-such-run")
+    expect(page.get_by_role("alert").filter(has_text="No run with id no-such-run.")).to_be_visible()
+    expect(page.locator("[data-run-status]")).to_have_count(0)

@@ -27,17 +27,26 @@ if (!document.querySelector('link[href$="styles-run.css"]')) {
 const REFRESH_DEBOUNCE_MS = 150;
 // Costs and durations grow while a run runs even when no status changes.
 const LIVE_REFRESH_MS = 5000;
+const NEW_RUN_GRACE_MS = 5000;
+const NEW_RUN_RETRY_MS = 300;
 
 /** The run as the API has it now, re-read on live status frames (and every few seconds while it runs). */
 function useRun(runId) {
   const [run, setRun] = useState(null);
   const [failure, setFailure] = useState(null);
   const timer = useRef(null);
+  const opened = useRef(Date.now());
   const reload = useCallback(async () => {
     try {
       setRun(await api.get(`/runs/${encodeURIComponent(runId)}`));
       setFailure(null);
     } catch (error) {
+      // A run started a moment ago may not be readable yet (an older API): ask again for a few seconds.
+      if (error.status === 404 && Date.now() - opened.current < NEW_RUN_GRACE_MS) {
+        clearTimeout(timer.current);
+        timer.current = setTimeout(reload, NEW_RUN_RETRY_MS);
+        return;
+      }
       setFailure(error);
     }
   }, [runId]);

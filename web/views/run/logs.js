@@ -18,6 +18,8 @@ const FIRST_PAGE = 500;
 const NEXT_PAGE = 50000;
 // How long a gap in the live seqs may last before the missing batch is read from the store.
 const GAP_WAIT_MS = 1000;
+const NEW_RUN_GRACE_MS = 5000;
+const NEW_RUN_RETRY_MS = 300;
 const ansi = new AnsiCache();
 
 const logsPath = (runId, params) =>
@@ -79,12 +81,20 @@ export function useRunLog(runId, run, onStatus) {
     };
     (async () => {
       let limit = FIRST_PAGE;
+      const opened = Date.now();
       for (;;) {
         let page;
         try {
           page = await api.get(logsPath(runId, { since_seq: buffer.lastSeq, limit }));
         } catch (error) {
-          showError(error, "logs");
+          // A run started a moment ago may not be readable yet (an older API): ask again shortly.
+          if (error.status === 404 && Date.now() - opened < NEW_RUN_GRACE_MS) {
+            await new Promise((resolve) => setTimeout(resolve, NEW_RUN_RETRY_MS));
+            if (closed) return;
+            continue;
+          }
+          // The view says why (its own read of the run failed the same way); other failures are shown.
+          if (error.status !== 404) showError(error, "logs");
           break;
         }
         if (closed) return;
