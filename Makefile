@@ -3,11 +3,13 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The dashboard's pinned ES modules (web/package-lock.json), served from web/node_modules.
+WEB_STAMP := web/node_modules/.installed-$(shell cat web/package-lock.json | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: setup run test check lint format typecheck synth bench bench-history clean
 
-setup: $(STAMP)  ## install pinned dependencies into .venv (idempotent)
+setup: $(STAMP) $(WEB_STAMP)  ## install pinned dependencies into .venv and web/node_modules (idempotent)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +18,15 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: setup  ## start the local stack, run the demo workflow, keep serving until Ctrl-C
 	$(BIN)/flowdeck up --demo
 
-test: setup  ## the whole suite: unit, integration, stacks (CDK, cdk-nag, cfn-lint), end-to-end
+test: setup  ## the whole suite: unit, integration, stacks (CDK, cdk-nag, cfn-lint), end-to-end, browser
+	cd web && node --test tests/
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: setup

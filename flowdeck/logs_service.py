@@ -29,6 +29,9 @@ class LogQuery(BaseModel):
     stream: Literal["all", "stdout", "stderr"] = "all"
     q: str | None = Field(default=None, min_length=1, max_length=1024, description="case-insensitive text")
     since_seq: int = Field(default=0, ge=0, description="only batches after this seq")
+    limit: int = Field(
+        default=MAX_LINES, ge=1, le=MAX_LINES, description="stop after the batch that reaches this many lines"
+    )
     format: Format = "json"
 
 
@@ -55,7 +58,7 @@ class LogService:
         """Matching lines after `since_seq`, whole batches at a time, capped at MAX_LINES / MAX_BYTES.
 
         `next_since_seq` is the last batch read (pass it back to continue or to follow); `more` says
-        whether the cap stopped the answer before the end of what is stored.
+        whether the cap (or `limit`: a viewer's small first page) stopped the answer before the end.
         """
         status = self.run_status(run_id)
         needle = query.q.casefold() if query.q else None
@@ -64,7 +67,7 @@ class LogService:
         next_seq = query.since_seq
         more = False
         for batch in self.logs.iter_batches(run_id, query.since_seq, query.step):
-            if len(lines) >= MAX_LINES or size >= MAX_BYTES:
+            if len(lines) >= query.limit or size >= MAX_BYTES:
                 more = True
                 break
             for line in batch["lines"]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flowdeck.actions import run_actions, step_actions
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.concurrency import ConcurrencyControl
@@ -132,8 +133,10 @@ class RunService:
         trigger: Trigger = Trigger.MANUAL,
         run_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        trigger_detail: str | None = None,
     ) -> dict[str, Any]:
-        """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries."""
+        """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries;
+        `trigger_detail` says what started it, for history ("main @ abc1234")."""
         definition = self.catalog.get(workflow)
         inputs = resolve_inputs(definition, request.inputs)
         # A paused workflow starts nothing (409 WorkflowPaused), also for a repeated idempotency key.
@@ -142,6 +145,8 @@ class RunService:
             idempotent_run_id(workflow, request.idempotency_key) if request.idempotency_key else new_run_id()
         )
         payload = {"inputs": inputs, "trigger": trigger.value, "started_by": started_by} | (extra or {})
+        if trigger_detail:
+            payload["trigger_detail"] = trigger_detail
         # Within runtime_config.concurrency: started, queued (status queued) or refused (409).
         return ConcurrencyControl(self.runs, self.executions).start(definition, run_id, payload)
 
@@ -178,6 +183,8 @@ class RunService:
             "workflow": item.get("workflow"),
             "status": item.get("status"),
             "trigger": item.get("trigger"),
+            # What started it beyond the trigger's kind: a git push's "main @ abc1234"; None if nothing.
+            "trigger_detail": item.get("trigger_detail") or None,
             "started_by": item.get("started_by"),
             "started_at": item.get("started_at"),
             "ended_at": item.get("ended_at"),
@@ -296,8 +303,13 @@ class RunService:
             for step in steps:
                 if step["status"] in ("pending", "running", "waiting"):
                     step["status"] = StepStatus.CANCELLED.value
+        status = str(run.get("status") or "queued")
+        for step in steps:
+            step["actions"] = step_actions(status, step)
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
+            # What a person may do now (the page shows a button only for these; STYLE §14).
+            "actions": run_actions(status),
             "error": run.get("error"),
             "error_cause": self.error_cause(run, steps),
             # A retry's plan: where it started, and the steps it took over from the run it retries.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -186,21 +185,8 @@ def read_json_bodies(handler: Handler, event: dict[str, Any], context: LambdaCon
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @refuse_large_bodies
 @read_json_bodies
-def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
-
-
-# Powertools keeps the request being handled on the app (current_event, context) and the logger's
-# keys on the logger: two requests at once in one process read each other's identity and body.
-# Lambda gives a container one request at a time (the lock is free there); the local stack's HTTP
-# server calls this from a thread pool, where runs started by two users at once got mixed up.
-_ONE_REQUEST_AT_A_TIME = threading.Lock()
-
-
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """The API's entry point (API Gateway REST proxy events)."""
-    with _ONE_REQUEST_AT_A_TIME:
-        return _handle(event, context)
+    return app.resolve(event, context)
 
 
 def reset() -> None:

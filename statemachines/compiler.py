@@ -59,7 +59,14 @@ APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 # What an execution input may omit (a console start sends anything); the API always sends all of it.
 # `reuse`: steps a retry takes over from the run it retries (recorded beforehand; the worker skips them).
-EXECUTION_INPUT_DEFAULTS = {"inputs": {}, "trigger": "manual", "started_by": "aws-console", "reuse": []}
+# `trigger_detail`: what started it, shown in history ("main @ abc1234" for a git push; "" if nothing).
+EXECUTION_INPUT_DEFAULTS = {
+    "inputs": {},
+    "trigger": "manual",
+    "started_by": "aws-console",
+    "reuse": [],
+    "trigger_detail": "",
+}
 
 # Backstop on top of the worker's own timeout, so a wedged worker cannot hold a run forever.
 TIMEOUT_MARGIN_SECONDS = 60
@@ -155,6 +162,7 @@ class _Compiler:
                         "#workflow = if_not_exists(#workflow, :workflow), #status = :running, "
                         "#trigger = if_not_exists(#trigger, :trigger), "
                         "#started_by = if_not_exists(#started_by, :started_by), "
+                        "#trigger_detail = if_not_exists(#trigger_detail, :trigger_detail), "
                         "#started_at = if_not_exists(#started_at, :now), "
                         "#inputs = if_not_exists(#inputs, :inputs), #plan = if_not_exists(#plan, :plan), "
                         "#arn = :arn, #ws = :ws, "
@@ -174,6 +182,7 @@ class _Compiler:
                         "#status": "status",
                         "#trigger": "trigger",
                         "#started_by": "started_by",
+                        "#trigger_detail": "trigger_detail",
                         "#started_at": "started_at",
                         "#inputs": "inputs_json",
                         "#plan": "plan",
@@ -190,6 +199,7 @@ class _Compiler:
                         ":running": {"S": "running"},
                         ":trigger": {"S.$": "$.meta.trigger"},
                         ":started_by": {"S.$": "$.meta.started_by"},
+                        ":trigger_detail": {"S.$": "$.meta.trigger_detail"},
                         ":now": {"S.$": "$$.State.EnteredTime"},
                         ":inputs": {"S.$": f"States.JsonToString({_inputs_expression()})"},
                         ":plan": {"L": plan},

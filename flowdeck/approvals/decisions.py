@@ -84,7 +84,8 @@ def approval_view(run_id: str, step: str, item: dict[str, Any]) -> dict[str, Any
     for key in ("error", "cause", "ended_at"):
         if item.get(key) is not None:
             view[key] = item[key]
-    for key in ("delivery_errors", "slack", "approved_by", "rejected_by"):
+    # `delivered`: which channels the notifier reached ({email, email_to, slack}), for "delivered by".
+    for key in ("delivered", "delivery_errors", "slack", "approved_by", "rejected_by"):
         if approval.get(key):
             view[key] = approval[key]
     return view

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from flowdeck.cli import approvals as approval_commands
-from flowdeck.cli import artifacts, costs, logs, triggers, up
+from flowdeck.cli import artifacts, costs, logs, open_page, triggers, up
 from flowdeck.cli import cancel as cancel_command
 from flowdeck.cli import decisions as decision_commands
 from flowdeck.cli import pause as pause_commands
@@ -274,6 +274,7 @@ cancel_command.register(app)
 decision_commands.register(app)
 approval_commands.register(app)
 pause_commands.register(app)
+open_page.register(app)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from flowdeck.local.stack import LocalStack
 def _banner(stack: LocalStack) -> Panel:
     names = ", ".join(stack.catalog.names()) or "(none)"
     body = (
+        f"Dashboard  {stack.dashboard_url}\n"
         f"API        {stack.api_url}\n"
         f"Workflows  {names}\n"
         f"Local AWS  {stack.endpoint_url} (moto)\n"

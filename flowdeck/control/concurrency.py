@@ -109,6 +109,7 @@ def start_record(
         WORKFLOW_STATUS: workflow_status(definition.name, status.value),
         "trigger": str(payload["trigger"]),
         "started_by": str(payload["started_by"]),
+        "trigger_detail": str(payload.get("trigger_detail", "")),
         # A queued run's started_at is its queue time until it is promoted (history sorts on it).
         "started_at": now,
         RUN_STARTED_AT: now,

@@ -37,6 +37,10 @@ LOCAL_FUNCTION = "flowdeck-api-local"
 # API Gateway gives up on an integration after 29 s; the handler sees the same budget.
 HANDLER_BUDGET_MS = 29_000
 HANDLER_THREADS = 16
+# Powertools' resolver keeps the request being resolved in class attributes (BaseRouter.current_event),
+# so one process resolves one request at a time, as one Lambda instance does; parallel requests
+# otherwise read each other's event (another caller's identity, a query they never sent: 422s, 500s).
+HANDLER_LOCK = threading.Lock()
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +211,9 @@ class ApiServer:
     def _invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
         try:
             METER.add(f"api.{event['httpMethod']} /{event['path'].strip('/').split('/')[0]}")  # per route
-            answer = METER.invoke("api", self.handler, event, LocalLambdaContext(aws_request_id=request_id))
+            context = LocalLambdaContext(aws_request_id=request_id)
+            with HANDLER_LOCK:
+                answer = METER.invoke("api", self.handler, event, context)
             if not isinstance(answer, dict) or "statusCode" not in answer:
                 raise TypeError("the handler's answer is not a Lambda proxy response")
             return answer

@@ -387,13 +387,18 @@ class LocalStack:
         self._start_approvals()
 
     def _live_routes(self) -> list[Any]:
-        """`/ws` and `@connections` for the WebSocket handler (SPEC §4)."""
+        """`/ws` and `@connections` for the WebSocket handler (SPEC §4), and the dashboard's files (§6)."""
+        from flowdeck.local.dashboard import dashboard_routes
         from flowdeck.local.websocket import WebSocketGateway
         from lambdas import live_deps, ws
 
         live_deps.live_service.cache_clear()
         self.gateway = WebSocketGateway(ws.lambda_handler)
-        return self.gateway.routes()
+        return [*self.gateway.routes(), *dashboard_routes()]
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.api_url}/"
 
     def _start_streams(self) -> None:
         """Feed the runs and logs tables' streams to the fan-out handler, as Lambda does on AWS."""

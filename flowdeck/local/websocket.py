@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from flowdeck.constants import USER_HEADER
 from flowdeck.local.http import LOCAL_STAGE, LocalLambdaContext
 from flowdeck.local.metering import METER
 
@@ -132,6 +133,10 @@ class WebSocketGateway:
         connection_id = base64.urlsafe_b64encode(secrets.token_bytes(11)).decode()
         domain = websocket.url.netloc
         headers = {k: v for k, v in websocket.headers.items()}
+        # A browser cannot set headers on a WebSocket: locally the page passes its identity as `?user=`.
+        # Only the local stack trusts X-Flowdeck-User at all (Settings.trust_user_header); AWS uses IAM.
+        if (user := websocket.query_params.get("user")) and USER_HEADER.lower() not in headers:
+            headers[USER_HEADER.lower()] = user
         source_ip = websocket.client.host if websocket.client else "127.0.0.1"
 
         def event(route: str, kind: str, body: str | None = None) -> dict[str, Any]:

@@ -71,6 +71,7 @@ HISTORY_ATTRIBUTES: Final = (
     "status",
     "trigger",
     "started_by",
+    "trigger_detail",
     "started_at",
     "ended_at",
     COST_USD,

@@ -284,6 +284,7 @@ class TriggerService:
                 request,
                 started_by=push.pusher,
                 trigger=Trigger.GIT,
+                trigger_detail=f"{branch} @ {push.commit[:7]}",
                 run_id=self._run_id(workflow, "git", delivery),
             )
         except WorkflowPaused as error:

@@ -25,7 +25,8 @@ NDJSON = "application/x-ndjson"
         "Lines `{seq, step, t, stream, text}` in order, filtered by `step` and `stream`, searched with `q` "
         "(case-insensitive, across the whole stored log). One answer holds at most 50,000 lines or ~4 MB: "
         "pass `next_since_seq` back as `since_seq` for the rest (`more` is true), or to follow a running "
-        "run. `format=jsonl` or `format=text` answers a file to download instead (the paging values then "
+        "run; `limit` asks for fewer lines (an answer ends with the batch that reaches it). "
+        "`format=jsonl` or `format=text` answers a file to download instead (the paging values then "
         "come in the `X-Flowdeck-Next-Since-Seq` and `X-Flowdeck-More` headers)."
     ),
     tags=["runs"],

@@ -125,6 +125,10 @@ def test_github_push_to_main_runs_with_commit_and_ref(api: httpx.Client, secrets
     assert run["status"] == "succeeded"
     assert (run["trigger"], run["started_by"]) == ("git", "hubot")
     assert run["inputs"] == {"commit": COMMIT, "ref": "refs/heads/main"}
+    # What started it, for history: the branch and the short commit.
+    assert run["trigger_detail"] == f"main @ {COMMIT[:7]}"
+    rows = api.get("/runs", params={"workflow": "hook-push", "trigger": "git"}).json()["runs"]
+    assert next(r for r in rows if r["run_id"] == run["run_id"])["trigger_detail"] == f"main @ {COMMIT[:7]}"
 
 
 def test_github_push_to_another_branch_is_ignored(api: httpx.Client, secrets: None) -> None:

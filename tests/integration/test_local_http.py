@@ -186,3 +186,34 @@ def test_real_handler_behind_the_server(flowdeck_aws: tuple[Any, Any]) -> None:
     assert json.loads(described["input"])["started_by"] == "eve"
     assert (missing.status_code, missing.json()["error"]) == (404, "RunNotFound")
     assert (bad.status_code, bad.json()["error"]) == (400, "BadRequest")
+
+
+def test_parallel_requests_never_see_each_others_event() -> None:
+    """Powertools keeps the event being resolved in class attributes: two requests at once must not mix.
+
+    Without one-at-a-time resolution, a slow request read the identity of the request that came after it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    resolver = APIGatewayRestResolver()
+
+    @resolver.get("/whoami")
+    def whoami() -> dict[str, Any]:
+        slow = resolver.current_event.get_query_string_value("slow") == "1"
+        if slow:
+            threading.Event().wait(0.3)  # the handler's I/O: another request arrives meanwhile
+        return {"user": resolver.current_event.headers.get("X-Flowdeck-User")}
+
+    with (
+        ApiServer(resolver.resolve, port=0) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        slow = pool.submit(client.get, "/whoami?slow=1", headers={"X-Flowdeck-User": "alice"})
+        threading.Event().wait(0.1)
+        fast = pool.submit(client.get, "/whoami", headers={"X-Flowdeck-User": "mallory"})
+        answers = (slow.result().json()["user"], fast.result().json()["user"])
+
+    assert answers == ("alice", "mallory")

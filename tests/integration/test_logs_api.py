@@ -127,6 +127,20 @@ def test_search_and_since_seq(logs):
     assert body(get(f"/runs/{RUN}/logs", {"since_seq": "30"}))["lines"] == []
 
 
+def test_limit_pages_whole_batches_and_the_rest_follows_from_next_since_seq(logs):
+    first = body(get(f"/runs/{RUN}/logs", {"limit": "3"}))
+    # Two lines a batch: the answer ends with the batch that reaches the limit.
+    assert [line["text"] for line in first["lines"]] == [
+        "build line 0",
+        "build warning 0",
+        "build line 1",
+        "build warning 1",
+    ]
+    assert (first["next_since_seq"], first["more"]) == (2, True)
+    rest = body(get(f"/runs/{RUN}/logs", {"since_seq": "2", "limit": "56"}))
+    assert (len(rest["lines"]), rest["next_since_seq"], rest["more"]) == (56, 30, False)
+
+
 def test_jsonl_download_is_one_object_per_line_as_an_attachment(logs):
     answer = get(f"/runs/{RUN}/logs", {"format": "jsonl", "stream": "stderr"})
     assert answer["statusCode"] == 200
@@ -162,7 +176,13 @@ def test_unknown_run_is_404(logs):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [({"stream": "both"}, "stream"), ({"since_seq": "-1"}, "since_seq"), ({"format": "xml"}, "format")],
+    [
+        ({"stream": "both"}, "stream"),
+        ({"since_seq": "-1"}, "since_seq"),
+        ({"format": "xml"}, "format"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "50001"}, "limit"),
+    ],
 )
 def test_bad_parameters_are_422(logs, query, field):
     answer = get(f"/runs/{RUN}/logs", query)

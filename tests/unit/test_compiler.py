@@ -259,15 +259,37 @@ def test_sequential_workflow_runs_its_steps_in_order(sequential):
         ({}, EXECUTION_INPUT_DEFAULTS),
         (
             {"inputs": {"ticket": "T-1"}, "trigger": "schedule", "started_by": "scheduler"},
-            {"inputs": {"ticket": "T-1"}, "trigger": "schedule", "started_by": "scheduler", "reuse": []},
+            {
+                "inputs": {"ticket": "T-1"},
+                "trigger": "schedule",
+                "started_by": "scheduler",
+                "reuse": [],
+                "trigger_detail": "",
+            },
         ),
         (
             {"inputs": {"replicas": 5}},
-            {"inputs": {"replicas": 5}, "trigger": "manual", "started_by": "aws-console", "reuse": []},
+            {
+                "inputs": {"replicas": 5},
+                "trigger": "manual",
+                "started_by": "aws-console",
+                "reuse": [],
+                "trigger_detail": "",
+            },
         ),
         (
             {"trigger": "retry", "started_by": "ann", "reuse": ["plan"]},
-            {"inputs": {}, "trigger": "retry", "started_by": "ann", "reuse": ["plan"]},
+            {"inputs": {}, "trigger": "retry", "started_by": "ann", "reuse": ["plan"], "trigger_detail": ""},
+        ),
+        (
+            {"trigger": "git", "started_by": "octocat", "trigger_detail": "main @ abc1234"},
+            {
+                "inputs": {},
+                "trigger": "git",
+                "started_by": "octocat",
+                "reuse": [],
+                "trigger_detail": "main @ abc1234",
+            },
         ),
     ],
 )
@@ -278,6 +300,7 @@ def test_prelude_fills_what_a_console_start_may_omit(fan_out, execution_input, m
         "trigger": "manual",
         "started_by": "aws-console",
         "reuse": [],
+        "trigger_detail": "",
     }
 
 
@@ -305,6 +328,9 @@ def test_run_start_records_the_plan_in_definition_order(sequential):
     assert values[":running"] == {"S": "running"}
     assert values[":trigger"] == {"S.$": "$.meta.trigger"}
     assert values[":started_by"] == {"S.$": "$.meta.started_by"}
+    # Recorded once: a queued run's record (written when it was queued) keeps its own.
+    assert "#trigger_detail = if_not_exists(#trigger_detail, :trigger_detail)" in params["UpdateExpression"]
+    assert values[":trigger_detail"] == {"S.$": "$.meta.trigger_detail"}
     assert_expression_placeholders_all_used("RecordRunStart", params)
 
 

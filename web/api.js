@@ -1,0 +1,204 @@
+// The page's one API client: REST, the live WebSocket and the identity (STYLE §13).
+//
+// Interface (every view uses only this):
+//   get(path)            -> Promise<parsed JSON>; path is relative to the API, e.g. "/runs?status=failed"
+//   post(path, body)     -> Promise<parsed JSON | null>     (JSON body; null for an empty answer)
+//   put(path, body)      -> Promise<parsed JSON | null>
+//   getText(path)        -> Promise<string>                 (e.g. logs with format=text)
+//   All throw ApiError {status, error, message} on a non-2xx answer: `error` is the SPEC §3 code
+//   ("RunNotFound", "NotAllowed"...) and `message` the API's own words, to show as they are.
+//   A network failure throws ApiError {status: 0, error: "NetworkError"}.
+//   subscribe(runId, {sinceSeq = 0, onFrame, onState}) -> close()
+//     Subscribes over the WebSocket (SPEC §4); the server replays frames after sinceSeq, then live.
+//     onFrame(frame) gets every run/step/log/error frame. On a dropped connection it reconnects with
+//     backoff (0.5 s doubling to 10 s) and resubscribes from the highest log seq it delivered for that
+//     run, so a view sees every line at least once (merge by seq). onState("open"|"reconnecting"|"closed").
+//     close() stops it for good. Each subscription has its own socket (a connection follows one run).
+//   currentUser() -> string | null; setUser(email | null); onUserChange(fn) -> unsubscribe
+//     Locally `?user=EMAIL` in the page URL sets the identity (kept in localStorage); it is sent as
+//     X-Flowdeck-User on REST and as `?user=` on the WebSocket (both trusted on the local stack only).
+//   apiUrl(path) -> absolute URL of an API path (for links such as downloads; adds no identity).
+
+const USER_KEY = "flowdeck.user";
+const USER_HEADER = "X-Flowdeck-User";
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+
+/** An API refusal or failure, carrying the API's code and message. */
+export class ApiError extends Error {
+  constructor(status, error, message) {
+    super(message || error || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.error = error;
+  }
+}
+
+// The API lives where the page is served from (local stack), unless the page says otherwise
+// (<meta name="flowdeck-api" content="https://..."> for CloudFront in front of API Gateway).
+function apiBase() {
+  const meta = globalThis.document?.querySelector('meta[name="flowdeck-api"]')?.content;
+  return (meta || globalThis.location.origin).replace(/\/$/, "");
+}
+
+export function apiUrl(path) {
+  return `${apiBase()}${path.startsWith("/") ? path : `/${path}`}`;
+}
+
+// -- identity ---------------------------------------------------------------------------------
+const userListeners = new Set();
+
+function userFromUrl() {
+  const fromSearch = new URLSearchParams(globalThis.location.search).get("user");
+  if (fromSearch !== null) return fromSearch;
+  const hash = globalThis.location.hash;
+  const query = hash.includes("?") ? hash.slice(hash.indexOf("?") + 1) : "";
+  return new URLSearchParams(query).get("user");
+}
+
+export function currentUser() {
+  return globalThis.localStorage.getItem(USER_KEY) || null;
+}
+
+export function setUser(email) {
+  const value = (email || "").trim();
+  if (value === (currentUser() || "")) return;
+  if (value) globalThis.localStorage.setItem(USER_KEY, value);
+  else globalThis.localStorage.removeItem(USER_KEY);
+  for (const listener of userListeners) listener(value || null);
+  // The WebSocket identity is fixed at connect: reconnect under the new one.
+  for (const subscription of live) subscription.restart();
+}
+
+export function onUserChange(listener) {
+  userListeners.add(listener);
+  return () => userListeners.delete(listener);
+}
+
+/** Take `?user=` from the page URL once at start (kept until changed). */
+export function adoptUserFromUrl() {
+  const fromUrl = userFromUrl();
+  if (fromUrl !== null) setUser(fromUrl);
+}
+
+// -- REST -------------------------------------------------------------------------------------
+async function request(method, path, body, accept = "json") {
+  const headers = { Accept: accept === "json" ? "application/json" : "text/plain" };
+  const user = currentUser();
+  if (user) headers[USER_HEADER] = user;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(apiUrl(path), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (cause) {
+    throw new ApiError(0, "NetworkError", `The API did not answer (${cause.message}).`);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let payload = null;
+    try {
+      payload = JSON.parse(text);
+    } catch {
+      // Not JSON (a proxy's page): show the status and the start of the body.
+    }
+    throw new ApiError(
+      response.status,
+      payload?.error ?? `HTTP${response.status}`,
+      payload?.message ?? (text.slice(0, 200) || `${method} ${path} answered ${response.status}`),
+    );
+  }
+  if (accept !== "json") return text;
+  return text ? JSON.parse(text) : null;
+}
+
+export const get = (path) => request("GET", path);
+export const post = (path, body = {}) => request("POST", path, body);
+export const put = (path, body = {}) => request("PUT", path, body);
+export const getText = (path) => request("GET", path, undefined, "text");
+
+// -- WebSocket --------------------------------------------------------------------------------
+function wsUrl() {
+  const url = new URL(apiUrl("/ws"));
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const user = currentUser();
+  if (user) url.searchParams.set("user", user);
+  return url.toString();
+}
+
+/** One socket per subscription (the server points a connection at one run); it resumes from its last seq. */
+class LiveSubscription {
+  constructor(runId, sinceSeq, onFrame, onState) {
+    this.runId = runId;
+    this.lastSeq = sinceSeq;
+    this.onFrame = onFrame;
+    this.onState = onState;
+    this.ws = null;
+    this.delay = BACKOFF_FIRST_MS;
+    this.timer = null;
+    this.closed = false;
+  }
+
+  connect() {
+    this.timer = null;
+    const ws = new WebSocket(wsUrl());
+    this.ws = ws;
+    ws.onopen = () => {
+      this.delay = BACKOFF_FIRST_MS;
+      this.onState?.("open");
+      ws.send(JSON.stringify({ action: "subscribe", run_id: this.runId, since_seq: this.lastSeq }));
+    };
+    ws.onmessage = (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return; // not a frame of SPEC §4
+      }
+      if (frame.run_id && frame.run_id !== this.runId) return;
+      if (frame.type === "log" && typeof frame.seq === "number") this.lastSeq = Math.max(this.lastSeq, frame.seq);
+      this.onFrame(frame);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws || this.closed) return; // replaced on purpose, or closed by the view
+      this.ws = null;
+      this.onState?.("reconnecting");
+      this.timer = setTimeout(() => this.connect(), this.delay);
+      this.delay = Math.min(this.delay * 2, BACKOFF_MAX_MS);
+    };
+    // An error is followed by close, which schedules the reconnect.
+    ws.onerror = () => {};
+  }
+
+  /** Reconnect now (the identity changed: the WebSocket's is fixed at connect). */
+  restart() {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null;
+    old?.close();
+    this.connect();
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null;
+    old?.close();
+    live.delete(this);
+    this.onState?.("closed");
+  }
+}
+
+const live = new Set();
+
+export function subscribe(runId, { sinceSeq = 0, onFrame, onState } = {}) {
+  const subscription = new LiveSubscription(runId, sinceSeq, onFrame, onState);
+  live.add(subscription);
+  subscription.connect();
+  return () => subscription.close();
+}
