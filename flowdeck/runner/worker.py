@@ -22,12 +22,13 @@ from pydantic import ValidationError
 from flowdeck import aws
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.control.cancelling import CANCELLED_ERROR
 from flowdeck.costs.calculator import CostCalculator, load_calculator
 from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.runner import artifacts as step_artifacts
 from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
-from flowdeck.runner.cancel_watch import CANCELLED_ERROR, CancelWatch
+from flowdeck.runner.cancel_watch import CancelWatch
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, message_type
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import StepMessage, StepResult, WaitMessage

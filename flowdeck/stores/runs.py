@@ -144,13 +144,14 @@ class RunStore:
         outputs = self._resolved(outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {})))
         return run, steps, outputs
 
-    def cancel_state(self, run_id: str) -> dict[str, Any]:
-        """The run's status and cancel fields only (a cheap, eventually consistent read; {} if no run)."""
+    def cancel_state(self, run_id: str, consistent: bool = False) -> dict[str, Any]:
+        """The run's status and cancel fields only (a small read; {} if no run)."""
         answer = self.client.get_item(
             TableName=self.table,
             Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            ProjectionExpression="#status, cancel_mode, cancel_reason",
+            ProjectionExpression="#status, cancel_mode, cancel_reason, cancel_requested_at",
             ExpressionAttributeNames={"#status": "status"},
+            ConsistentRead=consistent,
         )
         return from_item(answer.get("Item", {}))
 
