@@ -522,15 +522,23 @@ class RunStore:
         return write.held
 
     def set_run_status(self, run_id: str, workflow: str, status: str, only_from: tuple[str, ...]) -> bool:
-        """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`."""
+        """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`.
+
+        Never while a cancel of the run is under way: the run keeps its status until it is cancelled
+        (a pause or an approval asked for meanwhile is then refused, and its token failed).
+        """
         values = {f":from{i}": {"S": value} for i, value in enumerate(only_from)}
         with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
                 UpdateExpression="SET #status = :status, #ws = :ws",
-                ConditionExpression=f"#status IN ({', '.join(values)})",
-                ExpressionAttributeNames={"#status": "status", "#ws": WORKFLOW_STATUS},
+                ConditionExpression=f"#status IN ({', '.join(values)}) AND attribute_not_exists(#cancel)",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#ws": WORKFLOW_STATUS,
+                    "#cancel": "cancel_requested_at",
+                },
                 ExpressionAttributeValues=values
                 | {":status": {"S": status}, ":ws": {"S": workflow_status(workflow, status)}},
             )
