@@ -18,7 +18,7 @@ from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.cancel")
 
-WATCH_EVERY_SECONDS = 0.2
+WATCH_EVERY_SECONDS = 0.25
 FORCE = "force"
 
 
