@@ -50,8 +50,11 @@ def test_budget_guard_cancels_a_run_past_its_max_cost(
     passed = float((tmp_path / "passed").read_text())
     ended = datetime.fromisoformat(run["ended_at"]).timestamp()
     assert 0 <= ended - passed < 6, f"cancelled {ended - passed:.1f}s after the budget was passed"
-    # No later step ran, and the state machine did not overwrite the record.
-    assert steps["after"]["status"] == "pending"
+    # No later step ran (a cancelled run shows what never ran as cancelled, as any cancel does), and
+    # the state machine did not overwrite the record.
+    assert (steps["after"]["status"], steps["after"]["started_at"]) == ("cancelled", None)
+    # The run said cancelled only once the step's process had ended.
+    assert run["ended_at"] >= steps["spend"]["ended_at"]
     assert not (tmp_path / "after").exists()
     execution = stack.client("stepfunctions").describe_execution(executionArn=run["execution_arn"])
     assert execution["status"] in {"ABORTED", "FAILED"}
