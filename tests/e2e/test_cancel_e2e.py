@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -258,3 +261,28 @@ def test_cancelling_an_unknown_run_is_not_found(api: httpx.Client) -> None:
 
     assert answer.status_code == 404
     assert answer.json()["error"] == "RunNotFound"
+
+
+def test_a_worker_killed_during_a_cleanup_leaves_it_failed_worker_lost(
+    stack: LocalStack, api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "cancel-cleanup-lost", folder=str(tmp_path))
+    appears(tmp_path / "ready")
+    assert api.post(f"/runs/{run_id}/cancel", json={"mode": "cleanup"}).status_code == 202
+    appears(tmp_path / "cleaning", timeout=30)
+    worker_pid, cleanup_pid = (int(pid) for pid in (tmp_path / "cleaning").read_text().split())
+    assert worker_pid in {process.pid for process in stack.workers.values()}, "the cleanup runs in a worker"
+
+    os.kill(worker_pid, signal.SIGKILL)
+    try:
+        run = cleanup_done(api, run_id, timeout=60)
+    finally:
+        # The killed worker's cleanup is in its own process group: end it with the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cleanup_pid, signal.SIGKILL)
+
+    assert (run["status"], run["cleanup_status"]) == ("cancelled", "failed")
+    assert run["cleanup_error"].startswith("WorkerLost: the worker running the cleanup was lost")
+    assert [(e["step"], e["status"], e["error"]) for e in run["cleanup"]] == [
+        ("create", "failed", "WorkerLost")
+    ]
