@@ -60,7 +60,7 @@ class Cancelled(BaseModel):
     run_id: str
     # The run's status now: `cancelled` when nothing of it ran (queued, only waiting steps), else
     # the status it keeps until its last process has ended (`cancel_requested_at` shows the cancel).
-    status: Literal["queued", "running", "waiting", "cancelled"]
+    status: Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out"]
     mode: Literal["graceful", "force", "cleanup"]
     reason: str
     cancel_requested_at: str | None = None
