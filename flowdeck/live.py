@@ -127,6 +127,12 @@ def run_message(run_id: str, item: dict[str, Any]) -> dict[str, Any]:
         "started_at": item.get("started_at"),
         "ended_at": item.get("ended_at"),
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
+        # A cancel under way (the run keeps its status until its last process ended): viewers say so.
+        **(
+            {"cancel_requested_at": item["cancel_requested_at"], "cancel_mode": item.get("cancel_mode")}
+            if item.get("cancel_requested_at")
+            else {}
+        ),
     }
 
 
