@@ -373,16 +373,25 @@ class CleanupRunner:
         )
 
     def update_run(self, run_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
-        """One write to the run item; a failure is logged (the cleanup goes on, the record lags)."""
+        """One write to the run item while this cleanup holds it; a failure is logged (the record lags).
+
+        Only while `cleanup_status` is `running`: a cleanup another worker recorded lost (this worker
+        was silent too long) keeps that record.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.runs.table,
             "Key": {PK: {"S": run_id}, SK: {"S": RUN_SK}},
             "UpdateExpression": expression,
-            "ExpressionAttributeValues": values,
+            "ConditionExpression": "cleanup_status = :holding",
+            "ExpressionAttributeValues": values | {":holding": {"S": "running"}},
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
         try:
-            self.runs.client.update_item(**kwargs)
+            with conditional() as write:
+                self.runs.client.update_item(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             log.warning("run %s: cleanup record not written: %s", run_id, exc)
+            return
+        if not write.held:
+            log.warning("run %s: the cleanup was recorded lost meanwhile; its record stays", run_id)

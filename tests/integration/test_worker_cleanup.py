@@ -152,6 +152,9 @@ def test_a_cleanup_whose_worker_died_is_failed_worker_lost_when_its_message_come
         ("apply", "failed", "WorkerLost"),
         ("create", "failed", "WorkerLost"),
     ]
+    # The lost worker, back late, cannot overwrite that record.
+    runner.update_run("r3", "SET cleanup_status = :done", {}, {":done": {"S": "succeeded"}})
+    assert (runs.get_run_items("r3")[0] or {})["cleanup_status"] == "failed"
     # Nothing of the run runs any more: its cancel settles, with the cleanup's results.
     assert settle(runs, "r3") is True
     assert (runs.get_run_items("r3")[0] or {})["status"] == "cancelled"
