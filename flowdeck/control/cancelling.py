@@ -54,11 +54,8 @@ def request_cancel(
     by: str,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Record the cancel request (status untouched): the run item after it, or None when the run has
-    ended or a cancel of it is under way already.
-
-    `extra` maps more attribute names to DynamoDB values to set with it (cleanup, the budget's error).
-    """
+    """Record the cancel request, status untouched: the run after it, None if ended or already asked."""
+    # `extra`: more attribute names -> DynamoDB values set with it (cleanup, the budget's error).
     names = {"#status": "status", "#at": CANCEL_REQUESTED_AT}
     values: dict[str, Any] = {
         ":at": {"S": now_iso()},
@@ -141,11 +138,8 @@ def fail_waiting_steps(runs: RunStore, sfn: Any, run_id: str, error: str, reason
 
 
 def settle(runs: RunStore, run_id: str) -> bool:
-    """Record the run `cancelled` if its cancel is under way and nothing of it runs; True once cancelled.
-
-    Safe to call any number of times, from anywhere: the write's condition keeps a run that ended
-    otherwise (or was settled already) as it is.
-    """
+    """Record the run `cancelled` if its cancel is under way and nothing of it runs; True once cancelled."""
+    # Safe any number of times, from anywhere: the condition keeps a run ended otherwise (or settled).
     run, steps, _ = runs.get_run_items(run_id)
     if run is None:
         return False

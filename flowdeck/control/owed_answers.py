@@ -67,11 +67,8 @@ class AnswerSender:
         self.sfn = sfn
 
     def answer(self, run_id: str, step: str, owed: OwedAnswer) -> bool:
-        """The API's part, right after recording: send and forget; False when the token no longer waits.
-
-        A token found answered because the reaction is sending (or sent) this very answer counts as
-        answered: the decision moved the run either way.
-        """
+        """The API's part, right after recording: send and forget; False when the token no longer waits."""
+        # A token the reaction is answering (or answered) with this very answer counts as answered.
         if self._send(run_id, step, owed):
             self.forget(run_id, step, owed, answered=True)
             return True

@@ -23,10 +23,7 @@ FORCE = "force"
 
 
 class CancelWatch:
-    """Polls the run's cancel; on a request sets `stop` (graceful, cleanup) and `kill` too (force).
-
-    It keeps polling after a graceful request, so a second press (force) kills during the grace period.
-    """
+    """Polls the run's cancel; on a request sets `stop` (graceful, cleanup) and `kill` too (force)."""
 
     def __init__(
         self, runs: RunStore, run_id: str, stop: threading.Event, every: float = WATCH_EVERY_SECONDS
@@ -56,6 +53,7 @@ class CancelWatch:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
+        # On after a graceful request: a second press (force) kills during the grace period.
         while not self.kill.is_set() and not self._done.wait(self.every):
             self.check()
 

@@ -290,10 +290,7 @@ class CleanupRunner:
 
     # -- the run record -------------------------------------------------------------------------
     def claim_is_over(self, run_id: str) -> bool:
-        """Another delivery's claim: True when it has ended (or its worker was lost, recorded now).
-
-        False while its holder still beats: the message then comes back later, unless deleted.
-        """
+        """Another claim of this cleanup: True once over (or its worker lost, now recorded), else False."""
         run, _, _ = self.runs.get_run_items(run_id)
         if run is None or run.get("cleanup_status") != "running":
             log.info("run %s: cleanup already done or not asked for; this delivery does nothing", run_id)
@@ -373,11 +370,8 @@ class CleanupRunner:
         )
 
     def update_run(self, run_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
-        """One write to the run item while this cleanup holds it; a failure is logged (the record lags).
-
-        Only while `cleanup_status` is `running`: a cleanup another worker recorded lost (this worker
-        was silent too long) keeps that record.
-        """
+        """One write to the run item while this cleanup holds it; a failure is logged (the record lags)."""
+        # Only while `running`: a cleanup another worker recorded lost (this one was silent) stays so.
         kwargs: dict[str, Any] = {
             "TableName": self.runs.table,
             "Key": {PK: {"S": run_id}, SK: {"S": RUN_SK}},

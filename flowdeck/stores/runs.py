@@ -522,11 +522,9 @@ class RunStore:
         return write.held
 
     def set_run_status(self, run_id: str, workflow: str, status: str, only_from: tuple[str, ...]) -> bool:
-        """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`.
-
-        Never while a cancel of the run is under way: the run keeps its status until it is cancelled
-        (a pause or an approval asked for meanwhile is then refused, and its token failed).
-        """
+        """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`."""
+        # Never during a cancel: the run keeps its status until cancelled (a pause or approval asked
+        # for meanwhile is refused, and its token failed).
         values = {f":from{i}": {"S": value} for i, value in enumerate(only_from)}
         with conditional() as write:
             self.client.update_item(
