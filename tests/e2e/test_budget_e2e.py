@@ -86,13 +86,15 @@ def test_state_machine_keeps_a_run_cancelled_while_its_step_ran(
         assert time.monotonic() < deadline, "the step never started"
         time.sleep(0.1)
 
-    # As the budget guard records it, while the step still runs.
+    # A cancel request lands just as the step ends on its own (its worker never saw it: no mode yet).
     stack.client("dynamodb").update_item(
         TableName=stack.env[ENV_RUNS_TABLE],
         Key={"pk": {"S": run_id}, "sk": {"S": "RUN"}},
-        UpdateExpression="SET #status = :cancelled, cancel_reason = :reason",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":cancelled": {"S": "cancelled"}, ":reason": {"S": "BudgetExceeded"}},
+        UpdateExpression="SET cancel_requested_at = :now, cancel_reason = :reason",
+        ExpressionAttributeValues={
+            ":now": {"S": "2026-11-21T10:00:00+00:00"},
+            ":reason": {"S": "BudgetExceeded"},
+        },
     )
     run = step_ended(api, run_id, "linger")
     sfn = stack.client("stepfunctions")
@@ -106,5 +108,7 @@ def test_state_machine_keeps_a_run_cancelled_while_its_step_ran(
     events = sfn.get_execution_history(executionArn=run["execution_arn"])["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert entered[-2:] == [recorder, "RunNotRunning"]
-    run = api.get(f"/runs/{run_id}").json()
+    # The cancel records the end itself, once the step's process has ended.
+    run = wait(api, run_id)
     assert (run["status"], run["cancel_reason"]) == ("cancelled", "BudgetExceeded")
+    assert run["ended_at"] >= steps_by_id(run)["linger"]["ended_at"]

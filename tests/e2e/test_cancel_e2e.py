@@ -29,11 +29,11 @@ def appears(path: Path, timeout: float = 60.0) -> None:
 
 
 def settled(api: httpx.Client, run_id: str, step: str, timeout: float = 60.0) -> dict[str, Any]:
-    """The run once the worker has recorded how `step` ended (its own error is then set)."""
+    """The run once the worker has recorded how `step` ended and the run has ended after it."""
     deadline = time.monotonic() + timeout
     while True:
         run = dict(api.get(f"/runs/{run_id}").json())
-        if steps_by_id(run)[step].get("error") or time.monotonic() > deadline:
+        if (steps_by_id(run)[step].get("error") and run["ended_at"]) or time.monotonic() > deadline:
             return run
         time.sleep(0.2)
 
