@@ -48,6 +48,7 @@ synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
 bench: setup  ## benchmarks that print figures (name=value lines)
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/start_read.py
+	$(BIN)/python bench/cancel.py
 
 bench-history: setup  ## run history: 100,000 runs in the emulator, read ratio per filter combination (minutes)
 	$(BIN)/python bench/history.py

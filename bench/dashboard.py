@@ -173,7 +173,9 @@ def main() -> None:
         folder.mkdir()
         write_workflows(folder, args.lines, args.live_lines)
         with (
-            LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=60) as api,
             sync_playwright() as playwright,
         ):

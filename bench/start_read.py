@@ -85,7 +85,9 @@ def main() -> None:
         folder = Path(tmp) / "workflows"
         folder.mkdir()
         write_workflow(folder)
-        with LocalStack(folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data") as stack:
+        with LocalStack(
+            folder, port=free_port(), workers=1, data_dir=Path(tmp) / "data", keep_state=False
+        ) as stack:
             per_thread = [
                 args.starts // args.threads + (i < args.starts % args.threads) for i in range(args.threads)
             ]

@@ -13,10 +13,15 @@ from flowdeck.status import RunStatus, StepStatus
 FINISHED = {s.value for s in RunStatus if s.finished}
 
 
-def run_actions(status: str) -> list[str]:
-    """`cancel`, `cancel_cleanup` and `force_cancel` while the run may still change; `retry` once it ended."""
+def run_actions(status: str, cancel_mode: str | None = None) -> list[str]:
+    """`cancel`, `cancel_cleanup` and `force_cancel` while the run may still change; `retry` once it ended.
+
+    While a cancel is under way (`cancel_mode` set) only escalating a graceful one to force is left.
+    """
     if status in FINISHED:
         return ["retry"]
+    if cancel_mode is not None:
+        return [] if cancel_mode == "force" else ["force_cancel"]
     return ["cancel", "cancel_cleanup", "force_cancel"]
 
 

@@ -130,6 +130,12 @@ def run_message(run_id: str, item: dict[str, Any]) -> dict[str, Any]:
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
         # A decimal string, as in every answer (flowdeck.costs.models.Money).
         "cost_usd": money_text(item.get("cost_usd")) or "0",
+        # A cancel under way (the run keeps its status until its last process ended): viewers say so.
+        **(
+            {"cancel_requested_at": item["cancel_requested_at"], "cancel_mode": item.get("cancel_mode")}
+            if item.get("cancel_requested_at")
+            else {}
+        ),
     }
 
 

@@ -1,7 +1,8 @@
 """React to run records changing (the runs table's stream): work that follows a run, not a request.
 
-Each reaction gets the old and new image of a RUN item (plain values) and must be idempotent:
-stream records arrive at least once, and a failed batch is delivered again.
+Each reaction gets the old and new image of a RUN item (plain values); each step reaction those of
+a STEP# item. All must be idempotent: stream records arrive at least once, and a failed batch is
+delivered again.
 """
 
 from __future__ import annotations
@@ -9,36 +10,50 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flowdeck.constants import RUN_SK, SK
+from flowdeck.constants import RUN_SK, SK, STEP_SK_PREFIX
 from flowdeck.stores.runs import from_item
 
+Change = tuple[dict[str, Any] | None, dict[str, Any]]
 Reaction = Callable[[dict[str, Any] | None, dict[str, Any]], None]
 """(old image or None, new image) of one RUN item."""
+StepReaction = Callable[[dict[str, Any] | None, dict[str, Any]], None]
+"""(old image or None, new image) of one STEP# item (its run id under `pk`, its sort key `STEP#<id>`)."""
 
 
-def run_change(record: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
-    """The (old, new) images of a RUN item in a stream record; None for anything else."""
+def item_change(record: dict[str, Any], sk_matches: Callable[[str], bool]) -> Change | None:
+    """The (old, new) images of an item whose sort key matches, in a stream record; None otherwise."""
     if record.get("eventName") == "REMOVE":
         return None
     change = record.get("dynamodb", {})
     keys = from_item(change.get("Keys") or {})
-    if keys.get(SK) != RUN_SK or "NewImage" not in change:
+    if not sk_matches(str(keys.get(SK, ""))) or "NewImage" not in change:
         return None
     old = change.get("OldImage")
     return (from_item(old) if old else None), from_item(change["NewImage"])
 
 
-class RunEvents:
-    """Calls every reaction for every RUN item change in a batch of stream records."""
+def run_change(record: dict[str, Any]) -> Change | None:
+    """The (old, new) images of a RUN item in a stream record; None for anything else."""
+    return item_change(record, lambda sk: sk == RUN_SK)
 
-    def __init__(self, reactions: Iterable[Reaction]) -> None:
+
+def step_change(record: dict[str, Any]) -> Change | None:
+    """The (old, new) images of a STEP# item in a stream record; None for anything else."""
+    return item_change(record, lambda sk: sk.startswith(STEP_SK_PREFIX))
+
+
+class RunEvents:
+    """Calls every reaction for every RUN item change, and every step reaction for every STEP# change."""
+
+    def __init__(self, reactions: Iterable[Reaction], step_reactions: Iterable[StepReaction] = ()) -> None:
         self.reactions = list(reactions)
+        self.step_reactions = list(step_reactions)
 
     def handle(self, record: dict[str, Any]) -> None:
         """One stream record; an exception fails it (Lambda retries it, in order, per shard)."""
-        change = run_change(record)
-        if change is None:
-            return
-        old, new = change
-        for reaction in self.reactions:
-            reaction(old, new)
+        if (change := run_change(record)) is not None:
+            for reaction in self.reactions:
+                reaction(*change)
+        elif self.step_reactions and (change := step_change(record)) is not None:
+            for step_reaction in self.step_reactions:
+                step_reaction(*change)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowdeck.actions import run_actions, step_actions
 from flowdeck.catalog import Catalog
 from flowdeck.constants import ATTEMPT_PREFIX
+from flowdeck.control.cancelling import CANCEL_FIELDS
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.costs.models import money_text
@@ -299,27 +300,36 @@ class RunService:
             for s in run.get("plan", [])
         ]
         if run.get("status") == RunStatus.CANCELLED and run.get("cancel_mode"):
-            # Cancelled by a person or tool: what never finished will not (the record may lag a second).
+            # Cancelled by a person or tool, and nothing of it runs: what never finished will not.
             for step in steps:
                 if step["status"] in ("pending", "running", "waiting"):
                     step["status"] = StepStatus.CANCELLED.value
+        elif run.get("cancel_requested_at"):
+            # A cancel under way: the steps still running show it until their process has ended.
+            for step in steps:
+                if step["status"] == StepStatus.RUNNING:
+                    step |= {key: run.get(key) for key in CANCEL_FIELDS}
         status = str(run.get("status") or "queued")
         for step in steps:
             step["actions"] = step_actions(status, step)
         return self.run_row(run) | {
             "inputs": json.loads(run["inputs_json"]) if run.get("inputs_json") else {},
             # What a person may do now (the page shows a button only for these; STYLE §14).
-            "actions": run_actions(status),
+            "actions": run_actions(
+                status, run.get("cancel_mode") if run.get("cancel_requested_at") else None
+            ),
             "error": run.get("error"),
             "error_cause": self.error_cause(run, steps),
             # A retry's plan: where it started, and the steps it took over from the run it retries.
             "retry_from": run.get("retry_from"),
             "reused": run.get("reused", []),
-            # Why a cancelled run was cancelled (BudgetExceeded: its cost passed max_cost_usd).
-            "cancel_reason": run.get("cancel_reason"),
-            # Cancelled through the API: graceful, force or cleanup, and who asked.
-            "cancel_mode": run.get("cancel_mode"),
-            "cancelled_by": run.get("cancelled_by"),
+            # A cancel (API or budget guard, whose reason is BudgetExceeded): when it was asked for,
+            # graceful, force or cleanup, who asked and why. The run keeps its status until its last
+            # process has ended, then reads cancelled.
+            **{key: run.get(key) for key in CANCEL_FIELDS},
+            # A second press turned a graceful cancel into a forced one: when, and who.
+            "cancel_escalated_at": run.get("cancel_escalated_at"),
+            "cancel_escalated_by": run.get("cancel_escalated_by"),
             # Cancel with cleanup: pending, running, succeeded or failed, and each step's cleanup.
             "cleanup_status": run.get("cleanup_status"),
             "cleanup": run.get("cleanup", []),

@@ -8,11 +8,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from flowdeck import aws
 from flowdeck.approvals.wiring import build_ended_approvals
 from flowdeck.config import get_settings, per_settings
+from flowdeck.control.cancelling import CancelSettler
 from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.history import record_duration
-from flowdeck.run_events import Reaction, RunEvents
+from flowdeck.run_events import Reaction, RunEvents, StepReaction
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
@@ -38,13 +41,33 @@ def reactions() -> list[Reaction]:
         # Approvals a finished run left undecided: Slack message rewritten (GetSecretValue flowdeck/slack,
         # HTTPS to Slack), inbox items deleted.
         build_ended_approvals().on_run_change,
+        # A cancel under way whose run has nothing left running reads cancelled (conditional UpdateItem).
+        cancel_settler().on_run_change,
     ]
+
+
+@per_settings
+def cancel_settler() -> CancelSettler:
+    """Records a cancelled run `cancelled` once none of its processes runs (Query and UpdateItem)."""
+    return CancelSettler(RunStore(get_settings().runs_table))
+
+
+@per_settings
+def answer_sender() -> AnswerSender:
+    """Sends the task-token answer a recorded decision still owes (SendTaskSuccess/Failure, UpdateItem)."""
+    settings = get_settings()
+    return AnswerSender(RunStore(settings.runs_table), aws.client("stepfunctions", settings))
+
+
+def step_reactions() -> list[StepReaction]:
+    """What follows a step's change (the stack's event filter passes only the changes these need)."""
+    return [cancel_settler().on_step_change, answer_sender().on_step_change]
 
 
 @per_settings
 def run_events() -> RunEvents:
     """The reactions over the configured tables and state machines."""
-    return RunEvents(reactions())
+    return RunEvents(reactions(), step_reactions())
 
 
 def _record(record: DynamoDBRecord) -> None:

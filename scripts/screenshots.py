@@ -129,7 +129,9 @@ def main() -> None:
         folder.mkdir()
         (folder / "production-deploy.yaml").write_text(WORKFLOW)
         with (
-            LocalStack(folder, port=free_port(), workers=2, data_dir=Path(tmp) / "data") as stack,
+            LocalStack(
+                folder, port=free_port(), workers=2, data_dir=Path(tmp) / "data", keep_state=False
+            ) as stack,
             httpx.Client(
                 base_url=stack.api_url, headers={"X-Flowdeck-User": APPROVERS[0]}, timeout=60
             ) as api,

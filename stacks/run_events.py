@@ -24,7 +24,9 @@ from flowdeck.constants import (
     SK,
     SLACK_SECRET,
     STATE_MACHINE_PREFIX,
+    STEP_SK_PREFIX,
 )
+from flowdeck.control.owed_answers import OWED_ANSWER
 from stacks.api import LAMBDA_WORKFLOWS_DIR, powertools_layer_arn
 from stacks.bundling import dependencies_layer
 from stacks.defaults import python_handler
@@ -99,14 +101,36 @@ class RunEventsHandler(Construct):
                 bisect_batch_on_error=True,
                 report_batch_item_failures=True,
                 on_failure=sources.SqsDlq(self.dead_letters),
-                # Only run items (sk RUN) matter to the reactions: step and log writes never invoke it.
+                # Run items (sk RUN), and only the step changes a step reaction needs: a step leaving
+                # `running` (the last process of a cancelled run may have ended) and a step owing a
+                # task-token answer (a decision whose answer may have been lost). Other step writes
+                # (starts, usage flushes) and log writes never invoke it.
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {
                             "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
                             "dynamodb": {"Keys": {SK: {"S": lambda_.FilterRule.is_equal(RUN_SK)}}},
                         }
-                    )
+                    ),
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.is_equal("MODIFY"),
+                            "dynamodb": {
+                                "Keys": {SK: {"S": lambda_.FilterRule.begins_with(STEP_SK_PREFIX)}},
+                                "OldImage": {"status": {"S": lambda_.FilterRule.is_equal("running")}},
+                                "NewImage": {"status": {"S": lambda_.FilterRule.not_equals("running")}},
+                            },
+                        }
+                    ),
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {
+                                "Keys": {SK: {"S": lambda_.FilterRule.begins_with(STEP_SK_PREFIX)}},
+                                "NewImage": {OWED_ANSWER: {"S": lambda_.FilterRule.exists()}},
+                            },
+                        }
+                    ),
                 ],
             )
         )
@@ -118,6 +142,8 @@ class RunEventsHandler(Construct):
             machine.grant_start_execution(self.function)
             # Freeing the slot of a run whose execution ended unrecorded (aborted from the console).
             machine.grant_execution(self.function, "states:DescribeExecution")
+            # Answers a recorded decision still owes its waiting step (the API died before sending it).
+            machine.grant_task_response(self.function)
         # By name, not by reference: the notify stack creates the secret and deploys after this one.
         secretsmanager.Secret.from_secret_name_v2(self, "SlackSecret", SLACK_SECRET).grant_read(self.role)
         self._suppress_findings()

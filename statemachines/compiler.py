@@ -20,6 +20,7 @@ from flowdeck.constants import (
     RUN_SK,
     STEP_SK_PREFIX,
 )
+from flowdeck.control.cancelling import CANCEL_REQUESTED_AT
 from flowdeck.definition.models import Approval, Step, WorkflowDefinition
 from flowdeck.runner.pause import WAIT_MESSAGE_TYPE
 from flowdeck.stores.schema import (
@@ -42,6 +43,8 @@ RECORD_RUN_FAILED = "RecordRunFailed"
 RUN_FAILED = "RunFailed"
 # Where a run's final record lands when the run already ended (the budget guard cancelled it).
 RUN_NOT_RUNNING = "RunNotRunning"
+# The state machine records a run's end only while no cancel is under way (flowdeck.control.cancelling).
+NO_CANCEL = "attribute_not_exists(#cancel)"
 RUN_ALREADY_ENDED = "RunAlreadyEnded"
 CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 NORMALIZE = "Normalize"
@@ -220,8 +223,11 @@ class _Compiler:
                     "TableName": RUNS_TABLE,
                     "Key": _ddb_key(),
                     "UpdateExpression": "SET #status = :succeeded, #ended_at = :now, #ws = :ws",
-                    "ConditionExpression": "#status = :running",
+                    # A run whose cancel is under way is recorded cancelled by the cancel (once its
+                    # last process ended), never succeeded behind it.
+                    "ConditionExpression": f"#status = :running AND {NO_CANCEL}",
                     "ExpressionAttributeNames": {
+                        "#cancel": CANCEL_REQUESTED_AT,
                         "#status": "status",
                         "#ended_at": "ended_at",
                         "#ws": WORKFLOW_STATUS,
@@ -246,9 +252,10 @@ class _Compiler:
                     "UpdateExpression": (
                         "SET #status = :failed, #ended_at = :now, #error = :error, #cause = :cause, #ws = :ws"
                     ),
-                    # A run cancelled meanwhile (budget guard) keeps its record.
-                    "ConditionExpression": "#status = :running",
+                    # A run cancelled meanwhile, or whose cancel is under way, keeps its record.
+                    "ConditionExpression": f"#status = :running AND {NO_CANCEL}",
                     "ExpressionAttributeNames": {
+                        "#cancel": CANCEL_REQUESTED_AT,
                         "#status": "status",
                         "#ended_at": "ended_at",
                         "#error": "error",
@@ -634,7 +641,7 @@ class _Compiler:
         if pauses or any(step.approval is not None for step in self.definition.steps):
             # A run fails from `waiting` too: a pause deadline, or a sibling branch failing meanwhile.
             failed = states[RECORD_RUN_FAILED]["Parameters"]
-            failed["ConditionExpression"] = "#status IN (:running, :waiting)"
+            failed["ConditionExpression"] = f"#status IN (:running, :waiting) AND {NO_CANCEL}"
             failed["ExpressionAttributeValues"][":waiting"] = {"S": "waiting"}
         return {
             "Comment": f"Flowdeck workflow {self.definition.name}: {self.definition.description}".strip(": "),

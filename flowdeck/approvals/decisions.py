@@ -9,18 +9,17 @@ no longer waiting (decided, cancelled, timed out) answers 409.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.policy import approvers_of, describe, may_decide
 from flowdeck.approvals.store import ApprovalStore
+from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
 from flowdeck.control.pause import StepNotFound
 from flowdeck.errors import Conflict, NotAllowed, RunNotFound
 from flowdeck.stores.runs import RunStore
@@ -31,8 +30,6 @@ Decision = Literal["approve", "reject"]
 Channel = Literal["email", "slack", "inbox", "api"]
 APPROVAL_REJECTED = "ApprovalRejected"
 APPROVAL_TIMED_OUT = "ApprovalTimedOut"
-# Errors Step Functions answers for a token that no longer waits (deadline passed, run cancelled).
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 MAX_COMMENT = 1000
 # Conditional writes lost to a concurrent decision before giving up with 409 (each loss means
 # someone else's decision landed: the loop ends fast in practice).
@@ -199,12 +196,22 @@ class ApprovalDecisions:
                 "cause": cause,
                 "approval.rejected_by": who,
             }
+        owed = self._owed(run, token, decision, sets, approvals) if ends else None
+        if owed is not None:
+            # Recorded with the decision: sent below, or by the run-events reaction if this process
+            # dies first (flowdeck.control.owed_answers).
+            sets[OWED_ANSWER] = owed.encoded()
         if not self.store.decide(run_id, step, token, version, sets, record, ends):
             return None
         log.info("run %s: step %s %s by %s via %s", run_id, step, decision, who, channel)
+        if owed is not None and not AnswerSender(self.runs, self.sfn).answer(run_id, step, owed):
+            # The deadline or a cancel ended the wait first: say so, not that the decision moved the run.
+            log.info("run %s: step %s stopped waiting before the %s landed", run_id, step, decision)
+            raise ApprovalNotWaiting(
+                f"step {step} of run {run_id} stopped waiting (deadline passed or run cancelled)"
+            )
         after = self.store.get_step(run_id, step) or {}
         if ends:
-            self._answer(run, run_id, step, token, decision, after, steps)
             self.store.remove_inbox(approvers_of(policy, self.directory) | {who}, run_id, step)
         else:
             self.store.remove_inbox({who}, run_id, step)
@@ -216,35 +223,26 @@ class ApprovalDecisions:
                 log.exception("run %s: step %s: decided, the follow-up notice failed", run_id, step)
         return view
 
-    def _answer(
-        self,
+    @staticmethod
+    def _owed(
         run: dict[str, Any],
-        run_id: str,
-        step: str,
         token: str,
         decision: Decision,
-        after: dict[str, Any],
-        steps: dict[str, dict[str, Any]],
-    ) -> None:
-        """Answer the token once, after the record (the run back to `running` first on approval)."""
-        try:
-            if decision == "approve":
-                others_waiting = any(s.get("status") == "waiting" for k, s in steps.items() if k != step)
-                if not others_waiting:
-                    self.runs.set_run_status(run_id, str(run.get("workflow", "")), "running", ("waiting",))
-                output = {
-                    "decision": "approve",
-                    "approved_by": (after.get("approval") or {}).get("approved_by"),
-                }
-                self.sfn.send_task_success(taskToken=token, output=json.dumps(output))
-            else:
-                cause = str(after.get("cause") or "rejected")
-                self.sfn.send_task_failure(taskToken=token, error=APPROVAL_REJECTED, cause=cause[:32768])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
-            # The deadline or a cancel ended the wait first: say so, not that the decision moved the run.
-            log.info("run %s: step %s stopped waiting before the %s landed", run_id, step, decision)
-            raise ApprovalNotWaiting(
-                f"step {step} of run {run_id} stopped waiting (deadline passed or run cancelled)"
-            ) from None
+        sets: dict[str, Any],
+        approvals: list[dict[str, Any]],
+    ) -> OwedAnswer:
+        """The answer the decision that ends the wait owes its token (approve: on, reject: fail)."""
+        if decision == "approve":
+            return OwedAnswer(
+                token=token,
+                outcome="success",
+                output={"decision": "approve", "approved_by": [a["by"] for a in approvals]},
+                resumes_run=True,
+                workflow=str(run.get("workflow", "")),
+            )
+        return OwedAnswer(
+            token=token,
+            outcome="failure",
+            error=APPROVAL_REJECTED,
+            cause=str(sets.get("cause") or "rejected"),
+        )

@@ -56,7 +56,11 @@ def cancel(
             answer = client.request("POST", f"/runs/{quote(run_id, safe='')}/cancel", body=body)
             if not as_json:
                 why = escape(str(answer.get("reason")))
-                console.print(f"Cancelled run [bold]{escape(run_id)}[/bold] ({mode}): {why}")
+                # Cancelled only once nothing of the run runs; until then its processes are ending.
+                done = "Cancelled" if answer.get("status") == "cancelled" else "Cancelling"
+                if answer.get("escalated"):
+                    done = "Forcing the cancel of"
+                console.print(f"{done} run [bold]{escape(run_id)}[/bold] ({answer.get('mode', mode)}): {why}")
             if mode != "cleanup" or not wait:
                 if as_json:
                     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))

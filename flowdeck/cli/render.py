@@ -47,6 +47,8 @@ BUDGET_EXCEEDED = "BudgetExceeded"
 FINISHED = {status.value for status in RunStatus if status.finished}
 # What is still going, so its duration is measured up to now (a queued run has not started).
 GOING = {RunStatus.RUNNING.value, RunStatus.WAITING.value}
+# A run in one of these with `cancel_requested_at` is being cancelled: its processes are still ending.
+UNDER_WAY = {"queued", "running", "waiting"}
 POLL_SECONDS = 0.25
 # The run item appears when the state machine's first state runs, a moment after StartExecution.
 APPEAR_WITHIN_SECONDS = 30.0
@@ -266,9 +268,16 @@ def _cancelled(run: dict[str, Any]) -> str | None:
     return _one_line(f"{run['cancel_reason']}: {cause}" if cause else str(run["cancel_reason"]))
 
 
+def cancelling(run: dict[str, Any]) -> str | None:
+    """`Cancelling… (graceful since 12:00:01)` while a cancel is under way (processes still ending)."""
+    if not run.get("cancel_requested_at") or run.get("status") not in UNDER_WAY:
+        return None
+    return f"Cancelling… ({run.get('cancel_mode')} since {_local_time(run['cancel_requested_at'])})"
+
+
 def cleanup_lines(run: dict[str, Any]) -> list[str]:
     """Who cancelled how, and each cleanup's result (`  ✗ apply  exit code 1: ...`): failures shown."""
-    if run.get("status") != "cancelled" or not run.get("cancel_mode"):
+    if not run.get("cancel_mode") or (run.get("status") != "cancelled" and cancelling(run) is None):
         return []
     lines = [f"Cancel: {run['cancel_mode']} by {run.get('cancelled_by') or 'unknown'}"]
     if run.get("cleanup_status"):
@@ -311,6 +320,8 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
         lines.append(f"Error: {error}")
     if reason := _cancelled(run):
         lines.append(f"Cancelled: {reason}")
+    if under_way := cancelling(run):
+        lines.append(under_way)
     lines += cleanup_lines(run)
     return lines + retry_links(run)
 
@@ -349,6 +360,8 @@ def run_view(run: dict[str, Any], live: bool = False) -> RenderableType:
         parts.append(Text(f"Error: {error}", style="red"))
     if reason := _cancelled(run):
         parts.append(Text(f"Cancelled: {reason}", style="yellow"))
+    if under_way := cancelling(run):
+        parts.append(Text(under_way, style="yellow"))
     parts += [
         Text(line, style="red" if "failed" in line.split("  └─")[0] else "dim") for line in cleanup_lines(run)
     ]

@@ -1,37 +1,42 @@
 """Cancel a run (SPEC §3 `POST /runs/{id}/cancel`): graceful, force, or graceful then cleanup.
 
-One conditional write records the run cancelled (only from queued, running or waiting: a finished
-run is a 409); the workers running its steps read that within a second and stop them (graceful and
-cleanup: SIGTERM, the step's grace period, SIGKILL; force: SIGKILL at once) and answer their tokens,
-so the execution's StopExecution lands. Waiting steps (approvals, paused) have their tokens failed
-here. Cleanup mode then asks a worker to run the succeeded steps' `cleanup` commands.
+One conditional write records the cancel request on the run (only from queued, running or waiting:
+a finished run is a 409) and leaves its status alone; the workers running its steps see it within
+a fraction of a second and stop them (graceful and cleanup: SIGTERM, the step's grace period,
+SIGKILL; force: SIGKILL at once). Waiting steps (approvals, paused) have their tokens failed here.
+Cleanup mode then asks a worker to run the succeeded steps' `cleanup` commands. The run reads
+`cancelled` only once none of its processes runs (flowdeck.control.cancelling.settle): at once for
+a queued run or one with only waiting steps. A second cancel while one is under way is a 409, or,
+with `mode: force`, turns a graceful cancel into a forced one.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.catalog import Catalog
-from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS, PK, RUN_SK, SK, STEP_SK_PREFIX
+from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS, PK, RUN_SK, SK
+from flowdeck.control.cancelling import (
+    CANCEL_REQUESTED_AT,
+    CANCELLED_ERROR,
+    cancel_under_way,
+    escalate_to_force,
+    fail_waiting_steps,
+    request_cancel,
+    settle,
+)
 from flowdeck.errors import Conflict, RunNotFound
 from flowdeck.runner.budget import execution_arn
-from flowdeck.runner.cancel_watch import CANCELLED_ERROR
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
 from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS
-from flowdeck.stores.conditions import conditional
 from flowdeck.stores.runs import RunStore, from_item
-from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
 
 log = logging.getLogger("flowdeck.cancel")
 
-CANCELLABLE = ("queued", "running", "waiting")
-# Errors Step Functions answers for a token that no longer waits.
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 MAX_REASON = 500
 
 
@@ -43,14 +48,25 @@ class CancelRun(BaseModel):
     reason: str | None = Field(default=None, min_length=1, max_length=MAX_REASON)
 
 
+class CancelUnderWay(Conflict):
+    """A cancel while another is under way (that is not a graceful one turned into force)."""
+
+    code = "CancelUnderWay"
+
+
 class Cancelled(BaseModel):
-    """The 202 answer: the run is recorded cancelled; its steps stop within seconds."""
+    """The 202 answer: the cancel is recorded; `status` is `cancelled` once no process of the run runs."""
 
     run_id: str
-    status: Literal["cancelled"] = "cancelled"
+    # The run's status now: `cancelled` when nothing of it ran (queued, only waiting steps), else
+    # the status it keeps until its last process has ended (`cancel_requested_at` shows the cancel).
+    status: Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out"]
     mode: Literal["graceful", "force", "cleanup"]
     reason: str
+    cancel_requested_at: str | None = None
     cleanup_status: str | None = None
+    # True when this request turned a graceful cancel under way into a forced one.
+    escalated: bool = False
 
 
 class RunCanceller:
@@ -73,18 +89,54 @@ class RunCanceller:
         self.arn_prefix = state_machine_arn_prefix
 
     def cancel(self, run_id: str, request: CancelRun, caller: str) -> Cancelled:
-        """Cancel the run: 404 when unknown, 409 when it has already ended."""
+        """Cancel the run: 404 when unknown, 409 when it has ended or a cancel is under way."""
         run = self._run(run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         workflow = str(run.get("workflow", ""))
         reason = request.reason or f"cancelled by {caller}"
         cleanup = self.cleanup_message(run_id, workflow) if request.mode == "cleanup" else None
-        self.record(run_id, workflow, request, reason, caller)
-        self.fail_waiting_steps(run_id, reason)
+        if not self.record(run_id, request, reason, caller):
+            return self.second_press(run_id, request, caller)
+        fail_waiting_steps(self.runs, self.sfn, run_id, CANCELLED_ERROR, reason)
         self.stop_execution(run, run_id, workflow, reason)
         cleanup_status = self.queue_cleanup(run_id, cleanup) if cleanup is not None else None
-        return Cancelled(run_id=run_id, mode=request.mode, reason=reason, cleanup_status=cleanup_status)
+        # Nothing of the run may run (queued, only waiting steps): then it reads cancelled at once.
+        settle(self.runs, run_id)
+        now = self._run(run_id) or {}
+        return Cancelled(
+            run_id=run_id,
+            status=now.get("status", "cancelled"),
+            mode=request.mode,
+            reason=reason,
+            cancel_requested_at=now.get(CANCEL_REQUESTED_AT),
+            cleanup_status=now.get("cleanup_status", cleanup_status),
+        )
+
+    def second_press(self, run_id: str, request: CancelRun, caller: str) -> Cancelled:
+        """A cancel on a run that is not cancellable now: escalate to force, or say what is under way."""
+        run = self._run(run_id) or {}
+        if not cancel_under_way(run):
+            raise Conflict(f"run {run_id} is already {run.get('status', 'gone')}")
+        under_way = (
+            f"run {run_id} is already being cancelled ({run.get('cancel_mode')}, asked by "
+            f"{run.get('cancelled_by') or 'unknown'} at {run.get(CANCEL_REQUESTED_AT)})"
+        )
+        if request.mode != "force":
+            raise CancelUnderWay(f"{under_way}; ask with mode force to kill its steps at once")
+        if run.get("cancel_mode") == "force" or not escalate_to_force(self.runs, run_id, caller):
+            raise CancelUnderWay(f"{under_way}; its steps are being killed")
+        log.info("run %s: cancel escalated to force by %s", run_id, caller)
+        now = self._run(run_id) or run
+        return Cancelled(
+            run_id=run_id,
+            status=now.get("status", "cancelled"),
+            mode="force",
+            reason=str(now.get("cancel_reason") or ""),
+            cancel_requested_at=now.get(CANCEL_REQUESTED_AT),
+            cleanup_status=now.get("cleanup_status"),
+            escalated=True,
+        )
 
     def queue_cleanup(self, run_id: str, cleanup: CleanupMessage) -> str:
         """Send the cleanup message (after the record: the worker's claim needs "pending" there).
@@ -116,76 +168,12 @@ class RunCanceller:
         item = answer.get("Item")
         return from_item(item) if item else None
 
-    def record(self, run_id: str, workflow: str, request: CancelRun, reason: str, caller: str) -> None:
-        """The one write that decides: status -> cancelled, only while the run is not finished."""
-        names = {
-            "#status": "status",
-            "#mode": "cancel_mode",
-            "#reason": "cancel_reason",
-            "#by": "cancelled_by",
-            "#ended_at": "ended_at",
-            "#ws": WORKFLOW_STATUS,
-        }
-        values: dict[str, Any] = {
-            ":cancelled": {"S": "cancelled"},
-            ":mode": {"S": request.mode},
-            ":reason": {"S": reason},
-            ":by": {"S": caller},
-            ":now": {"S": datetime.now(UTC).isoformat()},
-            ":ws": {"S": workflow_status(workflow, "cancelled")},
-        }
-        values |= {f":s{i}": {"S": status} for i, status in enumerate(CANCELLABLE)}
-        update = (
-            "SET #status = :cancelled, #mode = :mode, #reason = :reason, #by = :by, "
-            "#ended_at = :now, #ws = :ws"
-        )
+    def record(self, run_id: str, request: CancelRun, reason: str, caller: str) -> bool:
+        """The one write that decides: the cancel request, only while the run is not finished."""
+        extra: dict[str, Any] = {}
         if request.mode == "cleanup":
-            update += ", cleanup_status = :pending, #cleanup = :none"
-            names["#cleanup"] = "cleanup"
-            values |= {":pending": {"S": "pending"}, ":none": {"L": []}}
-        allowed = ", ".join(f":s{i}" for i in range(len(CANCELLABLE)))
-        with conditional() as write:
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression=update,
-                ConditionExpression=f"#status IN ({allowed})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        if not write.held:
-            now = self._run(run_id) or {}
-            raise Conflict(f"run {run_id} is already {now.get('status', 'gone')}")
-
-    def fail_waiting_steps(self, run_id: str, reason: str) -> None:
-        """Fail the token of each waiting step (approval, paused) and record the step cancelled."""
-        _, steps, _ = self.runs.get_run_items(run_id)
-        for step_id, item in steps.items():
-            token = item.get("wait_token")
-            if item.get("status") != "waiting" or not isinstance(token, str):
-                continue
-            try:
-                self.sfn.send_task_failure(taskToken=token, error=CANCELLED_ERROR, cause=reason[:MAX_REASON])
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                    log.warning("run %s: step %s token not failed: %s", run_id, step_id, exc)
-            with conditional():  # a step no longer waiting keeps its record
-                self.runs.client.update_item(
-                    TableName=self.runs.table,
-                    Key={PK: {"S": run_id}, SK: {"S": STEP_SK_PREFIX + step_id}},
-                    UpdateExpression=(
-                        "SET #status = :cancelled, #error = :error, #cause = :cause, ended_at = :now"
-                    ),
-                    ConditionExpression="#status = :waiting",
-                    ExpressionAttributeNames={"#status": "status", "#error": "error", "#cause": "cause"},
-                    ExpressionAttributeValues={
-                        ":cancelled": {"S": "cancelled"},
-                        ":waiting": {"S": "waiting"},
-                        ":error": {"S": CANCELLED_ERROR},
-                        ":cause": {"S": reason},
-                        ":now": {"S": datetime.now(UTC).isoformat()},
-                    },
-                )
+            extra = {"cleanup_status": {"S": "pending"}, "cleanup": {"L": []}}
+        return request_cancel(self.runs, run_id, request.mode, reason, caller, extra) is not None
 
     def stop_execution(self, run: dict[str, Any], run_id: str, workflow: str, reason: str) -> None:
         """Stop the execution; a queued run has none yet, and a failure only delays the stop."""

@@ -9,24 +9,21 @@ then the token is answered and the state machine's `<step>:Decision` Choice rout
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.constants import ATTEMPT_PREFIX
+from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
 from flowdeck.errors import Conflict, FlowdeckError, RunNotFound
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.pause")
 
 Decision = Literal["retry", "skip"]
-# Errors Step Functions answers for a token that no longer waits (deadline passed, run cancelled).
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 MAX_COMMENT = 1000
 # The emulator's conditional writes are not atomic across threads: decisions taken in one process
 # (the local stack, one Lambda container) go one at a time. Across containers DynamoDB's condition decides.
@@ -131,24 +128,24 @@ class PauseDecisions:
                 f"{last}.ended_at": item.get("ended_at") or at,
             }
         new_status: Literal["pending", "skipped"] = "pending" if decision == "retry" else "skipped"
+        # The answer is recorded with the decision: sent below, or by the run-events reaction if this
+        # process dies first (flowdeck.control.owed_answers).
+        owed = OwedAnswer(
+            token=token,
+            outcome="success",
+            output={"decision": decision, "attempts": done},
+            resumes_run=True,
+            workflow=str(run.get("workflow", "")),
+        )
+        extra[OWED_ANSWER] = owed.encoded()
         if not self.runs.record_decision(run_id, step_id, token, new_status, record, extra):
             raise StepNotWaiting(f"step {step_id} of run {run_id} was decided or ended meanwhile")
-        others_waiting = any(s.get("status") == "waiting" for k, s in steps.items() if k != step_id)
-        if not others_waiting:
-            # Back to running before the token is answered, so the next attempt starts in a running run.
-            self.runs.set_run_status(run_id, str(run.get("workflow", "")), "running", ("waiting",))
-        try:
-            self.sfn.send_task_success(
-                taskToken=token, output=json.dumps({"decision": decision, "attempts": done})
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
+        if not AnswerSender(self.runs, self.sfn).answer(run_id, step_id, owed):
             # The deadline or a cancel ended the pause first: their record of the step stands.
             log.info("run %s: step %s pause had ended before the %s", run_id, step_id, decision)
             raise StepNotWaiting(
                 f"step {step_id} of run {run_id} stopped waiting (deadline passed or run cancelled)"
-            ) from None
+            )
         log.info("run %s: step %s %s by %s", run_id, step_id, decision, caller)
         return Decided(
             run_id=run_id,

@@ -1,24 +1,25 @@
 """Budget guard: cancel a run whose cost passed its `runtime_config.max_cost_usd` (SPEC §1).
 
 Called by the worker after each usage flush with the run's new total. The first worker to see the
-total past the limit records the run `cancelled` (a conditional write: one winner), stops the
-execution, and every worker that sees it stops its step gracefully (SIGTERM, then the grace period).
+total past the limit asks for the run's cancel (flowdeck.control.cancelling: a conditional write, one
+winner; from `running` or `waiting`, so a run waiting for an approval while another branch spends is
+stopped too), fails its waiting steps' tokens and stops the execution. This worker stops its step at
+once, every other worker of the run sees the request and stops its step gracefully (SIGTERM, then
+the grace period), and the run reads `cancelled` once the last of them has ended.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.control.cancelling import fail_waiting_steps, request_cancel
 from flowdeck.runner.messages import StepMessage
-from flowdeck.stores.conditions import conditional
-from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
+from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.budget")
 
@@ -89,40 +90,16 @@ class BudgetGuard:
             return self._stopped.pop(message.token, None)
 
     def record_cancelled(self, message: StepMessage, cause: str) -> str | None:
-        """Record the run cancelled if it is still running; its execution ARN when this call won."""
-        with conditional() as write:
-            answer = self.ddb.update_item(
-                TableName=self.table,
-                Key={PK: {"S": message.run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression=(
-                    "SET #status = :cancelled, #reason = :reason, #error = :reason, #cause = :cause, "
-                    "#ended_at = :now, #by = :by, #ws = :ws"
-                ),
-                ConditionExpression="#status = :running",
-                ExpressionAttributeNames={
-                    "#status": "status",
-                    "#reason": "cancel_reason",
-                    "#error": "error",
-                    "#cause": "error_cause",
-                    "#ended_at": "ended_at",
-                    "#by": "cancelled_by",
-                    "#ws": WORKFLOW_STATUS,
-                },
-                ExpressionAttributeValues={
-                    ":cancelled": {"S": "cancelled"},
-                    ":running": {"S": "running"},
-                    ":reason": {"S": BUDGET_EXCEEDED},
-                    ":cause": {"S": cause},
-                    ":now": {"S": datetime.now(UTC).isoformat()},
-                    ":by": {"S": CANCELLED_BY},
-                    ":ws": {"S": workflow_status(message.workflow, "cancelled")},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        if not write.held:
+        """Ask for the run's cancel if it is still under way; its execution ARN when this call won."""
+        runs = RunStore(self.table, self.ddb)
+        extra = {"error": {"S": BUDGET_EXCEEDED}, "error_cause": {"S": cause}}
+        run = request_cancel(runs, message.run_id, "graceful", BUDGET_EXCEEDED, CANCELLED_BY, extra)
+        if run is None:
             return None  # another worker's guard won, or the run had already ended
-        recorded = answer.get("Attributes", {}).get("execution_arn", {}).get("S")
-        return recorded or execution_arn(self.arn_prefix, message.workflow, message.run_id)
+        # Another branch may wait for a person (approval, paused step): that wait ends too.
+        fail_waiting_steps(runs, self.sfn, message.run_id, BUDGET_EXCEEDED, cause)
+        recorded = run.get("execution_arn")
+        return str(recorded) if recorded else execution_arn(self.arn_prefix, message.workflow, message.run_id)
 
     def stop_execution(self, arn: str, message: StepMessage, cause: str) -> None:
         """Stop the run's execution; the record is already final, so a failure here is only logged."""

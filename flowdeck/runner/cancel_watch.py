@@ -1,4 +1,10 @@
-"""Notice, while a step runs, that its run was cancelled (a cheap read of the run item each second)."""
+"""Notice, while a step runs, that a cancel of its run was asked for (a small read of the run item).
+
+Polled, not pushed: a worker has no address the API could reach, and a read every
+WATCH_EVERY_SECONDS per running step is cheap next to the step's compute (docs/cancel.md has the
+latency and cost on AWS). The first read is strongly consistent and made after the step's start was
+recorded, so a cancel that settled its run before this step was claimed is always seen.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,17 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck.control.cancelling import CANCEL_REQUESTED_AT
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.cancel")
 
-WATCH_EVERY_SECONDS = 1.0
-CANCELLED = "cancelled"
+WATCH_EVERY_SECONDS = 0.25
 FORCE = "force"
-CANCELLED_ERROR = "Cancelled"
 
 
 class CancelWatch:
-    """Polls the run's status; on a cancel sets `stop` (graceful, cleanup) or `kill` too (force)."""
+    """Polls the run's cancel; on a request sets `stop` (graceful, cleanup) and `kill` too (force)."""
 
     def __init__(
         self, runs: RunStore, run_id: str, stop: threading.Event, every: float = WATCH_EVERY_SECONDS
@@ -39,7 +44,7 @@ class CancelWatch:
         return self.mode is not None
 
     def __enter__(self) -> CancelWatch:
-        self.check()  # at once: a step taken after its run was cancelled never starts its process
+        self.check(consistent=True)  # at once: a step taken after its run's cancel never starts its process
         self._thread.start()
         return self
 
@@ -48,18 +53,18 @@ class CancelWatch:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        while not self.cancelled and not self._done.wait(self.every):
+        # On after a graceful request: a second press (force) kills during the grace period.
+        while not self.kill.is_set() and not self._done.wait(self.every):
             self.check()
 
-    def check(self) -> bool:
-        """Read the run once; True (and the events set) when it was cancelled by a person or tool."""
+    def check(self, consistent: bool = False) -> bool:
+        """Read the run once; True (and the events set) when a cancel of it was asked for."""
         try:
-            state = self.runs.cancel_state(self.run_id)
+            state = self.runs.cancel_state(self.run_id, consistent=consistent)
         except (ClientError, BotoCoreError) as exc:
-            log.warning("run %s: cannot read its status: %s", self.run_id, exc)
+            log.warning("run %s: cannot read its cancel state: %s", self.run_id, exc)
             return False
-        # The budget guard records cancel_reason but no cancel_mode: it stops its steps itself.
-        if state.get("status") != CANCELLED or not state.get("cancel_mode"):
+        if not state.get(CANCEL_REQUESTED_AT) or not state.get("cancel_mode"):
             return False
         self.reason = str(state.get("cancel_reason") or "cancelled")
         self.mode = str(state["cancel_mode"])

@@ -1,10 +1,16 @@
 """Cancel with cleanup: run each succeeded step's `cleanup` command, newest first, in the run's record.
 
-The cancel endpoint records the run cancelled with cleanup_status "pending" and sends one message
+The cancel endpoint records the cancel with cleanup_status "pending" and sends one message
 `{"type": "cleanup", ...}` on the steps queue. The worker that takes it claims the cleanup (pending ->
 running, a conditional write: a second delivery does nothing), waits until no step of the run still
 runs, then runs the cleanups one by one, each with its own logs (step id `cleanup:<step>`). A failed
-cleanup is recorded failed and the others still run; the run's cleanup_status ends failed then.
+cleanup is recorded failed and the others still run; the run's cleanup_status ends failed then. The
+run reads `cancelled` once the cleanup has ended (flowdeck.control.cancelling).
+
+A worker that dies during the cleanup must not leave it `running` forever. While it works, the
+worker keeps the message invisible and beats `cleanup_heartbeat_at` on the run; it deletes the message
+only when done. A dead worker's message comes back: the worker that then takes it finds the claim
+running with no beat for CLEANUP_STALE_SECONDS and records the cleanup failed, WorkerLost.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +41,13 @@ CLEANUP_STEP_PREFIX = "cleanup:"
 # Past the largest grace period, how long to wait for the run's steps to end before cleaning up anyway.
 SETTLE_MARGIN_SECONDS = 15.0
 SETTLE_POLL_SECONDS = 0.5
+# The cleanup's holder beats this often (run item and message visibility); a claim with no beat for
+# CLEANUP_STALE_SECONDS is a dead worker's. The message stays invisible CLEANUP_VISIBILITY_SECONDS past
+# each beat, so a dead worker's message is back within that.
+CLEANUP_HEARTBEAT_SECONDS = 2.0
+CLEANUP_VISIBILITY_SECONDS = 10
+CLEANUP_STALE_SECONDS = 10.0
+WORKER_LOST = "WorkerLost"
 
 
 class CleanupCommand(BaseModel):
@@ -89,6 +102,73 @@ def cleanup_order(
     return [command for _, command in reversed(ranked)]
 
 
+class Lease(Protocol):
+    """The queue message a cleanup came in: kept invisible while it runs, deleted once it is over."""
+
+    def extend(self, seconds: int) -> None: ...
+
+    def delete(self) -> None: ...
+
+
+class NoLease:
+    """A cleanup handed over directly (tests, tools): nothing to keep or delete."""
+
+    def extend(self, seconds: int) -> None:
+        return None
+
+    def delete(self) -> None:
+        return None
+
+
+class QueueLease:
+    """One received steps-queue message."""
+
+    def __init__(self, sqs: Any, queue_url: str, receipt: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.receipt = receipt
+
+    def extend(self, seconds: int) -> None:
+        self.sqs.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=self.receipt, VisibilityTimeout=seconds
+        )
+
+    def delete(self) -> None:
+        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=self.receipt)
+
+
+class CleanupHeartbeat:
+    """While a cleanup runs: beat `cleanup_heartbeat_at` on the run and keep the message invisible."""
+
+    def __init__(self, runner: CleanupRunner, run_id: str, lease: Lease) -> None:
+        self.runner = runner
+        self.run_id = run_id
+        self.lease = lease
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"cleanup-beat-{run_id}")
+
+    def __enter__(self) -> CleanupHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._done.wait(CLEANUP_HEARTBEAT_SECONDS):
+            try:
+                self.lease.extend(CLEANUP_VISIBILITY_SECONDS)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("run %s: cleanup message not kept: %s", self.run_id, exc)
+            self.runner.update_run(
+                self.run_id,
+                "SET cleanup_heartbeat_at = :now",
+                {},
+                {":now": {"S": datetime.now(UTC).isoformat()}},
+            )
+
+
 class CleanupRunner:
     """Runs a cleanup message end to end: claim, wait for the steps to end, run, record."""
 
@@ -97,11 +177,21 @@ class CleanupRunner:
         self.runs = runs
         self.logs = logs
 
-    def handle(self, message: CleanupMessage, sink: LineSink | None = None) -> str | None:
+    def handle(
+        self, message: CleanupMessage, sink: LineSink | None = None, lease: Lease | None = None
+    ) -> str | None:
         """Run the cleanups once; the overall cleanup_status, or None when another delivery has it."""
+        lease = lease or NoLease()
         if not self.claim(message.run_id):
-            log.info("run %s: cleanup already claimed; this delivery does nothing", message.run_id)
+            if self.claim_is_over(message.run_id):
+                lease.delete()
             return None
+        with CleanupHeartbeat(self, message.run_id, lease):
+            overall = self._run_all(message, sink)
+        lease.delete()
+        return overall
+
+    def _run_all(self, message: CleanupMessage, sink: LineSink | None) -> str:
         step_items = self.settle(message)
         plan = cleanup_order(step_items, message.steps)
         entries = [{"step": c.step, "log_step": cleanup_step_id(c.step), "status": "pending"} for c in plan]
@@ -199,13 +289,72 @@ class CleanupRunner:
         return inputs if isinstance(inputs, dict) else {}
 
     # -- the run record -------------------------------------------------------------------------
+    def claim_is_over(self, run_id: str) -> bool:
+        """Another claim of this cleanup: True once over (or its worker lost, now recorded), else False."""
+        run, _, _ = self.runs.get_run_items(run_id)
+        if run is None or run.get("cleanup_status") != "running":
+            log.info("run %s: cleanup already done or not asked for; this delivery does nothing", run_id)
+            return True
+        beat = str(run.get("cleanup_heartbeat_at") or run.get("cleanup_started_at") or "")
+        try:
+            silent = (datetime.now(UTC) - datetime.fromisoformat(beat)).total_seconds()
+        except ValueError:
+            silent = CLEANUP_STALE_SECONDS
+        if silent < CLEANUP_STALE_SECONDS:
+            return False
+        self.record_lost(run_id, run, beat, silent)
+        return True
+
+    def record_lost(self, run_id: str, run: dict[str, Any], beat: str, silent: float) -> None:
+        """The holder died: its unfinished cleanups and the cleanup itself are failed, WorkerLost."""
+        why = f"the worker running the cleanup was lost (no heartbeat for {silent:.0f}s)"
+        entries = [
+            entry
+            if entry.get("status") in ("succeeded", "failed")
+            else entry
+            | {
+                "status": "failed",
+                "error": WORKER_LOST,
+                "cause": why,
+                "ended_at": now_iso(),
+            }
+            for entry in run.get("cleanup") or []
+        ]
+        with conditional() as write:
+            self.runs.client.update_item(
+                TableName=self.runs.table,
+                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
+                UpdateExpression=(
+                    "SET cleanup_status = :failed, #cleanup = :entries, cleanup_error = :why, "
+                    "cleanup_ended_at = :now"
+                ),
+                # Only over the very claim seen silent: a beat meanwhile means its worker lives.
+                ConditionExpression=(
+                    "cleanup_status = :running AND "
+                    "(cleanup_heartbeat_at = :beat OR attribute_not_exists(cleanup_heartbeat_at))"
+                ),
+                ExpressionAttributeNames={"#cleanup": "cleanup"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": "failed"},
+                    ":running": {"S": "running"},
+                    ":entries": _to_ddb(entries),
+                    ":why": {"S": f"{WORKER_LOST}: {why}"},
+                    ":now": {"S": now_iso()},
+                    ":beat": {"S": beat},
+                },
+            )
+        if write.held:
+            log.warning("run %s: %s", run_id, why)
+
     def claim(self, run_id: str) -> bool:
         """cleanup_status pending -> running; False when another delivery claimed it first."""
         with conditional() as write:
             self.runs.client.update_item(
                 TableName=self.runs.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression="SET cleanup_status = :running, cleanup_started_at = :now",
+                UpdateExpression=(
+                    "SET cleanup_status = :running, cleanup_started_at = :now, cleanup_heartbeat_at = :now"
+                ),
                 ConditionExpression="cleanup_status = :pending",
                 ExpressionAttributeValues={
                     ":running": {"S": "running"},
@@ -221,16 +370,22 @@ class CleanupRunner:
         )
 
     def update_run(self, run_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
-        """One write to the run item; a failure is logged (the cleanup goes on, the record lags)."""
+        """One write to the run item while this cleanup holds it; a failure is logged (the record lags)."""
+        # Only while `running`: a cleanup another worker recorded lost (this one was silent) stays so.
         kwargs: dict[str, Any] = {
             "TableName": self.runs.table,
             "Key": {PK: {"S": run_id}, SK: {"S": RUN_SK}},
             "UpdateExpression": expression,
-            "ExpressionAttributeValues": values,
+            "ConditionExpression": "cleanup_status = :holding",
+            "ExpressionAttributeValues": values | {":holding": {"S": "running"}},
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
         try:
-            self.runs.client.update_item(**kwargs)
+            with conditional() as write:
+                self.runs.client.update_item(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             log.warning("run %s: cleanup record not written: %s", run_id, exc)
+            return
+        if not write.held:
+            log.warning("run %s: the cleanup was recorded lost meanwhile; its record stays", run_id)

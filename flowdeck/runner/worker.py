@@ -22,13 +22,14 @@ from pydantic import ValidationError
 from flowdeck import aws
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.control.cancelling import CANCELLED_ERROR
 from flowdeck.costs.calculator import CostCalculator, load_calculator
 from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.runner import artifacts as step_artifacts
 from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
-from flowdeck.runner.cancel_watch import CANCELLED_ERROR, CancelWatch
-from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, message_type
+from flowdeck.runner.cancel_watch import CancelWatch
+from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, QueueLease, message_type
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import StepMessage, StepResult, WaitMessage
 from flowdeck.runner.pause import WAIT_MESSAGE_TYPE, PauseRecorder
@@ -440,6 +441,11 @@ class Worker:
 
     def _take(self, raw: dict[str, Any]) -> None:
         try:
+            if message_type(raw["Body"]) == CLEANUP_TYPE:
+                # Kept until the cleanup is over: a worker dying meanwhile is found by its redelivery.
+                lease = QueueLease(self.sqs, self.settings.steps_queue_url, raw["ReceiptHandle"])
+                self.cleanup.handle(CleanupMessage.model_validate_json(raw["Body"]), lease=lease)
+                return
             # Deleted at once, beside the step: a worker that dies mid-step is caught by the heartbeat
             # timeout, not by redelivery (and a redelivery would be refused by the start record).
             self.runner.io.submit(
@@ -447,9 +453,6 @@ class Worker:
                 QueueUrl=self.settings.steps_queue_url,
                 ReceiptHandle=raw["ReceiptHandle"],
             )
-            if message_type(raw["Body"]) == CLEANUP_TYPE:
-                self.cleanup.handle(CleanupMessage.model_validate_json(raw["Body"]))
-                return
             if message_type(raw["Body"]) == WAIT_MESSAGE_TYPE:
                 self.pauses.handle(WaitMessage.model_validate_json(raw["Body"]))
                 return

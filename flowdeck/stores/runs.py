@@ -147,13 +147,14 @@ class RunStore:
         outputs = self._resolved(outputs_of(next((i for i in items if i[SK] == OUTPUTS_SK), {})))
         return run, steps, outputs
 
-    def cancel_state(self, run_id: str) -> dict[str, Any]:
-        """The run's status and cancel fields only (a cheap, eventually consistent read; {} if no run)."""
+    def cancel_state(self, run_id: str, consistent: bool = False) -> dict[str, Any]:
+        """The run's status and cancel fields only (a small read; {} if no run)."""
         answer = self.client.get_item(
             TableName=self.table,
             Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            ProjectionExpression="#status, cancel_mode, cancel_reason",
+            ProjectionExpression="#status, cancel_mode, cancel_reason, cancel_requested_at",
             ExpressionAttributeNames={"#status": "status"},
+            ConsistentRead=consistent,
         )
         return from_item(answer.get("Item", {}))
 
@@ -581,14 +582,20 @@ class RunStore:
 
     def set_run_status(self, run_id: str, workflow: str, status: str, only_from: tuple[str, ...]) -> bool:
         """Move the run item to `status` (with its workflow_status) if it is in one of `only_from`."""
+        # Never during a cancel: the run keeps its status until cancelled (a pause or approval asked
+        # for meanwhile is refused, and its token failed).
         values = {f":from{i}": {"S": value} for i, value in enumerate(only_from)}
         with conditional() as write:
             self.client.update_item(
                 TableName=self.table,
                 Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
                 UpdateExpression="SET #status = :status, #ws = :ws",
-                ConditionExpression=f"#status IN ({', '.join(values)})",
-                ExpressionAttributeNames={"#status": "status", "#ws": WORKFLOW_STATUS},
+                ConditionExpression=f"#status IN ({', '.join(values)}) AND attribute_not_exists(#cancel)",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#ws": WORKFLOW_STATUS,
+                    "#cancel": "cancel_requested_at",
+                },
                 ExpressionAttributeValues=values
                 | {":status": {"S": status}, ":ws": {"S": workflow_status(workflow, status)}},
             )

@@ -42,17 +42,22 @@ OptionalBody = Annotated[CancelRun | None, Body()]
     "/runs/<run_id>/cancel",
     summary="Cancel a run",
     description=(
-        "Records the run `cancelled` at once and stops its steps within seconds. `graceful` (default): the "
-        "running step's process gets SIGTERM, then SIGKILL after the step's `grace_period` (default 30 s). "
+        "Records the cancel request at once (`cancel_requested_at`, `cancel_mode`, `cancelled_by`, "
+        "`cancel_reason`); the run keeps its status until every process of it has ended, then reads "
+        "`cancelled` with `ended_at` at that moment (a queued run, or one whose steps only wait for people, "
+        "at once: `status` in the answer). `graceful` (default): the running step's process gets SIGTERM "
+        "within a fraction of a second, then SIGKILL after the step's `grace_period` (default 30 s). "
         "`force`: SIGKILL at once. `cleanup`: graceful, then each succeeded step's `cleanup` command runs, "
-        "the last finished first, with its own logs (step `cleanup:<step>`); the run shows each cleanup's "
-        "result and `cleanup_status`. A run waiting for approval or paused can be cancelled too; a finished "
-        "run answers 409. `reason` (up to 500 characters) is kept on the run. An empty body means `{}`."
+        "the last finished first, with its own logs (step `cleanup:<step>`); the run reads `cancelled` once "
+        "they are over, with each result and `cleanup_status`. A second cancel while one is under way is "
+        "409 `CancelUnderWay`, except `mode: force` on a graceful or cleanup cancel, which escalates it "
+        "(`escalated: true`). A finished run answers 409 `Conflict`. `reason` (up to 500 characters) is "
+        "kept on the run. An empty body means `{}`."
     ),
     tags=["runs"],
     responses={
         202: {
-            "description": "Run recorded cancelled; its steps are being stopped",
+            "description": "Cancel recorded; the run reads cancelled once its last process has ended",
             "content": {content_types.APPLICATION_JSON: {"model": Cancelled}},
         },
         **error_docs(400, 404, 409, 413, 422),

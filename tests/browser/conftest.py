@@ -53,7 +53,11 @@ def browser_workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(browser_workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
-        browser_workflows_dir, port=free_port(), workers=2, data_dir=tmp_path_factory.mktemp("flowdeck-ui")
+        browser_workflows_dir,
+        port=free_port(),
+        workers=2,
+        data_dir=tmp_path_factory.mktemp("flowdeck-ui"),
+        keep_state=False,
     )
     with local:
         yield local

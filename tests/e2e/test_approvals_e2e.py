@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from flowdeck.cli.approvals import email_link
 from flowdeck.cli.main import app
+from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.local.stack import LocalStack
 from tests.e2e.conftest import start, steps_by_id, wait
 
@@ -165,3 +166,27 @@ def test_cancelling_a_waiting_approval_ends_it_and_a_later_decision_is_409(
     assert steps_by_id(run)["approval"]["status"] == "cancelled"
     assert api.post(f"/runs/{run_id}/steps/approval/approve", headers=as_user(api, ALICE)).status_code == 409
     assert api.get("/inbox", headers=as_user(api, ALICE)).json()["approvals"] == []
+
+
+def test_an_approval_whose_answer_the_api_never_sent_still_moves_the_run(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = start(api, "approval-deploy")
+    wait_for_approval(api, run_id)
+    assert api.post(f"/runs/{run_id}/steps/approval/approve", headers=as_user(api, ALICE)).status_code == 202
+
+    def dies(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("the API process died between recording the decision and answering the token")
+
+    # The API dies right after recording the last approval needed, before it answers the token.
+    monkeypatch.setattr(AnswerSender, "answer", dies)
+    lost = api.post(f"/runs/{run_id}/steps/approval/approve", headers=as_user(api, BOB))
+    monkeypatch.undo()
+
+    assert lost.status_code == 500
+    # Nobody asks again: the run-events reaction sends the answer the recorded decision owes.
+    run = wait(api, run_id, timeout=30)
+    assert run["status"] == "succeeded"
+    steps = steps_by_id(run)
+    assert steps["approval"]["approval"]["approved_by"] == [ALICE, BOB]
+    assert steps["apply"]["status"] == "succeeded"

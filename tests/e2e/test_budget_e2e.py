@@ -50,8 +50,11 @@ def test_budget_guard_cancels_a_run_past_its_max_cost(
     passed = float((tmp_path / "passed").read_text())
     ended = datetime.fromisoformat(run["ended_at"]).timestamp()
     assert 0 <= ended - passed < 6, f"cancelled {ended - passed:.1f}s after the budget was passed"
-    # No later step ran, and the state machine did not overwrite the record.
-    assert steps["after"]["status"] == "pending"
+    # No later step ran (a cancelled run shows what never ran as cancelled, as any cancel does), and
+    # the state machine did not overwrite the record.
+    assert (steps["after"]["status"], steps["after"]["started_at"]) == ("cancelled", None)
+    # The run said cancelled only once the step's process had ended.
+    assert run["ended_at"] >= steps["spend"]["ended_at"]
     assert not (tmp_path / "after").exists()
     execution = stack.client("stepfunctions").describe_execution(executionArn=run["execution_arn"])
     assert execution["status"] in {"ABORTED", "FAILED"}
@@ -83,13 +86,15 @@ def test_state_machine_keeps_a_run_cancelled_while_its_step_ran(
         assert time.monotonic() < deadline, "the step never started"
         time.sleep(0.1)
 
-    # As the budget guard records it, while the step still runs.
+    # A cancel request lands just as the step ends on its own (its worker never saw it: no mode yet).
     stack.client("dynamodb").update_item(
         TableName=stack.env[ENV_RUNS_TABLE],
         Key={"pk": {"S": run_id}, "sk": {"S": "RUN"}},
-        UpdateExpression="SET #status = :cancelled, cancel_reason = :reason",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":cancelled": {"S": "cancelled"}, ":reason": {"S": "BudgetExceeded"}},
+        UpdateExpression="SET cancel_requested_at = :now, cancel_reason = :reason",
+        ExpressionAttributeValues={
+            ":now": {"S": "2026-11-21T10:00:00+00:00"},
+            ":reason": {"S": "BudgetExceeded"},
+        },
     )
     run = step_ended(api, run_id, "linger")
     sfn = stack.client("stepfunctions")
@@ -103,5 +108,7 @@ def test_state_machine_keeps_a_run_cancelled_while_its_step_ran(
     events = sfn.get_execution_history(executionArn=run["execution_arn"])["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert entered[-2:] == [recorder, "RunNotRunning"]
-    run = api.get(f"/runs/{run_id}").json()
+    # The cancel records the end itself, once the step's process has ended.
+    run = wait(api, run_id)
     assert (run["status"], run["cancel_reason"]) == ("cancelled", "BudgetExceeded")
+    assert run["ended_at"] >= steps_by_id(run)["linger"]["ended_at"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -18,6 +18,7 @@ from flowdeck.approvals.inbox import Inbox
 from flowdeck.approvals.links import LinkClaims, LinkKey, sign, verify
 from flowdeck.approvals.notifier import MAX_DELIVERY_ATTEMPTS, ApprovalNotifier, DeliveryFailed
 from flowdeck.approvals.outbox import Outbox
+from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.control.pause import StepNotFound
 from flowdeck.errors import NotAllowed, RunNotFound
 from flowdeck.stores.runs import RunStore, _to_ddb
@@ -457,3 +458,64 @@ def test_email_links_expired_forged_and_used_answer_clear_pages(api: Api) -> Non
     assert len(decisions) == 1
     assert decisions[0]["M"]["comment"] == {"S": "fine by me"}
     assert decisions[0]["M"]["channel"] == {"S": "email"}
+
+
+class ProcessDied(BaseException):
+    """Stands for the API process dying (not an error it could catch and report)."""
+
+
+class DyingStepFunctions(FakeStepFunctions):
+    """The API process dies after recording the decision, before its answer reaches Step Functions."""
+
+    def send_task_success(self, **kwargs: Any) -> None:
+        raise ProcessDied
+
+    def send_task_failure(self, **kwargs: Any) -> None:
+        raise ProcessDied
+
+
+@pytest.mark.parametrize(
+    ("decision", "answer"),
+    [("approve", ("success", None)), ("reject", ("failure", "ApprovalRejected"))],
+)
+def test_a_decision_whose_answer_was_lost_is_sent_later_without_anyone_asking_again(
+    world: World, decision: Literal["approve", "reject"], answer: tuple[str, str | None]
+) -> None:
+    requested(world, min_approvals=1)
+
+    with pytest.raises(ProcessDied):
+        world.decisions(DyingStepFunctions()).decide(RUN_ID, "approval", JANE, decision, "api")
+
+    # The decision is recorded with the answer it owes; nothing reached the waiting state.
+    step = world.step()
+    assert step["owed_answer"] and world.sfn.answers() == []
+    # The run-events reaction gets the step's change (at least once) and sends the owed answer.
+    sender = AnswerSender(world.runs, world.sfn)
+    sender.on_step_change(None, step)
+    sender.on_step_change(None, step)
+    assert [(kind, kw.get("error")) for kind, kw in world.sfn.answers()] == [answer]
+    assert world.sfn.answers()[0][1]["taskToken"] == "approval-token-1"
+    assert "owed_answer" not in world.step()
+    assert world.run_status() == ("running" if decision == "approve" else "waiting")
+
+
+class AnsweredMeanwhile(FakeStepFunctions):
+    """The reaction sends the owed answer while the API is about to: the API then finds it gone."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+
+    def send_task_success(self, **kwargs: Any) -> None:
+        AnswerSender(self.world.runs, self.world.sfn).pay_owed(RUN_ID, "approval")
+        raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "answered"}}, "SendTaskSuccess")
+
+
+def test_an_answer_the_reaction_sent_first_still_counts_as_the_decision_moving_the_run(world: World) -> None:
+    requested(world, min_approvals=1)
+
+    view = world.decisions(AnsweredMeanwhile(world)).decide(RUN_ID, "approval", JANE, "approve", "api")
+
+    assert view["status"] == "succeeded"
+    assert [kind for kind, _ in world.sfn.answers()] == ["success"]
+    assert "owed_answer" not in world.step()

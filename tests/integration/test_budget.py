@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from flowdeck.control.cancelling import settle
 from flowdeck.runner.budget import BudgetGuard, execution_arn, usd
 from flowdeck.runner.messages import StepMessage, StepSpec
 from flowdeck.stores.runs import RunStore
@@ -20,14 +21,19 @@ EXECUTION_ARN = f"arn:aws:states:us-east-1:123456789012:execution:flowdeck-agent
 
 
 class FakeStepFunctions:
-    """Records StopExecution calls."""
+    """Records StopExecution and SendTaskFailure calls."""
 
     def __init__(self) -> None:
         self.stops: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
 
     def stop_execution(self, **kwargs: Any) -> dict[str, Any]:
         self.stops.append(kwargs)
         return {"stopDate": "now"}
+
+    def send_task_failure(self, **kwargs: Any) -> dict[str, Any]:
+        self.failures.append(kwargs)
+        return {}
 
 
 def message(
@@ -52,6 +58,11 @@ def seed_run(ddb: Any, status: str = "running", arn: str | None = EXECUTION_ARN)
     if arn is not None:
         item["execution_arn"] = {"S": arn}
     ddb.put_item(TableName=TABLE, Item=item)
+
+
+def seed_step(ddb: Any, step: str, status: str, **more: str) -> None:
+    item = {"pk": {"S": RUN_ID}, "sk": {"S": f"STEP#{step}"}, "step": {"S": step}, "status": {"S": status}}
+    ddb.put_item(TableName=TABLE, Item=item | {k: {"S": v} for k, v in more.items()})
 
 
 def run_item(ddb: Any) -> dict[str, Any]:
@@ -90,17 +101,20 @@ def test_guard_past_the_limit_cancels_the_run_stops_the_execution_and_the_step(
     runs_ddb: Any, sfn: FakeStepFunctions, guard: BudgetGuard
 ) -> None:
     seed_run(runs_ddb)
+    seed_step(runs_ddb, "think", "running")
     stop = threading.Event()
 
     guard.after_usage(message(), Decimal("0.0123"), stop)
 
     run = run_item(runs_ddb)
-    assert run["status"] == "cancelled"
-    assert run["cancel_reason"] == "BudgetExceeded"
+    # The cancel is under way: the run keeps its status while its step's process still runs.
+    assert run["status"] == "running"
+    assert run["cancel_requested_at"]
+    assert (run["cancel_mode"], run["cancel_reason"]) == ("graceful", "BudgetExceeded")
     assert run["error"] == "BudgetExceeded"
     assert run["error_cause"] == "run cost $0.0123 passed max_cost_usd $0.01"
     assert run["cancelled_by"] == "budget-guard"
-    assert run["ended_at"]
+    assert "ended_at" not in run
     assert sfn.stops == [
         {
             "executionArn": EXECUTION_ARN,
@@ -112,6 +126,48 @@ def test_guard_past_the_limit_cancels_the_run_stops_the_execution_and_the_step(
     # The worker learns why its step stopped, once.
     assert guard.exceeded(message()) == "run cost $0.0123 passed max_cost_usd $0.01"
     assert guard.exceeded(message()) is None
+    # Once the step's process has ended, the run reads cancelled, ended then.
+    runs = RunStore(TABLE, runs_ddb)
+    assert settle(runs, RUN_ID) is False
+    seed_step(runs_ddb, "think", "cancelled")
+    assert settle(runs, RUN_ID) is True
+    run = run_item(runs_ddb)
+    assert (run["status"], run["error"]) == ("cancelled", "BudgetExceeded")
+    assert run["ended_at"] >= run["cancel_requested_at"]
+
+
+def test_guard_stops_a_waiting_run_whose_other_branch_is_still_spending(
+    runs_ddb: Any, sfn: FakeStepFunctions, guard: BudgetGuard
+) -> None:
+    # One branch waits for an approval (the run reads waiting), the other still runs and spends.
+    seed_run(runs_ddb, status="waiting")
+    seed_step(runs_ddb, "approve", "waiting", wait_token="approval-token")
+    seed_step(runs_ddb, "think", "running")
+    stop = threading.Event()
+
+    guard.after_usage(message(), Decimal("0.02"), stop)
+
+    run = run_item(runs_ddb)
+    assert (run["status"], run["cancel_reason"], run["cancelled_by"]) == (
+        "waiting",
+        "BudgetExceeded",
+        "budget-guard",
+    )
+    assert stop.is_set()
+    assert len(sfn.stops) == 1
+    # The approval's wait ends with the budget's error, and its step is recorded cancelled.
+    assert sfn.failures == [
+        {
+            "taskToken": "approval-token",
+            "error": "BudgetExceeded",
+            "cause": "run cost $0.02 passed max_cost_usd $0.01",
+        }
+    ]
+    _, steps, _ = RunStore(TABLE, runs_ddb).get_run_items(RUN_ID)
+    assert (steps["approve"]["status"], steps["approve"]["error"]) == ("cancelled", "BudgetExceeded")
+    seed_step(runs_ddb, "think", "cancelled")
+    assert settle(RunStore(TABLE, runs_ddb), RUN_ID) is True
+    assert run_item(runs_ddb)["status"] == "cancelled"
 
 
 def test_later_flushes_of_a_stopped_step_change_nothing(
@@ -120,12 +176,12 @@ def test_later_flushes_of_a_stopped_step_change_nothing(
     seed_run(runs_ddb)
     stop = threading.Event()
     guard.after_usage(message(), Decimal("0.02"), stop)
-    ended_at = run_item(runs_ddb)["ended_at"]
+    requested_at = run_item(runs_ddb)["cancel_requested_at"]
 
     guard.after_usage(message(), Decimal("0.03"), stop)
 
     assert len(sfn.stops) == 1
-    assert run_item(runs_ddb)["ended_at"] == ended_at
+    assert run_item(runs_ddb)["cancel_requested_at"] == requested_at
     assert run_item(runs_ddb)["error_cause"] == "run cost $0.02 passed max_cost_usd $0.01"
 
 
@@ -139,6 +195,9 @@ class AtomicDynamoDB:
     def update_item(self, **kwargs: Any) -> Any:
         with self.lock:
             return self.client.update_item(**kwargs)
+
+    def query(self, **kwargs: Any) -> Any:
+        return self.client.query(**kwargs)
 
 
 def test_two_racing_guards_cancel_the_run_once_and_both_steps_stop(runs_ddb: Any) -> None:
@@ -166,7 +225,9 @@ def test_two_racing_guards_cancel_the_run_once_and_both_steps_stop(runs_ddb: Any
     assert [g.exceeded(m) for g, m in zip(guards, messages, strict=True)] == [
         "run cost $0.05 passed max_cost_usd $0.01"
     ] * 2
-    assert run_item(runs_ddb)["status"] == "cancelled"
+    run = run_item(runs_ddb)
+    assert (run["status"], run["cancelled_by"]) == ("running", "budget-guard")
+    assert run["cancel_requested_at"]
 
 
 def test_run_that_already_ended_keeps_its_record(
@@ -208,6 +269,8 @@ def test_execution_already_gone_still_stops_the_step(runs_ddb: Any) -> None:
     guard.after_usage(message(), Decimal("0.5"), stop)
 
     assert stop.is_set()
+    assert run_item(runs_ddb)["cancel_reason"] == "BudgetExceeded"
+    assert settle(RunStore(TABLE, runs_ddb), RUN_ID) is True
     assert run_item(runs_ddb)["status"] == "cancelled"
 
 

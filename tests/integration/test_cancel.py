@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from flowdeck.catalog import Catalog
-from flowdeck.control.cancel import CancelRun, RunCanceller
+from flowdeck.control.cancel import CancelRun, CancelUnderWay, RunCanceller
+from flowdeck.control.cancelling import CancelSettler
 from flowdeck.errors import Conflict, RunNotFound
 from flowdeck.stores.runs import RunStore
 from tests.integration.conftest import ARN_PREFIX, TABLE
@@ -113,3 +114,89 @@ def test_a_cleanup_that_cannot_be_queued_is_shown_failed(runs_ddb: Any, cancelle
     run = run_item(runs_ddb, "r5")
     assert (run["status"], run["cleanup_status"]) == ("cancelled", "failed")
     assert run["cleanup_error"].startswith("the cleanup could not be queued")
+
+
+def test_a_run_with_a_running_step_keeps_its_status_until_the_step_has_ended(
+    runs_ddb: Any, canceller: Any
+) -> None:
+    cancel, _ = canceller
+    seed(runs_ddb, "r6", "running", {"hold": {"status": "running"}})
+
+    answer = cancel.cancel("r6", CancelRun(reason="stop it"), caller="jane")
+
+    # The step's process still runs: the run is not cancelled yet, and says a cancel is under way.
+    assert (answer.status, answer.mode) == ("running", "graceful")
+    assert answer.cancel_requested_at
+    run = run_item(runs_ddb, "r6")
+    assert (run["status"], run["cancel_mode"], run["cancelled_by"]) == ("running", "graceful", "jane")
+    assert "ended_at" not in run
+    settler = CancelSettler(RunStore(TABLE, runs_ddb))
+    running = {"pk": "r6", "sk": "STEP#hold", "status": "running"}
+    ended = running | {"status": "cancelled"}
+    # Stream records arrive at least once: a step change that is not an end settles nothing.
+    settler.on_step_change(None, running)
+    assert run_item(runs_ddb, "r6")["status"] == "running"
+    runs_ddb.put_item(TableName=TABLE, Item={k: {"S": v} for k, v in ended.items()})
+    settler.on_step_change(running, ended)
+    settler.on_step_change(running, ended)
+    run = run_item(runs_ddb, "r6")
+    assert run["status"] == "cancelled"
+    assert run["ended_at"] >= answer.cancel_requested_at
+
+
+def test_a_second_cancel_while_one_is_under_way_is_a_conflict_saying_what_is_under_way(
+    runs_ddb: Any, canceller: Any
+) -> None:
+    cancel, _ = canceller
+    seed(runs_ddb, "r7", "running", {"hold": {"status": "running"}})
+    first = cancel.cancel("r7", CancelRun(), caller="jane")
+
+    for mode in ("graceful", "cleanup"):
+        with pytest.raises(CancelUnderWay) as refused:
+            cancel.cancel("r7", CancelRun(mode=mode), caller="joe")
+        assert refused.value.status == 409
+        assert refused.value.message == (
+            f"run r7 is already being cancelled (graceful, asked by jane at {first.cancel_requested_at}); "
+            "ask with mode force to kill its steps at once"
+        )
+    run = run_item(runs_ddb, "r7")
+    assert (run["cancel_mode"], run["cancelled_by"], run["status"]) == ("graceful", "jane", "running")
+    assert "cleanup_status" not in run
+
+
+def test_a_forced_second_cancel_escalates_a_graceful_one_once(runs_ddb: Any, canceller: Any) -> None:
+    cancel, _ = canceller
+    seed(runs_ddb, "r8", "running", {"hold": {"status": "running"}})
+    cancel.cancel("r8", CancelRun(reason="first"), caller="jane")
+
+    escalated = cancel.cancel("r8", CancelRun(mode="force"), caller="joe")
+
+    assert (escalated.status, escalated.mode, escalated.escalated) == ("running", "force", True)
+    run = run_item(runs_ddb, "r8")
+    assert (run["cancel_mode"], run["cancel_escalated_by"], run["cancel_reason"]) == ("force", "joe", "first")
+    with pytest.raises(CancelUnderWay, match="its steps are being killed"):
+        cancel.cancel("r8", CancelRun(mode="force"), caller="joe")
+
+
+def test_a_cleanup_cancel_reads_cancelled_only_once_its_cleanup_has_ended(
+    runs_ddb: Any, canceller: Any
+) -> None:
+    cancel, _ = canceller
+    seed(runs_ddb, "r9", "running", {"create": {"status": "succeeded"}})
+
+    answer = cancel.cancel("r9", CancelRun(mode="cleanup"), caller="jane")
+
+    # No step runs, but the cleanup is still to run: not cancelled yet.
+    assert (answer.status, answer.cleanup_status) == ("running", "pending")
+    settler = CancelSettler(RunStore(TABLE, runs_ddb))
+    settler.on_run_change(None, run_item(runs_ddb, "r9"))
+    assert run_item(runs_ddb, "r9")["status"] == "running"
+    runs_ddb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "r9"}, "sk": {"S": "RUN"}},
+        UpdateExpression="SET cleanup_status = :done",
+        ExpressionAttributeValues={":done": {"S": "succeeded"}},
+    )
+    settler.on_run_change(None, run_item(runs_ddb, "r9"))
+    run = run_item(runs_ddb, "r9")
+    assert (run["status"], run["cleanup_status"]) == ("cancelled", "succeeded")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.control.pause import PauseDecisions, SkipNotAllowed, StepDecision, StepNotFound, StepNotWaiting
 from flowdeck.errors import RunNotFound
 from flowdeck.runner.messages import WaitMessage
@@ -290,3 +291,37 @@ def test_decision_errors_have_the_spec_shape(api: Api) -> None:
 )
 def test_wait_deadline_is_the_entry_time_plus_the_pause_timeout(entered: str, deadline: str) -> None:
     assert wait_deadline(entered, 3600) == deadline
+
+
+class ProcessDied(BaseException):
+    """Stands for the API process dying (not an error it could catch and report)."""
+
+
+class DyingStepFunctions(FakeStepFunctions):
+    """The API process dies after recording the decision, before its answer reaches Step Functions."""
+
+    def send_task_success(self, **kwargs: Any) -> None:
+        raise ProcessDied
+
+
+@pytest.mark.parametrize("decision", ["retry", "skip"])
+def test_a_retry_or_skip_whose_answer_was_lost_is_sent_by_the_run_events_reaction(runs_ddb, runs, decision):
+    seed(runs_ddb, apply=failed_apply())
+    PauseRecorder(runs, FakeStepFunctions()).handle(wait_message(allow_skip=True))
+
+    with pytest.raises(ProcessDied):
+        PauseDecisions(runs, DyingStepFunctions()).decide(RUN_ID, "apply", decision, StepDecision(), "jane")
+
+    step = item(runs_ddb, "STEP#apply")
+    assert step["status"] == ("pending" if decision == "retry" else "skipped")
+    assert "owed_answer" in step
+    sfn = FakeStepFunctions()
+    sender = AnswerSender(runs, sfn)
+    # Stream records arrive at least once: the answer is sent once all the same.
+    sender.on_step_change(None, step)
+    sender.on_step_change(None, step)
+    assert [(kind, json.loads(kwargs["output"])) for kind, kwargs in sfn.calls] == [
+        ("success", {"decision": decision, "attempts": 1})
+    ]
+    assert "owed_answer" not in item(runs_ddb, "STEP#apply")
+    assert item(runs_ddb, "RUN")["status"] == "running"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from flowdeck.config import Settings
+from flowdeck.control.cancelling import settle
 from flowdeck.runner.budget import BudgetGuard
 from flowdeck.runner.messages import StepMessage, StepSpec
 from flowdeck.runner.worker import StepRunner
@@ -89,11 +90,15 @@ def test_step_past_the_budget_is_stopped_gracefully_and_recorded_cancelled(runne
     assert result.process_seconds < 15
     run, steps, _ = store.get_run_items(RUN_ID)
     assert run is not None
-    assert (run["status"], run["cancel_reason"], run["cancelled_by"]) == (
-        "cancelled",
+    # The cancel was asked for while the process ran; its step has ended, so it now settles.
+    assert (run["cancel_requested_at"] is not None, run["cancel_reason"], run["cancelled_by"]) == (
+        True,
         "BudgetExceeded",
         "budget-guard",
     )
+    assert settle(store, RUN_ID) is True
+    run, steps, _ = store.get_run_items(RUN_ID)
+    assert run is not None and run["status"] == "cancelled"
     assert steps["think"]["status"] == "cancelled"
     assert steps["think"]["error"] == "BudgetExceeded"
     kinds = [kind for kind, _ in sfn.answers()]
@@ -112,6 +117,9 @@ def test_step_whose_last_usage_passes_the_budget_does_not_let_the_run_move_on(ru
     result = runner.handle(message(script), lambda stream, text: None)
 
     assert result is not None and result.status == "succeeded"
+    run, _, _ = store.get_run_items(RUN_ID)
+    assert run is not None and run["cancel_reason"] == "BudgetExceeded"
+    assert settle(store, RUN_ID) is True
     run, _, _ = store.get_run_items(RUN_ID)
     assert run is not None and run["status"] == "cancelled"
     assert [kind for kind, _ in sfn.answers()] == ["stop", "failure"]

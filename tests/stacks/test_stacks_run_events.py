@@ -43,7 +43,9 @@ def test_reads_the_runs_stream_from_latest_with_partial_failures_bisect_bounded_
     assert queue["SqsManagedSseEnabled"] is True
 
 
-def test_only_run_items_invoke_it(workflows_template: assertions.Template) -> None:
+def test_only_run_items_and_steps_leaving_running_or_owing_an_answer_invoke_it(
+    workflows_template: assertions.Template,
+) -> None:
     function_id, _ = _run_events_function(workflows_template)
     mapping = next(
         m["Properties"]
@@ -51,7 +53,28 @@ def test_only_run_items_invoke_it(workflows_template: assertions.Template) -> No
         if m["Properties"]["FunctionName"] == {"Ref": function_id}
     )
     patterns = [f["Pattern"] for f in mapping["FilterCriteria"]["Filters"]]
-    assert patterns == ['{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"sk":{"S":["RUN"]}}}}']
+    assert patterns == [
+        '{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"sk":{"S":["RUN"]}}}}',
+        # A step whose process ended: the last one of a run being cancelled settles it.
+        '{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"STEP#"}]}},'
+        '"OldImage":{"status":{"S":["running"]}},"NewImage":{"status":{"S":[{"anything-but":["running"]}]}}}}',
+        # A decision whose task-token answer may have been lost with the API.
+        '{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"STEP#"}]}},'
+        '"NewImage":{"owed_answer":{"S":[{"exists":true}]}}}}',
+    ]
+
+
+def test_may_answer_task_tokens_of_this_apps_state_machines_only(
+    workflows_template: assertions.Template,
+) -> None:
+    # A decision recorded whose answer the API did not send is sent by the reaction.
+    _, properties = _run_events_function(workflows_template)
+    statements = policy_statements(workflows_template, properties["Role"]["Fn::GetAtt"][0])
+    answers = [s for s in statements if "states:SendTaskSuccess" in as_list(s["Action"])]
+    assert answers
+    machines = set(resources_of(workflows_template, "AWS::StepFunctions::StateMachine"))
+    assert {r["Ref"] for s in answers for r in as_list(s["Resource"])} == machines
+    assert all("states:SendTaskFailure" in as_list(s["Action"]) for s in answers)
 
 
 def test_knows_the_table_and_the_state_machine_prefix(workflows_template: assertions.Template) -> None:

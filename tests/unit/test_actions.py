@@ -36,3 +36,9 @@ def test_a_finished_run_retries_its_failed_step_or_from_any_step():
     assert step_actions("failed", {"status": "failed"}) == ["retry_step", "retry_from_here"]
     assert step_actions("failed", {"status": "succeeded"}) == ["retry_from_here"]
     assert step_actions("succeeded", {"status": "succeeded"}) == ["retry_from_here"]
+
+
+def test_a_cancel_under_way_leaves_only_escalating_to_force() -> None:
+    assert run_actions("running", "graceful") == ["force_cancel"]
+    assert run_actions("running", "cleanup") == ["force_cancel"]
+    assert run_actions("running", "force") == []

@@ -123,7 +123,9 @@ def test_an_approval_compiles_to_one_wait_for_token_task_on_the_approvals_queue(
     assert recorder["ExpressionAttributeValues"][":error"] == {"S": "ApprovalTimedOut"}
     assert "REMOVE #wait_token" in recorder["UpdateExpression"]
     assert states["approval:ApprovalTimedOut?"]["Next"] == "RecordRunFailed"
-    assert states["RecordRunFailed"]["Parameters"]["ConditionExpression"] == "#status IN (:running, :waiting)"
+    assert states["RecordRunFailed"]["Parameters"]["ConditionExpression"] == (
+        "#status IN (:running, :waiting) AND attribute_not_exists(#cancel)"
+    )
     # The other steps keep their usual transitions.
     assert states["plan"]["Next"] == "approval" and states["apply"]["Next"] == "RecordRunSucceeded"
 

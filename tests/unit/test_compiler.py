@@ -550,9 +550,11 @@ def test_run_failure_record_keeps_the_error_name_and_the_whole_error_as_json(seq
 def test_run_end_is_recorded_only_while_the_run_is_running(sequential, recorder):
     state = sequential["States"][recorder]
     params = state["Parameters"]
-    # The budget guard may have recorded the run cancelled: the state machine must not overwrite it.
-    assert params["ConditionExpression"] == "#status = :running"
+    # A cancel (a person's or the budget guard's) may be under way or done: the state machine must
+    # not record the run's end over it (the cancel records cancelled once its last process ended).
+    assert params["ConditionExpression"] == "#status = :running AND attribute_not_exists(#cancel)"
     assert params["ExpressionAttributeNames"]["#status"] == "status"
+    assert params["ExpressionAttributeNames"]["#cancel"] == "cancel_requested_at"
     assert params["ExpressionAttributeValues"][":running"] == {"S": "running"}
     assert state["Catch"] == [
         {

@@ -152,7 +152,9 @@ def test_attempts_go_on_after_a_retry_decision(pausing):
 def test_run_fails_from_waiting_too_when_a_step_may_pause(pausing):
     params = pausing["States"]["RecordRunFailed"]["Parameters"]
 
-    assert params["ConditionExpression"] == "#status IN (:running, :waiting)"
+    assert params["ConditionExpression"] == (
+        "#status IN (:running, :waiting) AND attribute_not_exists(#cancel)"
+    )
     assert_expression_placeholders_all_used("RecordRunFailed", params)
 
 
@@ -162,7 +164,9 @@ def test_steps_without_pause_compile_exactly_as_before(pausing):
     for name in ("plan", "notify", "RecordRunStart", "RecordRunSucceeded"):
         assert pausing["States"][name] == plain["States"][name]
     assert "pauses" not in plain["States"]["MergeDefaults"]["Parameters"]
-    assert plain["States"]["RecordRunFailed"]["Parameters"]["ConditionExpression"] == "#status = :running"
+    assert plain["States"]["RecordRunFailed"]["Parameters"]["ConditionExpression"] == (
+        "#status = :running AND attribute_not_exists(#cancel)"
+    )
     assert not [name for name in plain["States"] if ":Paused" in name or ":Decision" in name]
 
 

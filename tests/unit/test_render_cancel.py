@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from flowdeck.cli.render import cleanup_lines, run_view, summary_lines
+from flowdeck.cli.live import apply
+from flowdeck.cli.render import cancelling, cleanup_lines, run_view, summary_lines
+from flowdeck.live import run_message
 
 
 def cancelled_with_cleanup() -> dict[str, object]:
@@ -49,3 +51,41 @@ def test_a_budget_cancel_has_no_cancel_lines() -> None:
     run = cancelled_with_cleanup() | {"cancel_mode": None, "cleanup_status": None, "cleanup": []}
 
     assert cleanup_lines(run) == []
+
+
+def test_a_cancel_under_way_says_cancelling_until_the_run_reads_cancelled() -> None:
+    under_way = cancelled_with_cleanup() | {
+        "status": "running",
+        "cancel_mode": "graceful",
+        "cancel_requested_at": "2026-11-21T18:25:13+00:00",
+        "cleanup_status": None,
+        "cleanup": [],
+    }
+
+    lines = summary_lines(under_way)
+
+    assert [line for line in lines if line.startswith("Cancelling… (graceful since ")] == [lines[-2]]
+    assert lines[-1] == "Cancel: graceful by jane@example.com"
+    assert "Cancelled: revert" not in lines
+    console = Console(record=True, width=120)
+    console.print(run_view(under_way, live=True))
+    assert "Cancelling… (graceful since" in console.export_text()
+    # Once cancelled (or never asked), it says nothing of the sort.
+    assert not [line for line in summary_lines(cancelled_with_cleanup()) if line.startswith("Cancelling")]
+    assert cancelling(under_way | {"status": "cancelled"}) is None
+    assert cancelling(under_way | {"cancel_requested_at": None}) is None
+
+
+def test_run_follow_says_cancelling_from_the_live_run_message_then_stops_saying_it() -> None:
+    followed = cancelled_with_cleanup() | {"status": "running", "cancel_mode": None, "cleanup_status": None}
+    item = {"status": "running", "cancel_requested_at": "2026-11-21T18:25:13+00:00", "cancel_mode": "force"}
+
+    apply(followed, run_message("r1", item))
+
+    assert any(line.startswith("Cancelling… (force since ") for line in summary_lines(followed))
+    apply(
+        followed, run_message("r1", item | {"status": "cancelled", "ended_at": "2026-11-21T18:25:14+00:00"})
+    )
+    assert not any(line.startswith("Cancelling") for line in summary_lines(followed))
+    # A run no one cancels sends the same message as before.
+    assert "cancel_requested_at" not in run_message("r1", {"status": "running"})

@@ -32,3 +32,19 @@ def test_step_items_and_removals_are_ignored() -> None:
     events.handle(record("STEP#plan", {"status": "running"}))
     events.handle(record("RUN", None, {"status": "running"}, name="REMOVE"))
     assert seen == []
+
+
+def test_step_changes_reach_only_the_step_reactions() -> None:
+    runs: list[Any] = []
+    steps: list[tuple[Any, Any]] = []
+    events = RunEvents([lambda old, new: runs.append(new)], [lambda old, new: steps.append((old, new))])
+
+    events.handle(record("STEP#plan", {"status": "cancelled"}, {"status": "running"}))
+    events.handle(record("RUN", {"status": "running"}))
+    events.handle(record("STEP#plan", None, {"status": "running"}, name="REMOVE"))
+    events.handle(record("OUTPUTS", {"status": "x"}))
+
+    assert [(old["status"], new["status"], new["sk"]) for old, new in steps] == [
+        ("running", "cancelled", "STEP#plan")
+    ]
+    assert [new["sk"] for new in runs] == ["RUN"]
