@@ -144,4 +144,6 @@ function App() {
 }
 
 adoptUserFromUrl();
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.replaceChildren(); // the "Loading Flowdeck…" placeholder goes once the app draws
+render(html`<${App} />`, root);
