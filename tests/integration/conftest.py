@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
+from flowdeck.local.emulator import ITEM_WRITES, serialized
 from flowdeck.stores.schema import create_table_kwargs
 from lambdas.deps import run_service
 
@@ -59,3 +62,15 @@ def runs_ddb() -> Iterator[Any]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(**create_table_kwargs(TABLE))
         yield ddb
+
+
+@pytest.fixture
+def atomic_item_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conditional writes checked and applied as one step, as DynamoDB (and the local emulator) do.
+
+    moto checks a condition and writes in separate steps, so threads interleave: two writers may both
+    pass `attribute_not_exists` and the second overwrites the first.
+    """
+    lock = threading.RLock()
+    for name in ITEM_WRITES:
+        monkeypatch.setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))

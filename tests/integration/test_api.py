@@ -338,6 +338,7 @@ def test_list_runs_row_shape(history: Api) -> None:
             "workflow": "hello",
             "status": "succeeded",
             "trigger": "manual",
+            "trigger_detail": None,
             "started_by": "alice",
             "started_at": "2026-11-20T10:00:00Z",
             "ended_at": "2026-11-20T10:00:07Z",

@@ -6,7 +6,6 @@ import threading
 from typing import Any
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from flowdeck.catalog import Catalog
 from flowdeck.control.concurrency import (
@@ -15,7 +14,6 @@ from flowdeck.control.concurrency import (
     Slot,
 )
 from flowdeck.definition.models import Concurrency, RuntimeConfig, WorkflowDefinition
-from flowdeck.local.emulator import ITEM_WRITES, serialized
 from flowdeck.service import RunService, StartRun
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
@@ -90,14 +88,8 @@ def test_release_twice_is_fine_and_never_creates_a_slots_item(control: Concurren
     assert control.acquire(WORKFLOW, "r2", 1) is Slot.NEW
 
 
-def test_concurrent_acquires_from_threads_never_exceed_the_limit(
-    control: ConcurrencyControl, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # moto checks a condition and writes in separate steps (threads interleave: 3 of 12 won a limit
-    # of 2 without this); DynamoDB does both atomically, as the local emulator does (ITEM_WRITES).
-    lock = threading.RLock()
-    for name in ITEM_WRITES:
-        monkeypatch.setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))
+@pytest.mark.usefixtures("atomic_item_writes")  # without it 3 of 12 threads won a limit of 2 on moto
+def test_concurrent_acquires_from_threads_never_exceed_the_limit(control: ConcurrencyControl) -> None:
     barrier = threading.Barrier(12)
     won: list[str] = []
 

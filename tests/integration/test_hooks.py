@@ -297,6 +297,7 @@ def test_push_to_a_watched_branch_starts_the_workflow(hooks: Hooks) -> None:
         "inputs": {"commit": COMMIT, "ref": "refs/heads/main"},
         "trigger": "git",
         "started_by": "octocat",
+        "trigger_detail": "main @ 9fceb02",
     }
     assert body["runs"] == [{"workflow": "pushed", "outcome": "started", "run_id": body["runs"][0]["run_id"]}]
     [delivery] = hooks.deliveries("pushed")

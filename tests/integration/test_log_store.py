@@ -28,6 +28,7 @@ def lines(stream: str, *texts: str) -> list[dict[str, Any]]:
     return [{"t": 1763750000.123, "stream": stream, "text": text} for text in texts]
 
 
+@pytest.mark.usefixtures("atomic_item_writes")  # moto alone lets two writers take one seq under load
 def test_concurrent_writers_get_gap_free_increasing_seqs_and_every_line_once(logs_ddb):
     # Given two workers' stores (separate caches) writing the same run at once
     stores = [LogStore(LOGS_TABLE, logs_ddb), LogStore(LOGS_TABLE, logs_ddb)]

@@ -174,6 +174,7 @@ def record_run_start(ddb: Any, run_id: str, payload: dict[str, Any], now: str) -
         "$$.State.EnteredTime": now,
         "$.meta.trigger": payload["trigger"],
         "$.meta.started_by": payload["started_by"],
+        "$.meta.trigger_detail": payload.get("trigger_detail", ""),
     }
 
     def resolve(value: dict[str, Any]) -> dict[str, Any]:
