@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+from flowdeck.local.stack import LocalStack, free_port
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +46,36 @@ def lambda_context() -> FakeLambdaContext:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist, keep each costly session fixture on one worker (one CDK synthesis, one browser stack)."""
+    """Under xdist, keep the CDK synthesis (a session fixture of a minute) on one worker."""
     for item in items:
-        tier = item.path.parent.name
-        if tier in {"stacks", "browser"}:
-            item.add_marker(pytest.mark.xdist_group(tier))
+        if item.path.parent.name == "stacks":
+            item.add_marker(pytest.mark.xdist_group("stacks"))
+
+
+@pytest.fixture(scope="session")
+def workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's example workflows, the e2e and the browser tests' workflows, in one folder."""
+    folder = tmp_path_factory.mktemp("workflows")
+    shutil.copytree(REPO / "workflows", folder, dirs_exist_ok=True)
+    for source in (TESTS / "e2e" / "workflows", TESTS / "browser" / "workflows"):
+        for path in source.glob("*.yaml"):
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local stack per test process, shared by the e2e and browser tiers.
+
+    The API handler runs in the test process and takes its settings from the process's environment,
+    so two stacks alive at once in one process would answer with each other's settings.
+    """
+    local = LocalStack(
+        workflows_dir,
+        port=free_port(),
+        workers=2,
+        data_dir=tmp_path_factory.mktemp("flowdeck"),
+        keep_state=False,
+    )
+    with local:
+        yield local

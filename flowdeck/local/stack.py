@@ -93,6 +93,7 @@ class LocalStack:
         self.emulator_port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
+        self._outer_environ: dict[str, str] | None = None
         self.api: Any = None
         self.streams: Any = None
         self.run_events: Any = None
@@ -196,6 +197,7 @@ class LocalStack:
         for handle in self._logs:
             handle.close()
         self._logs.clear()
+        self._restore_this_process()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -345,9 +347,23 @@ class LocalStack:
         self.approvals = QueuePoller(notifier.lambda_handler, self.approvals_queue_url, sqs).start()
 
     def _configure_this_process(self) -> None:
-        # The API handler runs in this process and reads its settings from the environment.
+        # The API handler runs in this process and reads its settings from the environment, so one
+        # process hosts one running stack at a time; stop() gives back the environment found here.
+        self._outer_environ = dict(os.environ)
         os.environ.update(self.env)
         get_settings.cache_clear()
+
+    def _restore_this_process(self) -> None:
+        """The environment (and so the handlers' settings) as it was before this stack started."""
+        if self._outer_environ is None:
+            return
+        from lambdas import deps, live_deps, notifier
+
+        os.environ.clear()
+        os.environ.update(self._outer_environ)
+        self._outer_environ = None
+        for cached in (get_settings, deps.run_service, live_deps.live_service, notifier.notifier):
+            cached.cache_clear()
 
     def _start_worker(self, index: int) -> None:
         env = (

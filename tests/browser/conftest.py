@@ -9,7 +9,6 @@ Helpers: `start_run`, `wait_for_run`, `wait_for_step`, `open_route`, `assert_acc
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
 
-from flowdeck.local.stack import LocalStack, free_port
+from flowdeck.local.stack import LocalStack
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -37,30 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
-
-
-@pytest.fixture(scope="session")
-def browser_workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's workflows, the e2e workflows and the browser tests' own, in one folder."""
-    folder = tmp_path_factory.mktemp("browser-workflows")
-    shutil.copytree(REPO / "workflows", folder, dirs_exist_ok=True)
-    for source in (REPO / "tests" / "e2e" / "workflows", HERE / "workflows"):
-        for path in source.glob("*.yaml"):
-            shutil.copy(path, folder / path.name)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def stack(browser_workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(
-        browser_workflows_dir,
-        port=free_port(),
-        workers=2,
-        data_dir=tmp_path_factory.mktemp("flowdeck-ui"),
-        keep_state=False,
-    )
-    with local:
-        yield local
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,7 @@
-"""One embedded local stack for the end-to-end tests: real emulator, real workers, real HTTP."""
+"""End-to-end helpers over the session's local stack (tests/conftest.py): real emulator, workers, HTTP."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,34 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from flowdeck.local.stack import LocalStack, free_port
+from flowdeck.local.stack import LocalStack
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
-
-
-@pytest.fixture(scope="session")
-def workflows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's example workflows plus the test workflows, in one folder."""
-    folder = tmp_path_factory.mktemp("workflows")
-    shutil.copytree(REPO / "workflows", folder, dirs_exist_ok=True)
-    for path in (HERE / "workflows").glob("*.yaml"):
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(
-        workflows_dir,
-        port=free_port(),
-        workers=2,
-        data_dir=tmp_path_factory.mktemp("flowdeck"),
-        keep_state=False,  # tests/e2e/test_restart_e2e.py covers it; saves would only add load here
-    )
-    with local:
-        yield local
 
 
 @pytest.fixture(scope="session")

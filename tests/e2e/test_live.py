@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +15,7 @@ from typer.testing import CliRunner
 from websockets.sync.client import ClientConnection, connect
 
 from flowdeck.cli.main import app
-from flowdeck.config import get_settings
 from flowdeck.local.stack import LocalStack, free_port
-from lambdas.deps import run_service
-from lambdas.live_deps import live_service
 from tests.e2e.conftest import start, wait
 
 LINES = [f"line {i}" for i in range(1, 61)] + ["done"]
@@ -33,15 +29,8 @@ def stack(workflows_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     local = LocalStack(
         workflows_dir, port=free_port(), workers=1, data_dir=tmp_path_factory.mktemp("live"), keep_state=False
     )
-    saved = dict(os.environ)
-    with local:
+    with local:  # on leaving, the session's stack gets this process's settings back
         yield local
-    # A stack points this process's settings at itself: give the session's stack its own back.
-    os.environ.clear()
-    os.environ.update(saved)
-    get_settings.cache_clear()
-    run_service.cache_clear()
-    live_service.cache_clear()
 
 
 @pytest.fixture(scope="module")
