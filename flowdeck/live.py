@@ -68,7 +68,7 @@ class LogBatches(Protocol):
 
 
 class Runs(Protocol):
-    """What the live view reads for the snapshot (flowdeck.runs.service.RunService)."""
+    """What the live view reads for the snapshot (flowdeck.service.RunService)."""
 
     def get_run(self, run_id: str) -> dict[str, Any]: ...
 
