@@ -49,8 +49,8 @@ def rss_mb() -> float:
 def zip_in_this_process(endpoint: str, run_id: str) -> None:
     """The measured part: build the ZIP through ArtifactService, sampling RSS every 10 ms."""
     os.environ["FLOWDECK_AWS_ENDPOINT_URL"] = endpoint
-    from flowdeck.artifact_service import ArtifactService
     from flowdeck.constants import ARTIFACTS_BUCKET, RUNS_TABLE
+    from flowdeck.runs.artifacts import ArtifactService
     from flowdeck.stores.artifacts import ArtifactStore, s3_client
     from flowdeck.stores.runs import RunStore
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from flowdeck.clock import seconds_between
 from flowdeck.local.stack import LocalStack, free_port
-from flowdeck.service import seconds_between
 
 STEPS = 20
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}

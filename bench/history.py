@@ -32,9 +32,9 @@ from botocore.config import Config
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flowdeck.history import duration_ms  # noqa: E402
+from flowdeck.clock import duration_ms  # noqa: E402
 from flowdeck.local.stack import _wait_for_port, free_port  # noqa: E402
-from flowdeck.service import RunQuery, RunService  # noqa: E402
+from flowdeck.runs.service import RunQuery, RunService  # noqa: E402
 from flowdeck.stores.runs import RunStore  # noqa: E402
 from flowdeck.stores.schema import create_table_kwargs, workflow_status  # noqa: E402
 

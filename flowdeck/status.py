@@ -17,6 +17,10 @@ class RunStatus(StrEnum):
         return self in {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 
 
+# As the records store them (plain strings), for checks on items read from the tables.
+FINISHED_RUN_STATUSES = frozenset(status.value for status in RunStatus if status.finished)
+
+
 class StepStatus(StrEnum):
     PENDING = "pending"
     WAITING = "waiting"

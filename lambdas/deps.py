@@ -9,15 +9,15 @@ from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from flowdeck import aws
-from flowdeck.artifact_service import ArtifactService
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings, per_settings
 from flowdeck.constants import USER_HEADER
-from flowdeck.cost_service import CostService
 from flowdeck.costs.calculator import load_calculator
 from flowdeck.errors import BadRequest
-from flowdeck.logs_service import LogService
-from flowdeck.service import RunService
+from flowdeck.runs.artifacts import ArtifactService
+from flowdeck.runs.costs import CostService
+from flowdeck.runs.logs import LogService
+from flowdeck.runs.service import RunService
 from flowdeck.stores.artifacts import ArtifactStore
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.logs import LogStore

@@ -1,4 +1,4 @@
-"""The run-events Lambda: the runs table's stream -> RunEvents reactions (see flowdeck.run_events)."""
+"""The run-events Lambda: the runs table's stream -> RunEvents reactions (see flowdeck.runs.events)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancelling import CancelSettler
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.control.owed_answers import AnswerSender
-from flowdeck.history import record_duration
-from flowdeck.run_events import Reaction, RunEvents, StepReaction
+from flowdeck.runs.events import Reaction, RunEvents, StepReaction, record_duration
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts

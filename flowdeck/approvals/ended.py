@@ -26,18 +26,19 @@ from flowdeck.approvals.directory import Directory, DirectoryError, load_directo
 from flowdeck.approvals.policy import approvers_of
 from flowdeck.approvals.slack import SlackDeliveryError, SlackNotConfigured
 from flowdeck.approvals.store import ApprovalStore
-from flowdeck.status import RunStatus
+from flowdeck.status import FINISHED_RUN_STATUSES
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.approvals")
 
-FINISHED = frozenset(status.value for status in RunStatus if status.finished)
 UNDECIDED = {"waiting", "failed", "cancelled"}
 
 
 def just_finished(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     """The change that finished the run (later writes to a finished run, like its duration, are not)."""
-    return new.get("status") in FINISHED and (old is None or old.get("status") not in FINISHED)
+    return new.get("status") in FINISHED_RUN_STATUSES and (
+        old is None or old.get("status") not in FINISHED_RUN_STATUSES
+    )
 
 
 def ending_of(run: dict[str, Any], item: dict[str, Any]) -> dict[str, Any] | None:

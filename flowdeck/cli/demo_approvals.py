@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from flowdeck.cli.client import ApiClient, ApiError
+from flowdeck.status import FINISHED_RUN_STATUSES
 
 POLL_SECONDS = 0.5
 GIVE_UP_SECONDS = 600.0
-FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
 def _waiting_approvals(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def approve_when_waiting(api_url: str, run_id: str, console: Console) -> None:
             except ApiError:
                 time.sleep(POLL_SECONDS)
                 continue
-            if run.get("status") in FINAL:
+            if run.get("status") in FINISHED_RUN_STATUSES:
                 return
             for step in _waiting_approvals(run):
                 if step["id"] in done:

@@ -14,16 +14,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from flowdeck.cli.sigv4 import signed_headers
+from flowdeck.clock import seconds_between
 from flowdeck.constants import USER_HEADER
-from flowdeck.service import seconds_between
-from flowdeck.status import RunStatus
+from flowdeck.status import FINISHED_RUN_STATUSES
 
 WS_URL_ENV = "FLOWDECK_WS_URL"
 OPEN_TIMEOUT_SECONDS = 3.0
 # After the run's final status, lines still on their way (separate stream) get this much quiet time.
 DRAIN_SECONDS = 1.0
 MAX_RECONNECTS = 5
-FINISHED = {status.value for status in RunStatus if status.finished}
 
 
 class LiveUnavailable(Exception):
@@ -131,7 +130,7 @@ def follow(
             elif kind in {"run", "step"} and message.get("status") is not None:
                 apply(run, message)
                 on_change(run)
-                finished = finished or run.get("status") in FINISHED
+                finished = finished or run.get("status") in FINISHED_RUN_STATUSES
         if finished and time.monotonic() - quiet_since >= DRAIN_SECONDS:
             break
     return run

@@ -14,10 +14,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from flowdeck.cli.client import DEFAULT_API, ApiClient, ApiError
-from flowdeck.status import RunStatus
+from flowdeck.status import FINISHED_RUN_STATUSES
 
 FOLLOW_EVERY_SECONDS = 0.5
-FINISHED = {status.value for status in RunStatus if status.finished}
 
 
 def pages(
@@ -40,7 +39,7 @@ def pages(
         params["since_seq"] = page["next_since_seq"]
         if page["more"]:
             continue
-        if not follow or page.get("run_status") in FINISHED:
+        if not follow or page.get("run_status") in FINISHED_RUN_STATUSES:
             return
         time.sleep(every)
 

@@ -21,9 +21,9 @@ from flowdeck.cli import decisions as decision_commands
 from flowdeck.cli import pause as pause_commands
 from flowdeck.cli import retry as retry_command
 from flowdeck.cli.client import API_ENV, DEFAULT_API, ApiClient, ApiError
+from flowdeck.cli.inputs import parse_inputs
 from flowdeck.cli.render import follow_run, hidden_columns, run_view, runs_table, wait_for_run
 from flowdeck.definition.durations import parse_duration
-from flowdeck.definition.inputs import coerce_value
 from flowdeck.status import RunStatus, Trigger
 
 P = ParamSpec("P")
@@ -87,18 +87,6 @@ def reports_api_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def parse_inputs(pairs: list[str], declared: dict[str, Any]) -> dict[str, Any]:
-    """`-i k=v` pairs, typed as the workflow declares (unknown names stay text for the API to refuse)."""
-    inputs: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="'-i' / '--input'")
-        name = name.strip()
-        inputs[name] = coerce_value((declared.get(name) or {}).get("type"), text)
-    return inputs
 
 
 def time_bound(value: str | None) -> str | None:

@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from flowdeck.cli.client import ApiClient, ApiError
+from flowdeck.clock import seconds_between
 from flowdeck.definition.durations import format_duration
-from flowdeck.service import seconds_between
-from flowdeck.status import RunStatus
+from flowdeck.status import FINISHED_RUN_STATUSES, RunStatus
 
 ICONS = {
     "queued": "○",
@@ -44,7 +44,6 @@ STYLES = {
     "cancelled": "magenta",
 }
 BUDGET_EXCEEDED = "BudgetExceeded"
-FINISHED = {status.value for status in RunStatus if status.finished}
 # What is still going, so its duration is measured up to now (a queued run has not started).
 GOING = {RunStatus.RUNNING.value, RunStatus.WAITING.value}
 # A run in one of these with `cancel_requested_at` is being cancelled: its processes are still ending.
@@ -536,7 +535,7 @@ def wait_for_run(
             on_update(None)
         else:
             on_update(run)
-            if run.get("status") in FINISHED:
+            if run.get("status") in FINISHED_RUN_STATUSES:
                 return run
         time.sleep(poll_seconds or POLL_SECONDS)
 

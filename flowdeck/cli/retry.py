@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from flowdeck.cli.client import DEFAULT_API, ApiClient, ApiError
+from flowdeck.cli.inputs import parse_inputs
 from flowdeck.cli.render import follow_run, wait_for_run
 from flowdeck.status import RunStatus
 
@@ -59,8 +60,6 @@ def retry(
             if input_pairs:
                 old = client.get_run(run_id)
                 declared = client.get_workflow(str(old.get("workflow"))).get("inputs", {})
-                from flowdeck.cli.main import parse_inputs  # main registers this command: import late
-
                 body["inputs"] = parse_inputs(input_pairs, declared)
             started = client.request("POST", f"/runs/{quote(run_id, safe='')}/retry", body=body)
             new_id = str(started["run_id"])

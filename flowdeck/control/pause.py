@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowdeck.clock import now_iso
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
-from flowdeck.errors import Conflict, FlowdeckError, RunNotFound
+from flowdeck.errors import Conflict, FlowdeckError
+from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.pause")
@@ -67,10 +68,6 @@ class Decided(BaseModel):
     next_attempt: int | None = None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def recorded_attempts(item: dict[str, Any]) -> list[dict[str, Any]]:
     """The step's attempt records, oldest first."""
     found = [v for k, v in item.items() if k.startswith(ATTEMPT_PREFIX) and isinstance(v, dict)]
@@ -94,9 +91,7 @@ class PauseDecisions:
     def _decide(
         self, run_id: str, step_id: str, decision: Decision, request: StepDecision, caller: str
     ) -> Decided:
-        run, steps, _ = self.runs.get_run_items(run_id)
-        if run is None or "plan" not in run:
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, steps, _ = load_run(self.runs, run_id, require="plan")
         if step_id not in {s.get("id") for s in run["plan"]}:
             raise StepNotFound(f"run {run_id} has no step {step_id!r}")
         item = steps.get(step_id, {})
@@ -111,7 +106,7 @@ class PauseDecisions:
                 f"step {step_id} may not be skipped (its definition has no `allow_skip: true`): "
                 f"retry it or cancel the run"
             )
-        at = _now()
+        at = now_iso()
         attempts = recorded_attempts(item)
         done = int(attempts[-1].get("attempt", 0)) if attempts else 0
         record: dict[str, Any] = {"decision": decision, "by": caller, "at": at, "after_attempt": done}

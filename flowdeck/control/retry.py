@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.definition.models import WorkflowDefinition
-from flowdeck.errors import BadRequest, Conflict, FlowdeckError, RunNotFound
-from flowdeck.service import RunService, StartRun, idempotent_run_id, new_run_id
-from flowdeck.status import RunStatus, StepStatus, Trigger
+from flowdeck.errors import BadRequest, Conflict, FlowdeckError
+from flowdeck.runs.service import RunService, StartRun, idempotent_run_id, new_run_id
+from flowdeck.status import FINISHED_RUN_STATUSES, RunStatus, StepStatus, Trigger
+from flowdeck.stores.run_lookup import load_run
 
 # A reused step keeps how it ended in the run it comes from.
 REUSABLE = {StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value}
@@ -108,11 +109,9 @@ class Retries:
         self.runs = service.runs
 
     def retry(self, run_id: str, request: RetryRun, caller: str) -> dict[str, Any]:
-        run, step_items, _ = self.runs.get_run_items(run_id)
-        if run is None or not run.get("workflow"):
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, step_items, _ = load_run(self.runs, run_id, require="workflow")
         status = str(run.get("status") or "")
-        if status not in {s.value for s in RunStatus if s.finished}:
+        if status not in FINISHED_RUN_STATUSES:
             raise Conflict(f"run {run_id} is {status or 'starting'}: only a finished run can be retried")
         definition = self.service.catalog.get(str(run["workflow"]))
         plan = plan_retry(

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.definition.models import Approval, InputSpec, WorkflowDefinition
+from flowdeck.definition.inputs import value_problem
+from flowdeck.definition.models import Approval, WorkflowDefinition
 from flowdeck.expressions import check_template, condition_references
 from flowdeck.triggers.events import event_problems
 from flowdeck.triggers.mapping import path_problem
-from flowdeck.triggers.schedules import schedule_problems
+from flowdeck.triggers.schedules import expression_problems, schedule_triggers
 
 Loc = tuple[str | int, ...]
-
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
 
 # Parts of SPEC §1 that later releases bring; refused clearly rather than half-run.
 _NOT_YET: dict[str, str] = {}
@@ -63,17 +55,6 @@ def raw_needs_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     return problems
 
 
-def value_problem(spec: InputSpec, value: Any) -> str | None:
-    """Why `value` does not fit the input's declared type, or None."""
-    types = _PY_TYPES[spec.type]
-    is_bool = isinstance(value, bool)
-    if (spec.type != "boolean" and is_bool) or not isinstance(value, types):
-        return f"expected {spec.type}, got {type(value).__name__}"
-    if spec.enum is not None and value not in spec.enum:
-        return f"must be one of {spec.enum}"
-    return None
-
-
 def _ancestors(deps: dict[str, list[str]], step_id: str) -> set[str]:
     seen: set[str] = set()
     stack = list(deps.get(step_id, []))
@@ -105,6 +86,24 @@ def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
         if state.get(node) is None and (cycle := visit(node)):
             return cycle
     return None
+
+
+def schedule_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
+    """Bad expressions, time zones and inputs of a definition's schedules, each with its field."""
+    problems: list[tuple[Loc, str]] = []
+    for index, schedule in schedule_triggers(definition):
+        loc: Loc = ("triggers", index, "schedule")
+        problems += expression_problems(schedule, loc)
+        for name, value in schedule.inputs.items():
+            spec = definition.inputs.get(name)
+            if spec is None:
+                problems.append(((*loc, "inputs", name), "unknown input: declare it in inputs"))
+            elif why := value_problem(spec, value):
+                problems.append(((*loc, "inputs", name), why))
+        for name, spec in definition.inputs.items():
+            if spec.required and spec.default is None and name not in schedule.inputs:
+                problems.append(((*loc, "inputs"), f"required input {name!r} has no default: give it here"))
+    return problems
 
 
 def graph_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:

@@ -1,12 +1,31 @@
-"""Validate a run's inputs against the workflow's declared inputs, at trigger time."""
+"""Validate inputs against the workflow's declared inputs: a run's at trigger time, defaults at load."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.definition.checks import value_problem
-from flowdeck.definition.models import WorkflowDefinition
+from flowdeck.definition.models import InputSpec, WorkflowDefinition
 from flowdeck.errors import InvalidInputs
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def value_problem(spec: InputSpec, value: Any) -> str | None:
+    """Why `value` does not fit the input's declared type, or None."""
+    types = _PY_TYPES[spec.type]
+    is_bool = isinstance(value, bool)
+    if (spec.type != "boolean" and is_bool) or not isinstance(value, types):
+        return f"expected {spec.type}, got {type(value).__name__}"
+    if spec.enum is not None and value not in spec.enum:
+        return f"must be one of {spec.enum}"
+    return None
 
 
 def resolve_inputs(definition: WorkflowDefinition, given: dict[str, Any]) -> dict[str, Any]:

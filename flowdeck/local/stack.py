@@ -430,7 +430,7 @@ class LocalStack:
         self.streams.start()
         from lambdas import run_events
 
-        # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.run_events).
+        # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.runs.events).
         self.run_events = StreamPoller(
             run_events.lambda_handler,
             [constants.RUNS_TABLE],

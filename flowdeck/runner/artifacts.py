@@ -22,7 +22,6 @@ OUTPUTS_INLINE_LIMIT = 64 * 1024
 _HASH_CHUNK = 1024 * 1024
 # Each artifact's record lives on the step item (DynamoDB caps an item at 400 KB): zip folders beyond this.
 MAX_ARTIFACTS_PER_STEP = 1000
-_TEXT_TYPES = ("application/json", "application/xml", "application/yaml", "application/x-sh")
 
 
 @dataclass
@@ -36,19 +35,6 @@ class Collected:
 def content_type(path: str) -> str:
     guessed, _ = mimetypes.guess_type(path, strict=False)
     return guessed or "application/octet-stream"
-
-
-def is_text(kind: str, sample: bytes) -> bool:
-    """Text that can be previewed: a textual content type, or bytes that are clearly UTF-8 text."""
-    if kind.startswith("text/") or kind in _TEXT_TYPES or kind.endswith(("+json", "+xml")):
-        return True
-    if kind != "application/octet-stream" or b"\0" in sample:
-        return False
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start >= len(sample) - 3  # a multi-byte character cut by the sample's end
-    return True
 
 
 def _inside(path: Path, root: Path) -> bool:

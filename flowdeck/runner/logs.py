@@ -23,13 +23,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.runner.messages import StepMessage
-from flowdeck.stores.logs import LogStore
+from flowdeck.stores.logs import CONT_OVERHEAD, LINE_OVERHEAD, LogStore, json_len
 
 log = logging.getLogger("flowdeck.logs")
 
@@ -39,9 +38,6 @@ MAX_LINE_BYTES = 8 * 1024
 MAX_PARTIAL_BYTES = 64 * 1024
 # A batch as one WebSocket message (SPEC §4: 32 KB) with room for the envelope.
 MAX_BATCH_BYTES = 30_000
-# JSON around one line's text: {"t": 1763750000.123, "stream": "stdout", "text": }, (and "cont": true).
-LINE_OVERHEAD = 56
-CONT_OVERHEAD = 14
 # {"type": "log", "run_id": , "step": , "seq": 123456789, "lines": []} plus the two names.
 BATCH_OVERHEAD = 96
 FLUSH_INTERVAL = 0.1
@@ -52,11 +48,6 @@ FLUSHER_NICENESS = 10
 
 Line = tuple[str, bool]
 """(text, cont): one stored line; cont marks the continuation parts of a line that was cut."""
-
-
-def json_len(text: str) -> int:
-    """Bytes `text` takes as a JSON string (ASCII-escaped: the largest encoding)."""
-    return len(encode_basestring_ascii(text))
 
 
 def _utf8_cut(data: bytes, limit: int) -> int:

@@ -22,6 +22,20 @@ OUTPUTS_REF = "$ref"
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart: >= 5 MiB per part (but the last); bounds the ZIP's memory
 READ_CHUNK = 1024 * 1024
 PRESIGN_SECONDS = 300
+_TEXT_TYPES = ("application/json", "application/xml", "application/yaml", "application/x-sh")
+
+
+def is_text(kind: str, sample: bytes) -> bool:
+    """Text that can be previewed: a textual content type, or bytes that are clearly UTF-8 text."""
+    if kind.startswith("text/") or kind in _TEXT_TYPES or kind.endswith(("+json", "+xml")):
+        return True
+    if kind != "application/octet-stream" or b"\0" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(sample) - 3  # a multi-byte character cut by the sample's end
+    return True
 
 
 def run_prefix(workflow: str, run_id: str) -> str:

@@ -19,6 +19,7 @@ import json
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
 from flowdeck import aws
@@ -28,10 +29,18 @@ from flowdeck.stores.conditions import conditional
 Stream = Literal["stdout", "stderr", "all"]
 # One Query page; DynamoDB also stops a page at 1 MB, whichever comes first.
 QUERY_PAGE = 500
+# JSON around one line's text: {"t": 1763750000.123, "stream": "stdout", "text": }, (and "cont": true).
+LINE_OVERHEAD = 56
+CONT_OVERHEAD = 14
 # Conflicts only happen while several writers append to one run at once; each retry reads the max.
 MAX_SEQ_ATTEMPTS = 50
 # Last seqs kept per store (a long-lived worker sees many runs); a run dropped from it costs one Query.
 MAX_CACHED_RUNS = 1024
+
+
+def json_len(text: str) -> int:
+    """Bytes `text` takes as a JSON string (ASCII-escaped: the largest encoding)."""
+    return len(encode_basestring_ascii(text))
 
 
 def line_to_ddb(line: dict[str, Any]) -> dict[str, Any]:

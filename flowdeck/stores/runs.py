@@ -26,8 +26,8 @@ from flowdeck.constants import (
     TOKENS_OUT_PREFIX,
 )
 from flowdeck.errors import BadRequest
-from flowdeck.history import HistoryPlan
 from flowdeck.stores.conditions import conditional
+from flowdeck.stores.history_plan import HistoryPlan
 from flowdeck.stores.schema import (
     BY_STARTED_INDEX,
     BY_WORKFLOW_INDEX,

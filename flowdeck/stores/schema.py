@@ -20,7 +20,7 @@ RUN_KIND: Final = "run"
 # Step items carry `status` and `started_at` too: by-status sorts on this run-only copy of the start
 # time (written with started_at by RecordRunStart) so that steps stay out of it.
 RUN_STARTED_AT: Final = "run_started_at"
-# Set once a run has ended (flowdeck.history.record_duration, from the runs stream): by-duration's key.
+# Set once a run has ended (flowdeck.runs.events.record_duration, from the runs stream): by-duration's key.
 DURATION_MS: Final = "duration_ms"
 COST_USD: Final = "cost_usd"
 # by-cost's key: a run-only copy of the run's cost_usd (each usage ADD adds to both). Not cost_usd

@@ -26,7 +26,7 @@ from flowdeck.stores.conditions import conditional
 from flowdeck.stores.schema import DELIVERY_KEY_ATTRIBUTES
 
 if TYPE_CHECKING:
-    from flowdeck.run_events import Reaction
+    from flowdeck.runs.events import Reaction
 
 log = logging.getLogger(__name__)
 

@@ -277,27 +277,14 @@ def schedule_triggers(definition: WorkflowDefinition) -> list[tuple[int, Schedul
 
 
 # -- definition checks --------------------------------------------------------------------------
-def schedule_problems(definition: WorkflowDefinition) -> list[tuple[Loc, str]]:
-    """Bad expressions, time zones and inputs of a definition's schedules, each with its field."""
-    from flowdeck.definition.checks import value_problem  # checks imports this module
-
+def expression_problems(schedule: ScheduleTrigger, loc: Loc) -> list[tuple[Loc, str]]:
+    """Bad expression or time zone of one schedule, each with its field."""
     problems: list[tuple[Loc, str]] = []
-    for index, schedule in schedule_triggers(definition):
-        loc: Loc = ("triggers", index, "schedule")
-        for field, check in (("cron", parse_expression), ("timezone", parse_timezone)):
-            try:
-                check(getattr(schedule, field))
-            except ValueError as exc:
-                problems.append(((*loc, field), str(exc)))
-        for name, value in schedule.inputs.items():
-            spec = definition.inputs.get(name)
-            if spec is None:
-                problems.append(((*loc, "inputs", name), "unknown input: declare it in inputs"))
-            elif why := value_problem(spec, value):
-                problems.append(((*loc, "inputs", name), why))
-        for name, spec in definition.inputs.items():
-            if spec.required and spec.default is None and name not in schedule.inputs:
-                problems.append(((*loc, "inputs"), f"required input {name!r} has no default: give it here"))
+    for field, check in (("cron", parse_expression), ("timezone", parse_timezone)):
+        try:
+            check(getattr(schedule, field))
+        except ValueError as exc:
+            problems.append(((*loc, field), str(exc)))
     return problems
 
 

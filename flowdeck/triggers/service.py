@@ -30,7 +30,7 @@ from flowdeck.control.workflow_state import WorkflowPaused
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.definition.models import GitTrigger, WorkflowDefinition
 from flowdeck.errors import BadRequest, FlowdeckError, InvalidInputs, Unauthorized, WorkflowNotFound
-from flowdeck.service import RunService, StartRun, idempotent_run_id
+from flowdeck.runs.service import RunService, StartRun, idempotent_run_id
 from flowdeck.status import Trigger
 from flowdeck.triggers import github, mapping, signatures
 from flowdeck.triggers.deliveries import Deliveries

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from flowdeck.artifact_service import ArtifactService
+from flowdeck.runs.artifacts import ArtifactService
 from lambdas.deps import artifact_service
 from lambdas.responses import error_docs
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from flowdeck.cost_service import MAX_TREND_RUNS, CostService
+from flowdeck.runs.costs import MAX_TREND_RUNS, CostService
 from lambdas.deps import cost_service
 from lambdas.responses import error_docs
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from flowdeck.logs_service import LogQuery, LogService, as_jsonl, as_text, download_name
+from flowdeck.runs.logs import LogQuery, LogService, as_jsonl, as_text, download_name
 from lambdas.deps import log_service
 from lambdas.responses import error_docs
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel
 
-from flowdeck.service import RunQuery, RunService, StartRun
+from flowdeck.runs.service import RunQuery, RunService, StartRun
 from flowdeck.status import RunStatus
 from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs

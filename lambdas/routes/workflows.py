@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.control.workflow_state import SetWorkflowState
-from flowdeck.service import RunService
+from flowdeck.runs.service import RunService
 from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flowdeck.cli.main import app
+from flowdeck.clock import parse_time
 from flowdeck.local.stack import LocalStack
-from flowdeck.service import parse_time
 from tests.e2e.conftest import start, wait
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import httpx
 
 from flowdeck import aws
 from flowdeck.config import get_settings
-from flowdeck.cost_service import CostService
 from flowdeck.costs.calculator import NullCalculator
+from flowdeck.runs.costs import CostService
 from flowdeck.stores.runs import RunStore
 from tests.e2e.conftest import start, wait
 

@@ -20,7 +20,7 @@ from flowdeck.approvals.slack import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION,
 from flowdeck.approvals.store import ApprovalStore
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK
-from flowdeck.run_events import run_change
+from flowdeck.runs.events import run_change
 from flowdeck.stores.runs import RunStore, _to_ddb
 from flowdeck.stores.schema import create_deliveries_table_kwargs
 from lambdas import run_events

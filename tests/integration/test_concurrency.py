@@ -14,7 +14,7 @@ from flowdeck.control.concurrency import (
     Slot,
 )
 from flowdeck.definition.models import Concurrency, RuntimeConfig, WorkflowDefinition
-from flowdeck.service import RunService, StartRun
+from flowdeck.runs.service import RunService, StartRun
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import workflow_status

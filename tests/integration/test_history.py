@@ -15,10 +15,12 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from pydantic import ValidationError
 
+from flowdeck.clock import duration_ms
 from flowdeck.definition import parse_workflow
 from flowdeck.errors import BadRequest
-from flowdeck.history import READ_FACTOR, duration_ms, encode_cursor, plan_history, record_duration
-from flowdeck.service import RunQuery, RunService
+from flowdeck.runs.events import record_duration
+from flowdeck.runs.history import READ_FACTOR, encode_cursor, plan_history
+from flowdeck.runs.service import RunQuery, RunService
 from flowdeck.stores.runs import RunStore, from_item
 from flowdeck.stores.schema import (
     BY_COST_INDEX,

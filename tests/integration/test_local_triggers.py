@@ -20,7 +20,7 @@ from flowdeck.catalog import Catalog
 from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.local.scheduler import LocalScheduler
-from flowdeck.service import RunService
+from flowdeck.runs.service import RunService
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_deliveries_table_kwargs, create_table_kwargs

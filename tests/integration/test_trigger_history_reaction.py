@@ -11,7 +11,7 @@ import pytest
 
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK
-from flowdeck.run_events import RunEvents
+from flowdeck.runs.events import RunEvents
 from flowdeck.stores.schema import create_deliveries_table_kwargs
 from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
 from lambdas import run_events

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowdeck.actions import run_actions, step_actions
+from flowdeck.runs.actions import run_actions, step_actions
 
 
 @pytest.mark.parametrize("status", ["queued", "running", "waiting"])

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from flowdeck.local.sweeper import ArtifactSweeper
-from flowdeck.runner.artifacts import collect, content_type, is_text, wanted
+from flowdeck.runner.artifacts import collect, content_type, wanted
 from flowdeck.runner.messages import StepMessage, StepSpec
 from flowdeck.runner.supervisor import prepare_scratch
 from flowdeck.stores.artifacts import (
     MultipartSink,
     artifact_key,
     is_expired,
+    is_text,
     outputs_key,
     write_zip,
     zip_key,

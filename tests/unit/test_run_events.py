@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.run_events import RunEvents
+from flowdeck.runs.events import RunEvents
 
 
 def record(sk: str, new: dict[str, Any] | None, old: dict[str, Any] | None = None, name: str = "MODIFY"):

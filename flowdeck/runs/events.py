@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from flowdeck.clock import duration_ms
 from flowdeck.constants import RUN_SK, SK, STEP_SK_PREFIX
-from flowdeck.stores.runs import from_item
+from flowdeck.status import FINISHED_RUN_STATUSES
+from flowdeck.stores.runs import RunStore, from_item
 
 Change = tuple[dict[str, Any] | None, dict[str, Any]]
 Reaction = Callable[[dict[str, Any] | None, dict[str, Any]], None]
@@ -57,3 +59,22 @@ class RunEvents:
         elif self.step_reactions and (change := step_change(record)) is not None:
             for step_reaction in self.step_reactions:
                 step_reaction(*change)
+
+
+def record_duration(runs: RunStore) -> Reaction:
+    """A run-events reaction: once a run has ended, set its duration_ms (the by-duration index's key).
+
+    Idempotent: a redelivered change finds the duration already set and writes nothing; the write's
+    condition (the same start and end) keeps a stale change from overwriting a newer end.
+    """
+
+    def react(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if new.get("status") not in FINISHED_RUN_STATUSES:
+            return
+        started, ended = new.get("started_at"), new.get("ended_at")
+        milliseconds = duration_ms(started, ended)
+        if milliseconds is None or new.get("duration_ms") == milliseconds:
+            return
+        runs.set_duration(str(new.get("pk")), str(started), str(ended), milliseconds)
+
+    return react

@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowdeck.errors import RunNotFound
-from flowdeck.runner.logs import LINE_OVERHEAD, json_len
-from flowdeck.stores.logs import LogStore
+from flowdeck.stores.logs import LINE_OVERHEAD, LogStore, json_len
+from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 
 # One answer stays well inside Lambda's 6 MB response payload (API Gateway's own cap is 10 MB);
@@ -49,9 +48,7 @@ class LogService:
         self.runs = runs
 
     def run_status(self, run_id: str) -> str:
-        run, _, _ = self.runs.get_run_items(run_id)
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, _, _ = load_run(self.runs, run_id)
         return str(run.get("status", "queued"))
 
     def page(self, run_id: str, query: LogQuery) -> dict[str, Any]:

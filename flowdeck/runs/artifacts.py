@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flowdeck.errors import ArtifactExpired, ArtifactNotFound, NotText, RunNotFound
-from flowdeck.runner.artifacts import is_text
-from flowdeck.stores.artifacts import ArtifactStore, is_expired, zip_key
+from flowdeck.errors import ArtifactExpired, ArtifactNotFound, NotText
+from flowdeck.stores.artifacts import ArtifactStore, is_expired, is_text, zip_key
+from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 
 PREVIEW_BYTES = 1024
@@ -19,9 +19,7 @@ class ArtifactService:
         self.store = store
 
     def _run(self, run_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        run, steps, _ = self.runs.get_run_items(run_id)
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, steps, _ = load_run(self.runs, run_id)
         return run, steps
 
     def list_artifacts(self, run_id: str, now: datetime | None = None) -> dict[str, Any]:

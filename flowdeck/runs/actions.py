@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.status import RunStatus, StepStatus
-
-FINISHED = {s.value for s in RunStatus if s.finished}
+from flowdeck.status import FINISHED_RUN_STATUSES, StepStatus
 
 
 def run_actions(status: str, cancel_mode: str | None = None) -> list[str]:
@@ -18,7 +16,7 @@ def run_actions(status: str, cancel_mode: str | None = None) -> list[str]:
 
     While a cancel is under way (`cancel_mode` set) only escalating a graceful one to force is left.
     """
-    if status in FINISHED:
+    if status in FINISHED_RUN_STATUSES:
         return ["retry"]
     if cancel_mode is not None:
         return [] if cancel_mode == "force" else ["force_cancel"]
@@ -33,7 +31,7 @@ def step_actions(run_status: str, step: dict[str, Any]) -> list[str]:
     with `from_step`.
     """
     status = step.get("status")
-    if run_status in FINISHED:
+    if run_status in FINISHED_RUN_STATUSES:
         failed = ["retry_step"] if status == StepStatus.FAILED else []
         return [*failed, "retry_from_here"]
     if status != StepStatus.WAITING:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from flowdeck.clock import seconds_between
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.costs.calculator import CostCalculator
 from flowdeck.costs.models import (
@@ -24,8 +25,7 @@ from flowdeck.costs.models import (
     money,
 )
 from flowdeck.costs.trend import RunCostRecord, baseline, flag_regressions
-from flowdeck.errors import RunNotFound
-from flowdeck.service import seconds_between
+from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 
 MAX_TREND_RUNS = 100
@@ -51,9 +51,7 @@ class CostService:
         self.region = region
 
     def run_costs(self, run_id: str) -> RunCosts:
-        run, step_items, _ = self.runs.get_run_items(run_id)
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, step_items, _ = load_run(self.runs, run_id)
         return self.price_run(run_id, run, step_items)
 
     def price_run(self, run_id: str, run: dict[str, Any], step_items: dict[str, dict[str, Any]]) -> RunCosts:

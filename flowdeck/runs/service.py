@@ -10,18 +10,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowdeck.actions import run_actions, step_actions
 from flowdeck.catalog import Catalog
+from flowdeck.clock import seconds_between
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.cancelling import CANCEL_FIELDS
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
-from flowdeck.errors import RunNotFound
-from flowdeck.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
+from flowdeck.runs.actions import run_actions, step_actions
+from flowdeck.runs.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
 from flowdeck.status import RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
+from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 from flowdeck.triggers.switch import TriggerSwitch
 
@@ -35,23 +36,6 @@ def new_run_id(now: datetime | None = None) -> str:
 def idempotent_run_id(workflow: str, key: str) -> str:
     """The same key always names the same execution: Step Functions refuses a second one."""
     return "idem-" + hashlib.sha256(f"{workflow}\0{key}".encode()).hexdigest()[:32]
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    begin, finish = parse_time(start), parse_time(end)
-    if begin is None:
-        return None
-    return round(((finish or datetime.now(UTC)) - begin).total_seconds(), 3)
 
 
 class StartRun(BaseModel):
@@ -152,13 +136,11 @@ class RunService:
         return ConcurrencyControl(self.runs, self.executions).start(definition, run_id, payload)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        run, step_items, outputs = self.runs.get_run_items(run_id)
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id!r}")
+        run, step_items, outputs = load_run(self.runs, run_id)
         return self.run_view(run, step_items, outputs)
 
     def list_runs(self, query: RunQuery) -> dict[str, Any]:
-        """A page of run history: one index read, at most READ_FACTOR x limit entries (flowdeck.history)."""
+        """A page of run history: one index read, at most READ_FACTOR x limit entries (runs/history.py)."""
         plan = plan_history(
             workflow=query.workflow,
             status=query.status.value if query.status else None,

@@ -1,4 +1,4 @@
-"""Run history (GET /runs): which index answers a query, the bounded read, the cursor, run durations.
+"""Run history (GET /runs): which index answers a query, the bounded read and the cursor.
 
 docs/history.md has the table of access patterns -> index. In short: the planner takes the index whose
 partition key matches the most selective filter (or the sort), turns the date range into a key condition
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flowdeck.constants import PK, SK
 from flowdeck.errors import BadRequest
-from flowdeck.status import RunStatus
+from flowdeck.stores.history_plan import HistoryPlan
 from flowdeck.stores.schema import (
     BY_COST_INDEX,
     BY_DURATION_INDEX,
@@ -32,23 +29,14 @@ from flowdeck.stores.schema import (
     BY_WORKFLOW_DURATION_INDEX,
     BY_WORKFLOW_INDEX,
     BY_WORKFLOW_STATUS_INDEX,
-    GLOBAL_INDEXES,
     KEY_ATTRIBUTES,
     RUN_KIND,
-    RUN_STARTED_AT,
     workflow_status,
 )
-
-if TYPE_CHECKING:
-    from flowdeck.run_events import Reaction
-    from flowdeck.stores.runs import RunStore
 
 # A page evaluates at most READ_FACTOR x limit index entries (ScannedCount), whatever the filters.
 READ_FACTOR = 5
 CURSOR_VERSION = 1
-# Sorts after every character a stored time may continue with (digits, '.', 'Z', '+'): "up to the
-# end of this second" in a string key range.
-_END_OF_SECOND = "~"
 # Equality filters in the order they narrow a start-time query best (more distinct values first);
 # the first one present picks the index, the others become the FilterExpression.
 _START_INDEXES = (
@@ -61,90 +49,6 @@ _SORT_INDEXES = {
     "cost": (BY_COST_INDEX, BY_WORKFLOW_COST_INDEX),
     "duration": (BY_DURATION_INDEX, BY_WORKFLOW_DURATION_INDEX),
 }
-_START_KEYS = {"started_at", RUN_STARTED_AT}
-FINISHED = frozenset(status.value for status in RunStatus if status.finished)
-
-
-def _key_time(moment: datetime, end: bool) -> str:
-    """A bound on stored ISO start times (UTC, any sub-second precision), widened to the whole second."""
-    second = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return second + _END_OF_SECOND if end else second
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class HistoryPlan:
-    """How one history query reads: an index, its partition, a key range, residual filters, an order."""
-
-    index: str
-    partition_value: str
-    ascending: bool
-    # Residual equality filters (attribute, value): the FilterExpression.
-    filters: tuple[tuple[str, str], ...] = ()
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @property
-    def partition_key(self) -> str:
-        return GLOBAL_INDEXES[self.index][0]
-
-    @property
-    def sort_key(self) -> str:
-        return GLOBAL_INDEXES[self.index][1]
-
-    @property
-    def range_in_key(self) -> bool:
-        """Whether the date range is a key condition (the index sorts by start time) or a filter."""
-        return self.sort_key in _START_KEYS
-
-    def time_bounds(self) -> tuple[str | None, str | None]:
-        """The date range as string bounds on stored start times (whole seconds; `accepts` is exact)."""
-        low = _key_time(self.since, end=False) if self.since else None
-        high = _key_time(self.until, end=True) if self.until else None
-        return low, high
-
-    @property
-    def residual(self) -> bool:
-        """Whether some index entries read may be left out of the page."""
-        return bool(self.filters or self.since or self.until)
-
-    def accepts(self, item: dict[str, Any]) -> bool:
-        """The exact date range (the key range is widened to whole seconds)."""
-        if self.since is None and self.until is None:
-            return True
-        started = _parse(item.get("started_at"))
-        if started is None:
-            return False
-        return not ((self.since and started < self.since) or (self.until and started > self.until))
-
-    def fingerprint(self) -> str:
-        """Names this query (not its page): a cursor only continues the query it came from."""
-        shape = [
-            self.index,
-            self.partition_value,
-            self.ascending,
-            list(self.filters),
-            self.since.isoformat() if self.since else None,
-            self.until.isoformat() if self.until else None,
-        ]
-        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
-
-    def key_names(self) -> tuple[str, ...]:
-        """The attributes of a start key (LastEvaluatedKey) on this index."""
-        return (PK, SK, self.partition_key, self.sort_key)
-
-    def key_of(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The start key continuing after `item` (a raw DynamoDB item read from this index)."""
-        return {name: item[name] for name in self.key_names()}
 
 
 def plan_history(
@@ -228,31 +132,3 @@ def _typed(name: str, value: Any) -> bool:
         except InvalidOperation:
             return False
     return True
-
-
-# -- durations (by-duration's key) -----------------------------------------------------------------
-def duration_ms(started_at: Any, ended_at: Any) -> int | None:
-    """Milliseconds between two stored ISO times; None when either is missing or unreadable."""
-    begin, end = _parse(started_at), _parse(ended_at)
-    if begin is None or end is None:
-        return None
-    return max(0, round((end - begin).total_seconds() * 1000))
-
-
-def record_duration(runs: RunStore) -> Reaction:
-    """A run-events reaction: once a run has ended, set its duration_ms (the by-duration index's key).
-
-    Idempotent: a redelivered change finds the duration already set and writes nothing; the write's
-    condition (the same start and end) keeps a stale change from overwriting a newer end.
-    """
-
-    def react(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if new.get("status") not in FINISHED:
-            return
-        started, ended = new.get("started_at"), new.get("ended_at")
-        milliseconds = duration_ms(started, ended)
-        if milliseconds is None or new.get("duration_ms") == milliseconds:
-            return
-        runs.set_duration(str(new.get("pk")), str(started), str(ended), milliseconds)
-
-    return react
