@@ -44,8 +44,8 @@ class CancelRecords:
         extra: dict[str, Any],
         under_way: tuple[str, ...],
     ) -> dict[str, Any] | None:
-        """Set the request's `fields` (and `extra`, DynamoDB values) while the run is under way and not
-        asked already; the run after it, or None."""
+        """Write the request's `fields` and `extra` if under way and not asked yet; the run after, or None."""
+        # `extra`: attribute names -> DynamoDB values written with it (the cleanup, the budget's error).
         names = {"#status": "status", "#at": CANCEL_REQUESTED_AT}
         values: dict[str, Any] = {":at": {"S": fields[CANCEL_REQUESTED_AT]}}
         sets = ["#at = :at"]

@@ -53,8 +53,8 @@ class WorkflowStateItems:
         return found
 
     def set_active(self, workflow: str, active: bool, by: str, at: str, reason: str | None) -> bool:
-        """Pause or resume (who, when, why); False when it was so already (a repeated pause keeps the
-        first one's who, when and why)."""
+        """Pause or resume (who, when, why); False when it was so already."""
+        # A repeated pause writes nothing: the first pause's who, when and why stay.
         values: dict[str, Any] = {
             ":by": {"S": by},
             ":now": {"S": at},
