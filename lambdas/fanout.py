@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flowdeck.live import status_message
+from flowdeck.live.frames import status_message
 from flowdeck.stores.logs import batch_from_item
 from flowdeck.stores.runs import from_item
 from lambdas.live_deps import live_service

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flowdeck.config import get_settings, per_settings
-from flowdeck.live import Connections, ConnectionsApi, LiveService
+from flowdeck.live.poster import ConnectionsApi
+from flowdeck.live.service import LiveService
+from flowdeck.stores.connections import Connections
 from flowdeck.stores.logs import LogStore
 from lambdas.deps import run_service
 

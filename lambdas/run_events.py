@@ -15,9 +15,10 @@ from flowdeck.control.cancelling import CancelSettler
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.runs.events import Reaction, RunEvents, StepReaction, record_duration
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
-from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
+from flowdeck.triggers.deliveries import record_trigger_starts
 from lambdas.observability import logger
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeck.config import get_settings
 from flowdeck.constants import USER_HEADER
-from flowdeck.live import error_frame
+from flowdeck.live.frames import error_frame
 from lambdas.deps import ANONYMOUS, MAX_USER_LENGTH
 from lambdas.live_deps import live_service
 from lambdas.observability import logger

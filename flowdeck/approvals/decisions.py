@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.policy import approvers_of, describe, may_decide
-from flowdeck.approvals.store import ApprovalStore
 from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
 from flowdeck.control.pause import StepNotFound
 from flowdeck.errors import Conflict, NotAllowed, RunNotFound
+from flowdeck.stores.approvals import ApprovalStore
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.approvals")

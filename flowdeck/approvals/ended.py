@@ -25,8 +25,8 @@ from flowdeck.approvals.decisions import APPROVAL_REJECTED, APPROVAL_TIMED_OUT, 
 from flowdeck.approvals.directory import Directory, DirectoryError, load_directory
 from flowdeck.approvals.policy import approvers_of
 from flowdeck.approvals.slack import SlackDeliveryError, SlackNotConfigured
-from flowdeck.approvals.store import ApprovalStore
 from flowdeck.status import FINISHED_RUN_STATUSES
+from flowdeck.stores.approvals import ApprovalStore
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.approvals")

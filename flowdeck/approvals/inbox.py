@@ -7,7 +7,7 @@ from typing import Any
 from flowdeck.approvals.decisions import approval_view
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.policy import may_decide
-from flowdeck.approvals.store import ApprovalStore
+from flowdeck.stores.approvals import ApprovalStore
 
 
 def approver_identity(caller: str) -> str:

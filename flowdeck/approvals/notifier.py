@@ -11,7 +11,6 @@ MAX_DELIVERY_ATTEMPTS receives; after that it is logged and the request stays in
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,12 +22,13 @@ from pydantic import BaseModel, ConfigDict
 from flowdeck.approvals.decisions import now_iso
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.links import LinkClaims, LinkKey, link_url, sign
-from flowdeck.approvals.outbox import Outbox
 from flowdeck.approvals.policy import approvers_of, describe
-from flowdeck.approvals.store import ApprovalStore
 from flowdeck.expressions import render_template
 from flowdeck.runner.pause import wait_deadline
+from flowdeck.stores.approvals import ApprovalStore
+from flowdeck.stores.outbox import Outbox
 from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.notifier")
 
@@ -36,7 +36,6 @@ APPROVAL_MESSAGE_TYPE = "approval"
 # Receives of one message before a failing delivery is given up (recorded, the request kept).
 MAX_DELIVERY_ATTEMPTS = 3
 RUN_NOT_RUNNING = "RunNotRunning"
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 
 
@@ -108,7 +107,7 @@ class ApprovalNotifier:
         """`slack`: a SlackApprovals (or None when not configured); `outbox`: keep sent e-mails (local)."""
         self.runs = runs
         self.store = ApprovalStore(runs)
-        self.sfn = sfn
+        self.tokens = TaskTokens(sfn)
         self.ses = ses
         self.link_key = link_key
         self.directory = directory
@@ -336,16 +335,7 @@ class ApprovalNotifier:
 
     def _answer_reused(self, message: ApprovalMessage, origin: str) -> None:
         log.info("run %s: approval %s reused from run %s", message.run_id, message.step, origin)
-        try:
-            output = json.dumps({"decision": "reused", "reused_from": origin})
-            self.sfn.send_task_success(taskToken=message.token, output=output)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
+        self.tokens.succeed(message.token, {"decision": "reused", "reused_from": origin})
 
     def _fail_token(self, message: ApprovalMessage, cause: str) -> None:
-        try:
-            self.sfn.send_task_failure(taskToken=message.token, error=RUN_NOT_RUNNING, cause=cause)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
+        self.tokens.fail(message.token, RUN_NOT_RUNNING, cause)

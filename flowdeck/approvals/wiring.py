@@ -11,9 +11,9 @@ from flowdeck.approvals.directory import Directory
 from flowdeck.approvals.ended import EndedApprovals
 from flowdeck.approvals.links import LinkKey
 from flowdeck.approvals.notifier import ApprovalNotifier
-from flowdeck.approvals.outbox import Outbox
 from flowdeck.config import Settings, get_settings
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
+from flowdeck.stores.outbox import Outbox
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.approvals")

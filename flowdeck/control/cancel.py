@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.catalog import Catalog
-from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS, PK, RUN_SK, SK
+from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS
 from flowdeck.control.cancelling import (
     CANCEL_REQUESTED_AT,
     CANCELLED_ERROR,
@@ -33,7 +33,9 @@ from flowdeck.errors import Conflict, RunNotFound
 from flowdeck.runner.budget import execution_arn
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
 from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS
-from flowdeck.stores.runs import RunStore, from_item
+from flowdeck.stores.cancels import CancelRecords
+from flowdeck.stores.executions import stop_execution
+from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.cancel")
 
@@ -99,7 +101,7 @@ class RunCanceller:
         if not self.record(run_id, request, reason, caller):
             return self.second_press(run_id, request, caller)
         fail_waiting_steps(self.runs, self.sfn, run_id, CANCELLED_ERROR, reason)
-        self.stop_execution(run, run_id, workflow, reason)
+        self.stop_run(run, run_id, workflow, reason)
         cleanup_status = self.queue_cleanup(run_id, cleanup) if cleanup is not None else None
         # Nothing of the run may run (queued, only waiting steps): then it reads cancelled at once.
         settle(self.runs, run_id)
@@ -147,26 +149,13 @@ class RunCanceller:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=cleanup.model_dump_json())
         except (ClientError, BotoCoreError) as exc:
             log.error("run %s: cleanup not queued: %s", run_id, exc)
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression="SET cleanup_status = :failed, cleanup_error = :why",
-                ConditionExpression="cleanup_status = :pending",
-                ExpressionAttributeValues={
-                    ":failed": {"S": "failed"},
-                    ":pending": {"S": "pending"},
-                    ":why": {"S": f"the cleanup could not be queued ({exc.__class__.__name__})"},
-                },
-            )
+            why = f"the cleanup could not be queued ({exc.__class__.__name__})"
+            CancelRecords(self.runs).cleanup_not_queued(run_id, why)
             return "failed"
         return "pending"
 
     def _run(self, run_id: str) -> dict[str, Any] | None:
-        answer = self.runs.client.get_item(
-            TableName=self.runs.table, Key={PK: {"S": run_id}, SK: {"S": RUN_SK}}, ConsistentRead=True
-        )
-        item = answer.get("Item")
-        return from_item(item) if item else None
+        return CancelRecords(self.runs).run(run_id)
 
     def record(self, run_id: str, request: CancelRun, reason: str, caller: str) -> bool:
         """The one write that decides: the cancel request, only while the run is not finished."""
@@ -175,14 +164,13 @@ class RunCanceller:
             extra = {"cleanup_status": {"S": "pending"}, "cleanup": {"L": []}}
         return request_cancel(self.runs, run_id, request.mode, reason, caller, extra) is not None
 
-    def stop_execution(self, run: dict[str, Any], run_id: str, workflow: str, reason: str) -> None:
+    def stop_run(self, run: dict[str, Any], run_id: str, workflow: str, reason: str) -> None:
         """Stop the execution; a queued run has none yet, and a failure only delays the stop."""
         arn = run.get("execution_arn") or execution_arn(self.arn_prefix, workflow, run_id)
         try:
-            self.sfn.stop_execution(executionArn=arn, error=CANCELLED_ERROR, cause=reason[:MAX_REASON])
+            stop_execution(self.sfn, arn, CANCELLED_ERROR, reason[:MAX_REASON])
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
-                log.warning("run %s: StopExecution failed: %s", run_id, exc.response["Error"]["Code"])
+            log.warning("run %s: StopExecution failed: %s", run_id, exc.response["Error"]["Code"])
         except BotoCoreError as exc:
             log.warning("run %s: StopExecution failed: %s", run_id, exc.__class__.__name__)
 

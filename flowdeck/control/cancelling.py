@@ -16,14 +16,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.constants import PK, RUN_SK, SK, STEP_SK_PREFIX
-from flowdeck.stores.conditions import conditional
-from flowdeck.stores.runs import RunStore, from_item
-from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
+from flowdeck.constants import PK
+from flowdeck.stores.cancels import CANCEL_REQUESTED_AT, CancelRecords
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.cancel")
 
-CANCEL_REQUESTED_AT = "cancel_requested_at"
 # What a run (and each step still running under a cancel) shows of the cancel: when, how, who, why.
 CANCEL_FIELDS = (CANCEL_REQUESTED_AT, "cancel_mode", "cancelled_by", "cancel_reason")
 # A run in one of these may be cancelled; a cancel under way keeps it there until settled.
@@ -32,8 +31,6 @@ UNDER_WAY = ("queued", "running", "waiting")
 CLEANUP_OPEN = ("pending", "running")
 CANCELLED = "cancelled"
 CANCELLED_ERROR = "Cancelled"
-# Errors Step Functions answers for a token that no longer waits.
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 MAX_CAUSE = 500
 
 
@@ -56,85 +53,31 @@ def request_cancel(
 ) -> dict[str, Any] | None:
     """Record the cancel request, status untouched: the run after it, None if ended or already asked."""
     # `extra`: more attribute names -> DynamoDB values set with it (cleanup, the budget's error).
-    names = {"#status": "status", "#at": CANCEL_REQUESTED_AT}
-    values: dict[str, Any] = {
-        ":at": {"S": now_iso()},
-        ":mode": {"S": mode},
-        ":reason": {"S": reason},
-        ":by": {"S": by},
-    }
-    sets = ["#at = :at", "cancel_mode = :mode", "cancel_reason = :reason", "cancelled_by = :by"]
-    for index, (name, value) in enumerate((extra or {}).items()):
-        names[f"#x{index}"] = name
-        values[f":x{index}"] = value
-        sets.append(f"#x{index} = :x{index}")
-    values |= {f":s{i}": {"S": status} for i, status in enumerate(UNDER_WAY)}
-    allowed = ", ".join(f":s{i}" for i in range(len(UNDER_WAY)))
-    with conditional() as write:
-        answer = runs.client.update_item(
-            TableName=runs.table,
-            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=f"#status IN ({allowed}) AND attribute_not_exists(#at)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-    return from_item(answer.get("Attributes", {})) if write.held else None
+    fields = {CANCEL_REQUESTED_AT: now_iso(), "cancel_mode": mode, "cancel_reason": reason}
+    fields["cancelled_by"] = by
+    return CancelRecords(runs).request(run_id, fields, extra or {}, UNDER_WAY)
 
 
 def escalate_to_force(runs: RunStore, run_id: str, by: str) -> bool:
     """A second press: a graceful (or cleanup) cancel under way becomes force; False if it cannot."""
-    values: dict[str, Any] = {":force": {"S": "force"}, ":now": {"S": now_iso()}, ":by": {"S": by}}
-    values |= {f":s{i}": {"S": status} for i, status in enumerate(UNDER_WAY)}
-    allowed = ", ".join(f":s{i}" for i in range(len(UNDER_WAY)))
-    with conditional() as write:
-        runs.client.update_item(
-            TableName=runs.table,
-            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            UpdateExpression=(
-                "SET cancel_mode = :force, cancel_escalated_at = :now, cancel_escalated_by = :by"
-            ),
-            ConditionExpression=(
-                f"#status IN ({allowed}) AND attribute_exists(#at) AND cancel_mode <> :force"
-            ),
-            ExpressionAttributeNames={"#status": "status", "#at": CANCEL_REQUESTED_AT},
-            ExpressionAttributeValues=values,
-        )
-    return write.held
+    return CancelRecords(runs).escalate(run_id, by, now_iso(), UNDER_WAY)
 
 
 def fail_waiting_steps(runs: RunStore, sfn: Any, run_id: str, error: str, reason: str) -> None:
     """Fail the token of each waiting step (approval, paused) and record the step cancelled."""
+    records, tokens = CancelRecords(runs), TaskTokens(sfn)
     _, steps, _ = runs.get_run_items(run_id)
     for step_id, item in steps.items():
         token = item.get("wait_token")
         if item.get("status") != "waiting" or not isinstance(token, str):
             continue
         try:
-            sfn.send_task_failure(taskToken=token, error=error, cause=reason[:MAX_CAUSE])
+            tokens.fail(token, error, reason[:MAX_CAUSE])
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                log.warning("run %s: step %s token not failed: %s", run_id, step_id, exc)
+            log.warning("run %s: step %s token not failed: %s", run_id, step_id, exc)
         except BotoCoreError as exc:
             log.warning("run %s: step %s token not failed: %s", run_id, step_id, exc.__class__.__name__)
-        with conditional():  # a step no longer waiting keeps its record
-            runs.client.update_item(
-                TableName=runs.table,
-                Key={PK: {"S": run_id}, SK: {"S": STEP_SK_PREFIX + step_id}},
-                UpdateExpression=(
-                    "SET #status = :cancelled, #error = :error, #cause = :cause, ended_at = :now"
-                ),
-                ConditionExpression="#status = :waiting",
-                ExpressionAttributeNames={"#status": "status", "#error": "error", "#cause": "cause"},
-                ExpressionAttributeValues={
-                    ":cancelled": {"S": CANCELLED},
-                    ":waiting": {"S": "waiting"},
-                    ":error": {"S": error},
-                    ":cause": {"S": reason},
-                    ":now": {"S": now_iso()},
-                },
-            )
+        records.end_waiting_step(run_id, step_id, CANCELLED, error, reason, now_iso())
 
 
 def settle(runs: RunStore, run_id: str) -> bool:
@@ -148,34 +91,11 @@ def settle(runs: RunStore, run_id: str) -> bool:
     running = sorted(step for step, item in steps.items() if item.get("status") == "running")
     if running or run.get("cleanup_status") in CLEANUP_OPEN:
         return False
-    values: dict[str, Any] = {
-        ":cancelled": {"S": CANCELLED},
-        ":now": {"S": now_iso()},
-        ":ws": {"S": workflow_status(str(run.get("workflow", "")), CANCELLED)},
-        ":pending": {"S": CLEANUP_OPEN[0]},
-        ":running": {"S": CLEANUP_OPEN[1]},
-    }
-    values |= {f":s{i}": {"S": status} for i, status in enumerate(UNDER_WAY)}
-    allowed = ", ".join(f":s{i}" for i in range(len(UNDER_WAY)))
-    with conditional() as write:
-        runs.client.update_item(
-            TableName=runs.table,
-            Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            UpdateExpression="SET #status = :cancelled, ended_at = :now, #ws = :ws",
-            ConditionExpression=(
-                f"#status IN ({allowed}) AND attribute_exists(#at) "
-                "AND (attribute_not_exists(cleanup_status) OR NOT cleanup_status IN (:pending, :running))"
-            ),
-            ExpressionAttributeNames={
-                "#status": "status",
-                "#at": CANCEL_REQUESTED_AT,
-                "#ws": WORKFLOW_STATUS,
-            },
-            ExpressionAttributeValues=values,
-        )
-    if write.held:
+    workflow = str(run.get("workflow", ""))
+    settled = CancelRecords(runs).settle(run_id, workflow, CANCELLED, now_iso(), UNDER_WAY, CLEANUP_OPEN)
+    if settled:
         log.info("run %s: cancelled (no process of it runs any more)", run_id)
-    return write.held
+    return settled
 
 
 class CancelSettler:

@@ -12,41 +12,32 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.constants import PK
 from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import Conflict
 from flowdeck.status import RunStatus
-from flowdeck.stores.conditions import conditional
 from flowdeck.stores.executions import Executions
-from flowdeck.stores.runs import RunStore, from_item
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import (
-    BY_WORKFLOW_INDEX,
     COST_USD,
-    GLOBAL_INDEXES,
     RUN_COST_USD,
     RUN_KIND,
     RUN_STARTED_AT,
     WORKFLOW_STATUS,
     workflow_status,
 )
+from flowdeck.stores.slots import Slot, SlotStore
 
 logger = logging.getLogger(__name__)
 
-SLOTS_PK_PREFIX = "CONCURRENCY#"
-SLOTS_SK = "SLOTS"
-# Names kept off the runs table's sparse index keys (kind, workflow, status, started_at, ...).
-HOLDERS = "holders"
-LIMIT = "max_runs"
-# A queued run keeps the execution input it will start with, and when it was queued and promoted.
+# A queued run keeps the execution input it will start with, and when it was queued.
 START_JSON = "start_json"
 QUEUED_AT = "queued_at"
-PROMOTED_AT = "promoted_at"
 FINISHED = {s.value for s in RunStatus if s.finished}
 # A run recorded by its start with no execution this long after is one whose starter died in between.
 START_GRACE_SECONDS = 300
@@ -56,13 +47,6 @@ class ConcurrencyLimit(Conflict):
     """POST /workflows/{wf}/runs of a workflow at its limit with on_limit: reject."""
 
     code = "ConcurrencyLimit"
-
-
-class Slot(StrEnum):
-    """What an acquire found: the slot is newly taken, or this run already held it."""
-
-    NEW = "new"
-    HELD = "held"
 
 
 def parse_iso(value: Any) -> datetime | None:
@@ -78,14 +62,6 @@ def parse_iso(value: Any) -> datetime | None:
 def now_iso() -> str:
     # Microseconds: runs queued in one burst keep their order (the queue reads them by this time).
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def queued_index() -> tuple[str, str, str] | None:
-    """(index, hash key, range key) of the history's workflow+status index, if the table has it."""
-    for name, (hash_key, range_key) in GLOBAL_INDEXES.items():
-        if hash_key == WORKFLOW_STATUS and range_key == "started_at":
-            return name, hash_key, range_key
-    return None
 
 
 def start_record(
@@ -126,60 +102,21 @@ class ConcurrencyControl:
 
     def __init__(self, runs: RunStore, executions: Executions) -> None:
         self.runs = runs
-        self.client = runs.client
-        self.table = runs.table
+        self.store = SlotStore(runs)
         self.executions = executions
 
     # -- slots ------------------------------------------------------------------------------
-    @staticmethod
-    def slots_key(workflow: str) -> dict[str, Any]:
-        return {PK: {"S": SLOTS_PK_PREFIX + workflow}, SK: {"S": SLOTS_SK}}
-
     def acquire(self, workflow: str, run_id: str, max_runs: int) -> Slot | None:
         """Take a slot for the run (idempotent: a holder keeps its one slot); None at the limit."""
-        with conditional() as write:
-            answer = self.client.update_item(
-                TableName=self.table,
-                Key=self.slots_key(workflow),
-                UpdateExpression="SET #limit = :max ADD #holders :run",
-                ConditionExpression=(
-                    "attribute_not_exists(#holders) OR size(#holders) < :max OR contains(#holders, :id)"
-                ),
-                ExpressionAttributeNames={"#holders": HOLDERS, "#limit": LIMIT},
-                ExpressionAttributeValues={
-                    ":run": {"SS": [run_id]},
-                    ":id": {"S": run_id},
-                    ":max": {"N": str(max_runs)},
-                },
-                # The whole (small) old item: moto leaves an unchanged set out of UPDATED_OLD.
-                ReturnValues="ALL_OLD",
-            )
-        if not write.held:
-            return None
-        before = answer.get("Attributes", {}).get(HOLDERS, {}).get("SS", [])
-        return Slot.HELD if run_id in before else Slot.NEW
+        return self.store.acquire(workflow, run_id, max_runs)
 
     def release(self, workflow: str, run_id: str) -> bool:
         """Free the run's slot (idempotent); False when the workflow has no slots item (unlimited)."""
-        with conditional() as write:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self.slots_key(workflow),
-                UpdateExpression="DELETE #holders :run",
-                # Never create a slots item for a workflow that has none.
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#holders": HOLDERS, "#pk": PK},
-                ExpressionAttributeValues={":run": {"SS": [run_id]}},
-            )
-        return write.held
+        return self.store.release(workflow, run_id)
 
     def slots(self, workflow: str) -> tuple[set[str], int] | None:
         """(holders, max_runs) of the workflow, None when it has no slots item."""
-        answer = self.client.get_item(TableName=self.table, Key=self.slots_key(workflow), ConsistentRead=True)
-        if "Item" not in answer:
-            return None
-        item = from_item(answer["Item"])
-        return set(item.get(HOLDERS) or []), int(item.get(LIMIT) or 0)
+        return self.store.slots(workflow)
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -252,10 +189,7 @@ class ConcurrencyControl:
         return created
 
     def run_item(self, run_id: str) -> dict[str, Any] | None:
-        answer = self.client.get_item(
-            TableName=self.table, Key={PK: {"S": run_id}, SK: {"S": RUN_SK}}, ConsistentRead=True
-        )
-        return from_item(answer["Item"]) if "Item" in answer else None
+        return self.store.run_item(run_id)
 
     def enqueue(self, definition: WorkflowDefinition, run_id: str, payload: dict[str, Any]) -> bool:
         """Record the run as queued, with the input it will start with; False if recorded before."""
@@ -269,34 +203,8 @@ class ConcurrencyControl:
     # -- promoting --------------------------------------------------------------------------
     def queued_runs(self, workflow: str) -> list[dict[str, Any]]:
         """The workflow's queued runs, oldest first (index reads: a run may already have moved on)."""
-        found = queued_index()
-        if found is not None:
-            index, hash_key, _ = found
-            kwargs: dict[str, Any] = {
-                "IndexName": index,
-                "KeyConditionExpression": "#k = :k",
-                "ExpressionAttributeNames": {"#k": hash_key},
-                "ExpressionAttributeValues": {":k": {"S": workflow_status(workflow, RunStatus.QUEUED.value)}},
-            }
-        else:
-            kwargs = {
-                "IndexName": BY_WORKFLOW_INDEX,
-                "KeyConditionExpression": "#k = :k",
-                "FilterExpression": "#status = :queued",
-                "ExpressionAttributeNames": {"#k": "workflow", "#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":k": {"S": workflow},
-                    ":queued": {"S": RunStatus.QUEUED.value},
-                },
-            }
-        kwargs |= {"TableName": self.table, "ScanIndexForward": True}
-        runs: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
-            runs += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return runs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        queued = RunStatus.QUEUED.value
+        return self.store.queued_runs(workflow, queued, workflow_status(workflow, queued))
 
     def mark_promoted(self, workflow: str, run_id: str) -> bool:
         """Claim a queued run for starting; False when it is no longer queued (cancelled, started).
@@ -304,31 +212,10 @@ class ConcurrencyControl:
         The claim records it running from now (its start time, no longer the queue time), before
         StartExecution, so a promoted run reads running at once; RecordRunStart keeps these fields.
         """
-        now = now_iso()
-        with conditional() as write:
-            self.client.update_item(
-                TableName=self.table,
-                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression=(
-                    "SET #promoted = if_not_exists(#promoted, :now), #status = :running, #ws = :ws, "
-                    "#started = :now, #run_started = :now"
-                ),
-                ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={
-                    "#promoted": PROMOTED_AT,
-                    "#status": "status",
-                    "#ws": WORKFLOW_STATUS,
-                    "#started": "started_at",
-                    "#run_started": RUN_STARTED_AT,
-                },
-                ExpressionAttributeValues={
-                    ":now": {"S": now},
-                    ":queued": {"S": RunStatus.QUEUED.value},
-                    ":running": {"S": RunStatus.RUNNING.value},
-                    ":ws": {"S": workflow_status(workflow, RunStatus.RUNNING.value)},
-                },
-            )
-        return write.held
+        running = RunStatus.RUNNING.value
+        return self.store.mark_promoted(
+            run_id, RunStatus.QUEUED.value, running, workflow_status(workflow, running), now_iso()
+        )
 
     def promote(self, workflow: str) -> list[str]:
         """Start the oldest queued runs while slots are free (idempotent); the run ids started."""
@@ -386,13 +273,8 @@ class ConcurrencyControl:
             return True
         if not run.get("execution_arn"):
             return self.never_started(run)
-        try:
-            described = self.executions.client.describe_execution(executionArn=run["execution_arn"])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
-                return False
-            raise
-        return bool(described["status"] != "RUNNING")
+        status = self.executions.status(run["execution_arn"])
+        return status is not None and status != "RUNNING"
 
     def never_started(self, run: dict[str, Any]) -> bool:
         """A run recorded by its start whose execution never began (the caller died in between).
@@ -404,16 +286,10 @@ class ConcurrencyControl:
         if started is None or (datetime.now(UTC) - started).total_seconds() < START_GRACE_SECONDS:
             return False
         workflow, run_id = str(run["workflow"]), str(run["run_id"])
-        try:
-            self.executions.client.describe_execution(
-                executionArn=self.executions.execution_arn(workflow, run_id)
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
-                raise
-            reason = f"no execution started within {START_GRACE_SECONDS} s of the run's start record"
-            return self.runs.record_start_failed(run_id, workflow, reason, now_iso())
-        return False  # it exists: its RecordRunStart has not run yet
+        if self.executions.status(self.executions.execution_arn(workflow, run_id)) is not None:
+            return False  # it exists: its RecordRunStart has not run yet
+        reason = f"no execution started within {START_GRACE_SECONDS} s of the run's start record"
+        return self.runs.record_start_failed(run_id, workflow, reason, now_iso())
 
     # -- run events -------------------------------------------------------------------------
     def on_run_change(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:

@@ -9,25 +9,18 @@ it was), sends it, and forgets it. A token already answered, by either, is fine.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flowdeck.constants import PK, SK, STEP_SK_PREFIX
-from flowdeck.control.cancelling import TOKEN_GONE, now_iso
-from flowdeck.stores.conditions import conditional
-from flowdeck.stores.runs import RunStore, from_item
+from flowdeck.control.cancelling import now_iso
+from flowdeck.stores.owed_answers import ANSWERED_TOKEN, OWED_ANSWER, PAYING_SINCE, OwedAnswerRecords
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.decisions")
-
-OWED_ANSWER = "owed_answer"
-PAYING_SINCE = "owed_answer_paying_at"
-# The token of the last answer sent (read by an API that found its token answered).
-ANSWERED_TOKEN = "answered_token"  # noqa: S105 - an attribute name, not a secret
-CAUSE_LIMIT = 32_768
 
 
 class OwedAnswer(BaseModel):
@@ -64,7 +57,8 @@ class AnswerSender:
 
     def __init__(self, runs: RunStore, sfn: Any) -> None:
         self.runs = runs
-        self.sfn = sfn
+        self.records = OwedAnswerRecords(runs)
+        self.tokens = TaskTokens(sfn)
 
     def answer(self, run_id: str, step: str, owed: OwedAnswer) -> bool:
         """The API's part, right after recording: send and forget; False when the token no longer waits."""
@@ -79,19 +73,10 @@ class AnswerSender:
 
     def pay_owed(self, run_id: str, step: str) -> None:
         """The reaction's part: send what the step still owes (marked first, so the API knows)."""
-        owed = decode(self._step(run_id, step).get(OWED_ANSWER))
+        owed = decode(self.records.step(run_id, step).get(OWED_ANSWER))
         if owed is None:
             return
-        with conditional() as mark:
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key=self._key(run_id, step),
-                UpdateExpression="SET #paying = :now",
-                ConditionExpression="#owed = :owed",
-                ExpressionAttributeNames={"#paying": PAYING_SINCE, "#owed": OWED_ANSWER},
-                ExpressionAttributeValues={":now": {"S": now_iso()}, ":owed": {"S": owed.encoded()}},
-            )
-        if not mark.held:
+        if not self.records.mark_paying(run_id, step, owed.encoded(), now_iso()):
             return  # sent and forgotten meanwhile
         answered = self._send(run_id, step, owed)
         self.forget(run_id, step, owed, answered)
@@ -106,22 +91,7 @@ class AnswerSender:
 
     def forget(self, run_id: str, step: str, owed: OwedAnswer, answered: bool) -> None:
         """Drop the owed answer (noting the token when it was answered); a newer owed answer stays."""
-        names = {"#owed": OWED_ANSWER, "#paying": PAYING_SINCE}
-        values = {":owed": {"S": owed.encoded()}}
-        update = "REMOVE #owed, #paying"
-        if answered:
-            update = "SET #answered = :token " + update
-            names["#answered"] = ANSWERED_TOKEN
-            values[":token"] = {"S": owed.token}
-        with conditional():
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key=self._key(run_id, step),
-                UpdateExpression=update,
-                ConditionExpression="#owed = :owed",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+        self.records.forget(run_id, step, owed.encoded(), owed.token if answered else None)
 
     def _send(self, run_id: str, step: str, owed: OwedAnswer) -> bool:
         """Resume the run if owed, then answer the token; False when it no longer waits."""
@@ -129,32 +99,13 @@ class AnswerSender:
             _, steps, _ = self.runs.get_run_items(run_id)
             if not any(item.get("status") == "waiting" for other, item in steps.items() if other != step):
                 self.runs.set_run_status(run_id, owed.workflow, "running", ("waiting",))
-        try:
-            if owed.outcome == "success":
-                self.sfn.send_task_success(taskToken=owed.token, output=json.dumps(owed.output or {}))
-            else:
-                self.sfn.send_task_failure(
-                    taskToken=owed.token, error=owed.error or "Failed", cause=(owed.cause or "")[:CAUSE_LIMIT]
-                )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
-            return False
-        return True
+        if owed.outcome == "success":
+            return self.tokens.succeed(owed.token, owed.output or {})
+        return self.tokens.fail(owed.token, owed.error or "Failed", owed.cause or "")
 
     def _paid_elsewhere(self, run_id: str, step: str, owed: OwedAnswer) -> bool:
         """True when the reaction is sending this answer, or sent it (its token noted as answered)."""
-        item = self._step(run_id, step)
+        item = self.records.step(run_id, step)
         if item.get(OWED_ANSWER) is None:
             return item.get(ANSWERED_TOKEN) == owed.token
         return decode(item[OWED_ANSWER]) == owed and item.get(PAYING_SINCE) is not None
-
-    def _step(self, run_id: str, step: str) -> dict[str, Any]:
-        answer = self.runs.client.get_item(
-            TableName=self.runs.table, Key=self._key(run_id, step), ConsistentRead=True
-        )
-        return from_item(answer.get("Item", {}))
-
-    @staticmethod
-    def _key(run_id: str, step: str) -> dict[str, Any]:
-        return {PK: {"S": run_id}, SK: {"S": STEP_SK_PREFIX + step}}

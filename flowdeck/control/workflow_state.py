@@ -20,16 +20,11 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from flowdeck.constants import PK, SK
 from flowdeck.errors import Conflict
-from flowdeck.stores.conditions import conditional
-from flowdeck.stores.runs import RunStore, from_item
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.workflow_states import WorkflowStateItems
 
-STATE_PK_PREFIX: Final = "WORKFLOW#"
-STATE_SK: Final = "STATE"
 MAX_REASON: Final = 500
-# BatchGetItem reads at most this many keys per call.
-BATCH: Final = 100
 VIEW_FIELDS: Final = ("paused_by", "paused_at", "pause_reason", "resumed_by", "resumed_at", "resume_reason")
 
 
@@ -70,32 +65,16 @@ class WorkflowStates:
     """Reads and writes the paused/active state of workflows."""
 
     def __init__(self, runs: RunStore) -> None:
-        self.client = runs.client
-        self.table = runs.table
-
-    @staticmethod
-    def key(workflow: str) -> dict[str, Any]:
-        return {PK: {"S": STATE_PK_PREFIX + workflow}, SK: {"S": STATE_SK}}
+        self.items = WorkflowStateItems(runs)
 
     def get(self, workflow: str) -> dict[str, Any]:
         """The workflow's state view (a strongly consistent read: a pause holds from its answer on)."""
-        answer = self.client.get_item(TableName=self.table, Key=self.key(workflow), ConsistentRead=True)
-        return state_view(from_item(answer["Item"]) if "Item" in answer else None)
+        return state_view(self.items.get(workflow))
 
     def many(self, workflows: list[str]) -> dict[str, dict[str, Any]]:
         """State views of `workflows` (BatchGetItem, 100 keys a call; unprocessed keys read again)."""
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(workflows), BATCH):
-            keys: list[dict[str, Any]] = [self.key(w) for w in workflows[start : start + BATCH]]
-            while keys:
-                answer = self.client.batch_get_item(
-                    RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}}
-                )
-                for raw in answer.get("Responses", {}).get(self.table, []):
-                    item = from_item(raw)
-                    found[str(item[PK]).removeprefix(STATE_PK_PREFIX)] = state_view(item)
-                keys = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-        return {w: found.get(w, state_view(None)) for w in workflows}
+        found = self.items.many(workflows)
+        return {w: state_view(found.get(w)) for w in workflows}
 
     def refusal(self, workflow: str) -> WorkflowPaused | None:
         """The error a start of `workflow` gets while it is paused; None while it is active."""
@@ -109,36 +88,5 @@ class WorkflowStates:
 
     def set(self, workflow: str, request: SetWorkflowState, caller: str) -> tuple[dict[str, Any], bool]:
         """Pause or resume; (the state now, whether this call changed it). Repeating either is fine."""
-        values: dict[str, Any] = {
-            ":by": {"S": caller},
-            ":now": {"S": _now()},
-            ":true": {"BOOL": True},
-            ":false": {"BOOL": False},
-        }
-        sets, removes = ["#active = :true" if request.active else "#active = :false"], []
-        if request.active:
-            sets += ["resumed_by = :by", "resumed_at = :now"]
-            removes += ["paused_by", "paused_at", "pause_reason"]
-            condition = "#active = :false"
-        else:
-            sets += ["paused_by = :by", "paused_at = :now"]
-            removes += ["resumed_by", "resumed_at", "resume_reason"]
-            # A pause of a paused workflow keeps the first pause's who, when and why.
-            condition = "attribute_not_exists(#active) OR #active = :true"
-        reason = "resume_reason" if request.active else "pause_reason"
-        if request.reason:
-            sets.append(f"{reason} = :why")
-            values[":why"] = {"S": request.reason}
-        else:
-            removes.append(reason)
-        update = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
-        with conditional() as write:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self.key(workflow),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#active": "active"},
-                ExpressionAttributeValues=values,
-            )
-        return self.get(workflow), write.held
+        changed = self.items.set_active(workflow, request.active, caller, _now(), request.reason)
+        return self.get(workflow), changed

@@ -23,9 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.catalog import Catalog
 from flowdeck.control.workflow_state import WorkflowStates
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
 from flowdeck.triggers import events
-from flowdeck.triggers.deliveries import Deliveries
 
 log = logging.getLogger("flowdeck.event_rules")
 

@@ -28,10 +28,10 @@ from flowdeck.constants import DELIVERIES_TABLE, RUNS_TABLE
 from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import ScheduleTrigger
 from flowdeck.local.event_rules import EventRulePoller, install_rules
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.triggers import schedules
-from flowdeck.triggers.deliveries import Deliveries
 
 log = logging.getLogger("flowdeck.scheduler")
 

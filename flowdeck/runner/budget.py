@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.control.cancelling import fail_waiting_steps, request_cancel
 from flowdeck.runner.messages import StepMessage
+from flowdeck.stores.executions import stop_execution
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.budget")
@@ -80,7 +81,7 @@ class BudgetGuard:
             return
         if arn is not None:
             log.warning("run %s cancelled: %s", message.run_id, cause)
-            self.stop_execution(arn, message, cause)
+            self.stop_run(arn, message, cause)
         # Winner or not, the run is over budget: this step stops gracefully (SIGTERM, grace, SIGKILL).
         stop.set()
 
@@ -101,10 +102,11 @@ class BudgetGuard:
         recorded = run.get("execution_arn")
         return str(recorded) if recorded else execution_arn(self.arn_prefix, message.workflow, message.run_id)
 
-    def stop_execution(self, arn: str, message: StepMessage, cause: str) -> None:
+    def stop_run(self, arn: str, message: StepMessage, cause: str) -> None:
         """Stop the run's execution; the record is already final, so a failure here is only logged."""
         try:
-            self.sfn.stop_execution(executionArn=arn, error=BUDGET_EXCEEDED, cause=cause)
+            if not stop_execution(self.sfn, arn, BUDGET_EXCEEDED, cause):
+                log.warning("could not stop run %s: %s", message.run_id, "ExecutionDoesNotExist")
         except ClientError as exc:
             log.warning("could not stop run %s: %s", message.run_id, exc.response["Error"]["Code"])
         except BotoCoreError as exc:

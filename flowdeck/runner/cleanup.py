@@ -26,13 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.config import Settings
-from flowdeck.constants import PK, RUN_SK, SK
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
 from flowdeck.runner.supervisor import LineSink, now_iso, prepare_scratch, run_process, step_environment
-from flowdeck.stores.conditions import conditional
+from flowdeck.stores.cleanups import CleanupRecords
+from flowdeck.stores.items import to_attribute
 from flowdeck.stores.logs import LogStore
-from flowdeck.stores.runs import RunStore, _to_ddb
+from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.cleanup")
 
@@ -196,7 +196,10 @@ class CleanupRunner:
         plan = cleanup_order(step_items, message.steps)
         entries = [{"step": c.step, "log_step": cleanup_step_id(c.step), "status": "pending"} for c in plan]
         self.update_run(
-            message.run_id, "SET #cleanup = :entries", {"#cleanup": "cleanup"}, {":entries": _to_ddb(entries)}
+            message.run_id,
+            "SET #cleanup = :entries",
+            {"#cleanup": "cleanup"},
+            {":entries": to_attribute(entries)},
         )
         earlier = self.runs.step_outputs(message.run_id)
         inputs = self.run_inputs(message.run_id)
@@ -320,72 +323,28 @@ class CleanupRunner:
             }
             for entry in run.get("cleanup") or []
         ]
-        with conditional() as write:
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression=(
-                    "SET cleanup_status = :failed, #cleanup = :entries, cleanup_error = :why, "
-                    "cleanup_ended_at = :now"
-                ),
-                # Only over the very claim seen silent: a beat meanwhile means its worker lives.
-                ConditionExpression=(
-                    "cleanup_status = :running AND "
-                    "(cleanup_heartbeat_at = :beat OR attribute_not_exists(cleanup_heartbeat_at))"
-                ),
-                ExpressionAttributeNames={"#cleanup": "cleanup"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": "failed"},
-                    ":running": {"S": "running"},
-                    ":entries": _to_ddb(entries),
-                    ":why": {"S": f"{WORKER_LOST}: {why}"},
-                    ":now": {"S": now_iso()},
-                    ":beat": {"S": beat},
-                },
-            )
-        if write.held:
+        if CleanupRecords(self.runs).record_lost(run_id, entries, f"{WORKER_LOST}: {why}", now_iso(), beat):
             log.warning("run %s: %s", run_id, why)
 
     def claim(self, run_id: str) -> bool:
         """cleanup_status pending -> running; False when another delivery claimed it first."""
-        with conditional() as write:
-            self.runs.client.update_item(
-                TableName=self.runs.table,
-                Key={PK: {"S": run_id}, SK: {"S": RUN_SK}},
-                UpdateExpression=(
-                    "SET cleanup_status = :running, cleanup_started_at = :now, cleanup_heartbeat_at = :now"
-                ),
-                ConditionExpression="cleanup_status = :pending",
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":pending": {"S": "pending"},
-                    ":now": {"S": datetime.now(UTC).isoformat()},
-                },
-            )
-        return write.held
+        return CleanupRecords(self.runs).claim(run_id, datetime.now(UTC).isoformat())
 
     def set_entry(self, run_id: str, index: int, entry: dict[str, Any]) -> None:
         self.update_run(
-            run_id, f"SET #cleanup[{index}] = :entry", {"#cleanup": "cleanup"}, {":entry": _to_ddb(entry)}
+            run_id,
+            f"SET #cleanup[{index}] = :entry",
+            {"#cleanup": "cleanup"},
+            {":entry": to_attribute(entry)},
         )
 
     def update_run(self, run_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
         """One write to the run item while this cleanup holds it; a failure is logged (the record lags)."""
         # Only while `running`: a cleanup another worker recorded lost (this one was silent) stays so.
-        kwargs: dict[str, Any] = {
-            "TableName": self.runs.table,
-            "Key": {PK: {"S": run_id}, SK: {"S": RUN_SK}},
-            "UpdateExpression": expression,
-            "ConditionExpression": "cleanup_status = :holding",
-            "ExpressionAttributeValues": values | {":holding": {"S": "running"}},
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
         try:
-            with conditional() as write:
-                self.runs.client.update_item(**kwargs)
+            held = CleanupRecords(self.runs).update_while_held(run_id, expression, names, values)
         except (ClientError, BotoCoreError) as exc:
             log.warning("run %s: cleanup record not written: %s", run_id, exc)
             return
-        if not write.held:
+        if not held:
             log.warning("run %s: the cleanup was recorded lost meanwhile; its record stays", run_id)

@@ -10,16 +10,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from flowdeck.runner.messages import WaitMessage
 from flowdeck.runner.supervisor import now_iso
 from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.pause")
 
-# Errors Step Functions answers for a token that no longer waits.
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 RUN_NOT_RUNNING = "RunNotRunning"
 # The `type` of the message the compiled `<step>:Paused` state sends (step messages have none).
 WAIT_MESSAGE_TYPE = "wait"
@@ -44,7 +41,7 @@ class PauseRecorder:
 
     def __init__(self, runs: RunStore, sfn: Any) -> None:
         self.runs = runs
-        self.sfn = sfn
+        self.tokens = TaskTokens(sfn)
 
     def handle(self, message: WaitMessage) -> bool:
         """Record the wait; False when this delivery changes nothing (a duplicate, or the run ended)."""
@@ -74,8 +71,4 @@ class PauseRecorder:
         return status if isinstance(status, str) else None
 
     def _fail(self, message: WaitMessage, cause: str) -> None:
-        try:
-            self.sfn.send_task_failure(taskToken=message.token, error=RUN_NOT_RUNNING, cause=cause)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in TOKEN_GONE:
-                raise
+        self.tokens.fail(message.token, RUN_NOT_RUNNING, cause)

@@ -46,15 +46,13 @@ from flowdeck.runner.usage import Budget, NoBudget, UsageRecorder
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import CAUSE_LIMIT, TOKEN_GONE
 
 log = logging.getLogger("flowdeck.worker")
 
 MESSAGE_VISIBILITY_SECONDS = 5
 # Set by the local stack: the worker exits when that process is gone.
 EXIT_WITH_PARENT_ENV = "FLOWDECK_EXIT_WITH_PARENT"
-# Errors Step Functions answers when the task is gone: the run was stopped or a sibling failed.
-TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
-CAUSE_LIMIT = 32_000
 
 
 class Heartbeat:

@@ -25,6 +25,7 @@ from flowdeck.costs.models import (
     money,
 )
 from flowdeck.costs.trend import RunCostRecord, baseline, flag_regressions
+from flowdeck.runs.history import plan_history
 from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
 
@@ -113,7 +114,8 @@ class CostService:
 
     def workflow_costs(self, workflow: str, last: int) -> WorkflowCosts:
         """The last `last` runs, oldest first, each flagged when above the robust baseline before it."""
-        items, _ = self.runs.query_runs(workflow, True, min(last, MAX_TREND_RUNS), None, {})
+        count = min(last, MAX_TREND_RUNS)
+        items, _ = self.runs.read_history(plan_history(workflow=workflow), count, None, count)
         records, rows = [], []
         for item in reversed(items):
             run_id = str(item.get("run_id") or item.get("pk"))

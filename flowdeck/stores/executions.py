@@ -1,4 +1,4 @@
-"""Step Functions access: start a workflow's state machine as a run."""
+"""Step Functions executions: start a workflow's state machine as a run, read its status, stop it."""
 
 from __future__ import annotations
 
@@ -33,3 +33,24 @@ class Executions:
                 return False
             raise
         return True
+
+    def status(self, arn: str) -> str | None:
+        """The execution's status (RUNNING, SUCCEEDED, ...), or None when there is no such execution."""
+        try:
+            described = self.client.describe_execution(executionArn=arn)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(described["status"])
+
+
+def stop_execution(client: Any, arn: str, error: str, cause: str) -> bool:
+    """Stop the execution `arn`; False when there is no such execution (a queued run has none yet)."""
+    try:
+        client.stop_execution(executionArn=arn, error=error, cause=cause)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False
+        raise
+    return True

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from flowdeck import aws
@@ -28,14 +24,11 @@ from flowdeck.constants import (
 from flowdeck.errors import BadRequest
 from flowdeck.stores.conditions import conditional
 from flowdeck.stores.history_plan import HistoryPlan
+from flowdeck.stores.items import from_item, to_attribute, to_item
 from flowdeck.stores.schema import (
-    BY_STARTED_INDEX,
-    BY_WORKFLOW_INDEX,
     DURATION_MS,
-    GLOBAL_INDEXES,
     KEY_ATTRIBUTES,
     RUN_COST_USD,
-    RUN_KIND,
     WORKFLOW_STATUS,
     workflow_status,
 )
@@ -49,50 +42,9 @@ START_FAILED = "StartFailed"
 # A retry's plan, claimed once under the new run's id (flowdeck.control.retry).
 RETRY_SK = "RETRY"
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals back to int/float for JSON answers."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
-
 
 def outputs_of(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k.removeprefix(OUTPUTS_PREFIX): v for k, v in item.items() if k.startswith(OUTPUTS_PREFIX)}
-
-
-def _to_ddb(value: Any) -> dict[str, Any]:
-    return dict(_serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal)))
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
-
-
-def decode_cursor(cursor: str, index: str | None = None) -> dict[str, Any]:
-    """The start key in `cursor`; with `index`, also check it is a key of that index (else DynamoDB errs)."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this API returned") from None
-    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
-        raise BadRequest("cursor is not one this API returned")
-    if index is not None:
-        names = {PK, SK, *GLOBAL_INDEXES[index]}
-        if set(key) != names or any(set(key[n]) != {KEY_ATTRIBUTES[n]} for n in names):
-            raise BadRequest("cursor is not one this API returned for this query")
-    return key
 
 
 def _range_condition(
@@ -172,49 +124,8 @@ class RunStore:
             Key={PK: {"S": run_id}, SK: {"S": OUTPUTS_SK}},
             UpdateExpression="SET #step = :outputs",
             ExpressionAttributeNames={"#step": OUTPUTS_PREFIX + step_id},
-            ExpressionAttributeValues={":outputs": _to_ddb(outputs)},
+            ExpressionAttributeValues={":outputs": to_attribute(outputs)},
         )
-
-    def query_runs(
-        self,
-        workflow: str | None,
-        newest_first: bool,
-        limit: int,
-        cursor: str | None,
-        filters: dict[str, str],
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of run items from the sparse start-time indexes, filtered."""
-        names = {"#k": "workflow" if workflow else "kind"}
-        values: dict[str, Any] = {":k": {"S": workflow or RUN_KIND}}
-        conditions = []
-        for index, (attribute, value) in enumerate(sorted(filters.items())):
-            names[f"#f{index}"] = attribute
-            values[f":f{index}"] = {"S": value}
-            conditions.append(f"#f{index} = :f{index}")
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": BY_WORKFLOW_INDEX if workflow else BY_STARTED_INDEX,
-            "KeyConditionExpression": "#k = :k",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": not newest_first,
-            "Limit": limit,
-        }
-        if conditions:
-            kwargs["FilterExpression"] = " AND ".join(conditions)
-        if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, kwargs["IndexName"])
-        found: list[dict[str, Any]] = []
-        # Filters may empty a page; keep reading (bounded) until the page is full or the index ends.
-        for _ in range(20):
-            page = self.client.query(**kwargs)
-            found += [from_item(i) for i in page["Items"]]
-            last = page.get("LastEvaluatedKey")
-            if last is None or len(found) >= limit:
-                break
-            kwargs["ExclusiveStartKey"] = last
-            kwargs["Limit"] = limit - len(found)
-        return found[:limit], encode_cursor(last) if last else None
 
     def read_history(
         self, plan: HistoryPlan, limit: int, start_key: dict[str, Any] | None, max_reads: int
@@ -319,7 +230,7 @@ class RunStore:
         of the other lost, and a repeated start changes nothing.
         """
         names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": _to_ddb(value) for i, value in enumerate(fields.values())}
+        values = {f":f{i}": to_attribute(value) for i, value in enumerate(fields.values())}
         sets = [f"#f{i} = if_not_exists(#f{i}, :f{i})" for i in range(len(fields))]
         answer = self.client.update_item(
             TableName=self.table,
@@ -477,8 +388,8 @@ class RunStore:
                     PK: {"S": run_id},
                     SK: {"S": RETRY_SK},
                     "retry_of": {"S": retry_of},
-                    "retry_from": _to_ddb(start),
-                    "reused": _to_ddb(reused),
+                    "retry_from": to_attribute(start),
+                    "reused": to_attribute(reused),
                 },
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
@@ -501,8 +412,8 @@ class RunStore:
             ExpressionAttributeNames={"#of": "retry_of", "#from": "retry_from", "#reused": "reused"},
             ExpressionAttributeValues={
                 ":of": {"S": retry_of},
-                ":from": _to_ddb(start),
-                ":reused": _to_ddb(reused),
+                ":from": to_attribute(start),
+                ":reused": to_attribute(reused),
             },
         )
 
@@ -542,7 +453,7 @@ class RunStore:
     def put_reused_step(self, run_id: str, record: dict[str, Any]) -> None:
         """Write a step a retry takes over from an earlier run; the worker never runs it."""
         item = record | {PK: run_id, SK: STEP_SK_PREFIX + record["step"]}
-        self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+        self.client.put_item(TableName=self.table, Item=to_item(item))
 
     # -- pause on failure (flowdeck.runner.pause, flowdeck.control.pause) ----------------------
     def record_waiting(
@@ -625,7 +536,7 @@ class RunStore:
             ":status": {"S": status},
             ":waiting": {"S": "waiting"},
             ":wait_token": {"S": token},
-            ":decision": _to_ddb([decision]),
+            ":decision": to_attribute([decision]),
             ":none": {"L": []},
             ":reset": {"S": "decided:" + hashlib.sha256(token.encode()).hexdigest()[:16]},
         }
@@ -639,7 +550,7 @@ class RunStore:
             for depth, part in enumerate(path.split(".")):
                 names[f"#x{index}_{depth}"] = part
                 aliases.append(f"#x{index}_{depth}")
-            values[f":x{index}"] = _to_ddb(value)
+            values[f":x{index}"] = to_attribute(value)
             sets.append(f"{'.'.join(aliases)} = :x{index}")
         with conditional() as write:
             self.client.update_item(
@@ -655,7 +566,7 @@ class RunStore:
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(
             TableName=self.table,
-            Item={k: _to_ddb(v) for k, v in item.items()},
+            Item=to_item(item),
             ConditionExpression=condition,
             ExpressionAttributeNames={"#token": "token"},
             ExpressionAttributeValues={name: {"S": value} for name, value in values.items()},

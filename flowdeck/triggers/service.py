@@ -32,8 +32,8 @@ from flowdeck.definition.models import GitTrigger, WorkflowDefinition
 from flowdeck.errors import BadRequest, FlowdeckError, InvalidInputs, Unauthorized, WorkflowNotFound
 from flowdeck.runs.service import RunService, StartRun, idempotent_run_id
 from flowdeck.status import Trigger
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.triggers import github, mapping, signatures
-from flowdeck.triggers.deliveries import Deliveries
 from flowdeck.triggers.github import Push
 from flowdeck.triggers.run_ids import delivery_run_id
 from flowdeck.triggers.secrets import WebhookSecrets, secret_id

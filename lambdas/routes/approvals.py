@@ -16,10 +16,10 @@ from flowdeck import aws
 from flowdeck.approvals.decisions import ApprovalDecisions, ApprovalRequest
 from flowdeck.approvals.inbox import Inbox, approver_identity
 from flowdeck.approvals.links import LinkClaims, LinkKey, verify
-from flowdeck.approvals.outbox import Outbox
 from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
 from flowdeck.errors import Conflict, FlowdeckError
+from flowdeck.stores.outbox import Outbox
 from lambdas.deps import caller
 from lambdas.responses import error_docs
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.config import get_settings, per_settings
-from flowdeck.triggers.deliveries import Deliveries
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.triggers.secrets import WebhookSecrets
 from flowdeck.triggers.service import (
     DELIVERY_HEADER,

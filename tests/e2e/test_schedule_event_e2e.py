@@ -12,8 +12,8 @@ import httpx
 from flowdeck.constants import DELIVERIES_TABLE, ENV_STATE_MACHINE_ARN_PREFIX
 from flowdeck.local.scheduler import LocalScheduler
 from flowdeck.local.stack import LocalStack
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
-from flowdeck.triggers.deliveries import Deliveries
 from flowdeck.triggers.events import event_run_id
 from tests.e2e.conftest import wait
 

@@ -17,11 +17,12 @@ from flowdeck.approvals.directory import Directory, TeamsFile
 from flowdeck.approvals.inbox import Inbox
 from flowdeck.approvals.links import LinkClaims, LinkKey, sign, verify
 from flowdeck.approvals.notifier import MAX_DELIVERY_ATTEMPTS, ApprovalNotifier, DeliveryFailed
-from flowdeck.approvals.outbox import Outbox
 from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.control.pause import StepNotFound
 from flowdeck.errors import NotAllowed, RunNotFound
-from flowdeck.stores.runs import RunStore, _to_ddb
+from flowdeck.stores.items import to_item
+from flowdeck.stores.outbox import Outbox
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_table_kwargs
 from lambdas import api as api_module
 from tests.integration.conftest import TABLE
@@ -88,9 +89,9 @@ class World:
             {"id": "apply", "kind": "run"},
         ]
         item = {"pk": RUN_ID, "sk": "RUN", "workflow": "deploy", "status": status, "plan": plan}
-        self.ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in item.items()})
+        self.ddb.put_item(TableName=TABLE, Item=to_item(item))
         outputs = {"pk": RUN_ID, "sk": "OUTPUTS", "outputs#plan": {"add": 3}}
-        self.ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in outputs.items()})
+        self.ddb.put_item(TableName=TABLE, Item=to_item(outputs))
 
     def step(self) -> dict[str, Any]:
         return self.runs.get_run_items(RUN_ID)[1].get("approval", {})
@@ -196,7 +197,7 @@ def test_an_approval_a_retry_reused_from_its_earlier_run_is_answered_at_once(wor
         "status": "succeeded",
         "reused_from": "old",
     }
-    world.ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in reused.items()})
+    world.ddb.put_item(TableName=TABLE, Item=to_item(reused))
 
     assert world.notifier().handle(message()) is False
 

@@ -17,11 +17,12 @@ import pytest
 from flowdeck.approvals.directory import Directory
 from flowdeck.approvals.ended import EndedApprovals
 from flowdeck.approvals.slack import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION, SlackApprovals
-from flowdeck.approvals.store import ApprovalStore
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK
 from flowdeck.runs.events import run_change
-from flowdeck.stores.runs import RunStore, _to_ddb
+from flowdeck.stores.approvals import ApprovalStore
+from flowdeck.stores.items import to_attribute, to_item
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_deliveries_table_kwargs
 from lambdas import run_events
 from tests.fakes.slack import FakeSlack
@@ -54,7 +55,7 @@ class World:
         self.sequence = 0
 
     def put(self, item: dict[str, Any]) -> None:
-        self.ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in item.items()})
+        self.ddb.put_item(TableName=TABLE, Item=to_item(item))
 
     def waiting(self, run_id: str, approvals: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """A run waiting at `approval` (jane and sam, 2 needed): the Slack request posted, inbox items."""
@@ -92,7 +93,7 @@ class World:
             Key={"pk": {"S": run_id}, "sk": {"S": "STEP#approval"}},
             UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE wait_token",
             ExpressionAttributeNames={f"#{k}": k for k in sets},
-            ExpressionAttributeValues={f":{k}": _to_ddb(v) for k, v in sets.items()},
+            ExpressionAttributeValues={f":{k}": to_attribute(v) for k, v in sets.items()},
         )
 
     def end_run(self, run_id: str, status: str, **more: Any) -> None:
@@ -104,7 +105,7 @@ class World:
             Key=key,
             UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
             ExpressionAttributeNames={f"#{k}": k for k in fields},
-            ExpressionAttributeValues={f":{k}": _to_ddb(v) for k, v in fields.items()},
+            ExpressionAttributeValues={f":{k}": to_attribute(v) for k, v in fields.items()},
             ReturnValues="ALL_OLD",
         )
         new = self.ddb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]

@@ -14,14 +14,10 @@ import pytest
 from moto import mock_aws
 
 from flowdeck.errors import RunNotFound
-from flowdeck.live import (
-    MAX_FRAME_BYTES,
-    Connections,
-    Gone,
-    LiveService,
-    log_frames,
-    status_message,
-)
+from flowdeck.live.frames import MAX_FRAME_BYTES, log_frames, status_message
+from flowdeck.live.poster import Gone
+from flowdeck.live.service import LiveService
+from flowdeck.stores.connections import Connections
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.schema import create_connections_table_kwargs, create_logs_table_kwargs
 

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from flowdeck.live import Connections, LiveService
+from flowdeck.live.service import LiveService
+from flowdeck.stores.connections import Connections
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.schema import create_connections_table_kwargs, create_logs_table_kwargs
 from lambdas import fanout, live_deps, ws

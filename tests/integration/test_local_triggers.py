@@ -21,10 +21,11 @@ from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.local.event_rules import EventRulePoller, install_rules
 from flowdeck.local.scheduler import LocalScheduler
 from flowdeck.runs.service import RunService
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_deliveries_table_kwargs, create_table_kwargs
-from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
+from flowdeck.triggers.deliveries import record_trigger_starts
 from flowdeck.triggers.events import event_run_id
 from flowdeck.triggers.schedules import firing_run_id
 from flowdeck.triggers.switch import SCHEDULE_GROUP, TriggerSwitch, rule_name, schedule_name

@@ -13,7 +13,8 @@ from flowdeck.control.pause import PauseDecisions, SkipNotAllowed, StepDecision,
 from flowdeck.errors import RunNotFound
 from flowdeck.runner.messages import WaitMessage
 from flowdeck.runner.pause import PauseRecorder, wait_deadline
-from flowdeck.stores.runs import RunStore, _to_ddb, from_item
+from flowdeck.stores.items import from_item, to_item
+from flowdeck.stores.runs import RunStore
 from tests.integration.conftest import TABLE
 from tests.integration.test_api import Api, assert_error
 from tests.integration.test_worker import FakeStepFunctions
@@ -48,7 +49,7 @@ def seed(ddb: Any, run_status: str = "running", **steps: dict[str, Any]) -> None
     )
     for step, fields in steps.items():
         item = {"pk": RUN_ID, "sk": f"STEP#{step}", "step": step} | fields
-        ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in item.items()})
+        ddb.put_item(TableName=TABLE, Item=to_item(item))
 
 
 def failed_apply(**more: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -10,7 +11,17 @@ from boto3.dynamodb.types import TypeSerializer
 
 from flowdeck.definition import parse_workflow
 from flowdeck.errors import BadRequest
-from flowdeck.stores.runs import RunStore, encode_cursor, from_item
+from flowdeck.runs.history import (
+    CURSOR_VERSION,
+    READ_FACTOR,
+    decode_cursor,
+    encode_cursor,
+    plan_history,
+)
+from flowdeck.stores.history_plan import HistoryPlan
+from flowdeck.stores.items import from_item
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.schema import BY_STARTED_INDEX, RUN_KIND
 from statemachines import compile_workflow
 
 TABLE = "flowdeck-runs-test"  # as in conftest.py
@@ -204,44 +215,60 @@ def history(store: RunStore) -> RunStore:
     return store
 
 
-def test_query_runs_pages_newest_first_through_a_filter(history: RunStore):
-    first, cursor = history.query_runs(None, True, 2, None, {"status": "failed"})
+def read_page(
+    store: RunStore, plan: HistoryPlan, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One history page as GET /runs reads it: the cursor decoded for the plan, the next one encoded."""
+    start = decode_cursor(plan, cursor) if cursor else None
+    runs, last = store.read_history(plan, limit, start, READ_FACTOR * limit)
+    return runs, encode_cursor(plan, last) if last else None
+
+
+def test_history_pages_newest_first_through_a_filter(history: RunStore):
+    # Every run, newest first, with the status as a residual filter (the fixture's items carry only
+    # the every-run and per-workflow index keys).
+    plan = HistoryPlan(BY_STARTED_INDEX, RUN_KIND, ascending=False, filters=(("status", "failed"),))
+    first, cursor = read_page(history, plan, 2, None)
 
     assert [r["run_id"] for r in first] == ["r5", "r4"]
     assert cursor is not None
-    rest, end = history.query_runs(None, True, 2, cursor, {"status": "failed"})
+    rest, end = read_page(history, plan, 2, cursor)
     assert [r["run_id"] for r in rest] == ["r2"]
     assert end is None
 
 
-def test_query_runs_of_one_workflow_oldest_first(history: RunStore):
-    runs, cursor = history.query_runs("deploy", False, 10, None, {})
+def test_history_of_one_workflow_oldest_first(history: RunStore):
+    runs, cursor = read_page(history, plan_history(workflow="deploy", ascending=True), 10, None)
 
     assert [(r["run_id"], r["sk"]) for r in runs] == [("r2", "RUN"), ("r3", "RUN"), ("r5", "RUN")]
     assert cursor is None
+
+
+def forged(key: dict[str, Any]) -> str:
+    """A cursor carrying `key` under the fingerprint of every-run history, newest first."""
+    body = {"v": CURSOR_VERSION, "q": plan_history().fingerprint(), "k": key}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
 
 
 @pytest.mark.parametrize(
     "cursor",
     [
         "not-a-cursor!",
-        encode_cursor({"pk": {"S": "r1"}, "sk": {"S": "RUN"}}),  # a table key, not an index key
-        encode_cursor(
-            {"pk": {"S": "r1"}, "sk": {"S": "RUN"}, "kind": {"S": "run"}, "started_at": {"N": "1"}}
-        ),
+        forged({"pk": {"S": "r1"}, "sk": {"S": "RUN"}}),  # a table key, not an index key
+        forged({"pk": {"S": "r1"}, "sk": {"S": "RUN"}, "kind": {"S": "run"}, "started_at": {"N": "1"}}),
         "WzFd",  # base64 of a JSON list
     ],
 )
 def test_forged_cursor_is_a_bad_request(history: RunStore, cursor: str):
     with pytest.raises(BadRequest) as raised:
-        history.query_runs(None, True, 2, cursor, {})
+        read_page(history, plan_history(), 2, cursor)
 
     assert raised.value.code == "BadRequest"
 
 
 def test_cursor_of_one_index_is_refused_by_the_other(history: RunStore):
-    _, cursor = history.query_runs(None, True, 2, None, {})
+    _, cursor = read_page(history, plan_history(), 2, None)
     assert cursor is not None
 
-    with pytest.raises(BadRequest, match="for this query"):
-        history.query_runs("deploy", True, 2, cursor, {})
+    with pytest.raises(BadRequest, match="another query"):
+        read_page(history, plan_history(workflow="deploy"), 2, cursor)

@@ -27,7 +27,7 @@ from flowdeck.approvals.slack import (
 )
 from flowdeck.cli.main import app
 from flowdeck.config import get_settings
-from flowdeck.stores.runs import _to_ddb, from_item
+from flowdeck.stores.items import from_item, to_item
 from flowdeck.stores.schema import create_table_kwargs
 from lambdas.api import lambda_handler
 from tests.fakes.slack import FakeSlack
@@ -123,7 +123,7 @@ def seed(ddb: Any, posted: dict[str, str]) -> None:
         "approval": REQUEST | {"approvals": [], "slack": posted},
     }
     for item in (run, step):
-        ddb.put_item(TableName=TABLE, Item={k: _to_ddb(v) for k, v in item.items()})
+        ddb.put_item(TableName=TABLE, Item=to_item(item))
 
 
 REQUEST: dict[str, Any] = {

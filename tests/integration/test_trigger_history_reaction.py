@@ -12,8 +12,9 @@ import pytest
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK
 from flowdeck.runs.events import RunEvents
+from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.schema import create_deliveries_table_kwargs
-from flowdeck.triggers.deliveries import Deliveries, record_trigger_starts
+from flowdeck.triggers.deliveries import record_trigger_starts
 from lambdas import run_events
 from tests.integration.conftest import TABLE
 

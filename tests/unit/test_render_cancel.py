@@ -6,7 +6,7 @@ from rich.console import Console
 
 from flowdeck.cli.live import apply
 from flowdeck.cli.render import cancelling, cleanup_lines, run_view, summary_lines
-from flowdeck.live import run_message
+from flowdeck.live.frames import run_message
 
 
 def cancelled_with_cleanup() -> dict[str, object]:

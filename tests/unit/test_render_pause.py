@@ -8,7 +8,7 @@ from datetime import datetime
 from rich.console import Console
 
 from flowdeck.cli.render import run_view, summary_lines
-from flowdeck.live import step_message
+from flowdeck.live.frames import step_message
 from tests.unit.test_render import run, step
 
 DEADLINE = "2026-11-22T10:16:00+00:00"

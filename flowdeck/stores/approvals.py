@@ -13,7 +13,8 @@ from typing import Any
 
 from flowdeck.constants import PK, SK, STEP_SK_PREFIX
 from flowdeck.stores.conditions import conditional
-from flowdeck.stores.runs import RunStore, _to_ddb, from_item
+from flowdeck.stores.items import from_item, to_attribute
+from flowdeck.stores.runs import RunStore
 
 INBOX_PREFIX = "INBOX#"
 
@@ -68,7 +69,7 @@ class ApprovalStore:
                     ":waiting": {"S": "waiting"},
                     ":pending": {"S": "pending"},
                     ":token": {"S": token},
-                    ":approval": _to_ddb(approval),
+                    ":approval": to_attribute(approval),
                     ":zero": {"N": "0"},
                     ":since": {"S": since},
                     ":kind": {"S": "approval"},
@@ -83,7 +84,7 @@ class ApprovalStore:
         sets = []
         for index, (name, value) in enumerate(fields.items()):
             names[f"#f{index}"] = name
-            values[f":f{index}"] = _to_ddb(value)
+            values[f":f{index}"] = to_attribute(value)
             sets.append(f"#approval.#f{index} = :f{index}")
         with conditional() as write:
             self.client.update_item(
@@ -122,7 +123,7 @@ class ApprovalStore:
             ":token": {"S": token},
             ":version": {"N": str(version)},
             ":next": {"N": str(version + 1)},
-            ":decision": _to_ddb([decision]),
+            ":decision": to_attribute([decision]),
             ":none": {"L": []},
         }
         clauses = [
@@ -136,7 +137,7 @@ class ApprovalStore:
                 alias = "#approval" if (depth == 0 and part == "approval") else f"#s{index}_{depth}"
                 names[alias] = part
                 aliases.append(alias)
-            values[f":s{index}"] = _to_ddb(value)
+            values[f":s{index}"] = to_attribute(value)
             clauses.append(f"{'.'.join(aliases)} = :s{index}")
         expression = "SET " + ", ".join(clauses) + (" REMOVE #token" if ends else "")
         with conditional() as write:
@@ -159,7 +160,7 @@ class ApprovalStore:
                 UpdateExpression="SET #approval.#closed = :closed",
                 ConditionExpression="attribute_exists(#approval)",
                 ExpressionAttributeNames={"#approval": "approval", "#closed": "closed"},
-                ExpressionAttributeValues={":closed": _to_ddb(closed)},
+                ExpressionAttributeValues={":closed": to_attribute(closed)},
             )
 
     # -- inbox --------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class ApprovalStore:
             item = inbox_key(approver, run_id, step) | {
                 "run_id": {"S": run_id},
                 "step": {"S": step},
-                "summary": _to_ddb(summary),
+                "summary": to_attribute(summary),
             }
             self.client.put_item(TableName=self.table, Item=item)
 

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from flowdeck.constants import PK, SK, TTL_ATTRIBUTE
-from flowdeck.stores.runs import _to_ddb, from_item
+from flowdeck.stores.items import from_item, to_attribute
 
 OUTBOX_PK = "OUTBOX"
 KEEP_SECONDS = 7 * 24 * 3600
@@ -26,7 +26,7 @@ class Outbox:
         item = {
             PK: {"S": OUTBOX_PK},
             SK: {"S": sort},
-            "email": _to_ddb(email),
+            "email": to_attribute(email),
             TTL_ATTRIBUTE: {"N": str(int(time.time()) + KEEP_SECONDS)},
         }
         self.client.put_item(TableName=self.table, Item=item)
