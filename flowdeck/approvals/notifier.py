@@ -32,7 +32,6 @@ from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.notifier")
 
-APPROVAL_MESSAGE_TYPE = "approval"
 # Receives of one message before a failing delivery is given up (recorded, the request kept).
 MAX_DELIVERY_ATTEMPTS = 3
 RUN_NOT_RUNNING = "RunNotRunning"

@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.config import Settings
 from flowdeck.constants import PK, RUN_SK, SK
+from flowdeck.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
 from flowdeck.runner.logs import LogWriter
-from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
-from flowdeck.runner.supervisor import LineSink, now_iso, prepare_scratch, run_process, step_environment
+from flowdeck.runner.process import LineSink, now_iso, prepare_scratch, run_process, step_environment
 from flowdeck.stores.conditions import conditional
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore, _to_ddb

@@ -1,6 +1,6 @@
 """A step's output to the logs table: bytes in from the pumps, timestamped lines out in ~30 KB batches.
 
-The supervisor's pump threads hand each pipe read (up to 1 MiB, many lines) to `LogWriter.feed`, which
+The process's pump threads hand each pipe read (up to 1 MiB, many lines) to `LogWriter.feed`, which
 only appends it to a queue: the pumps never wait on the log path, so a step that prints fast is never
 throttled by it. One background thread splits the bytes into lines, decodes them (invalid UTF-8 shown
 as `\\xNN` escapes), cuts long lines into parts marked `cont`, and stores, in order, each batch that
@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.runner.messages import StepMessage
+from flowdeck.messages import StepMessage
 from flowdeck.stores.logs import LogStore
 
 log = logging.getLogger("flowdeck.logs")

@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from flowdeck.runner.messages import WaitMessage
-from flowdeck.runner.supervisor import now_iso
+from flowdeck.messages import WaitMessage
+from flowdeck.runner.process import now_iso
 from flowdeck.stores.runs import RunStore
 
 log = logging.getLogger("flowdeck.pause")
@@ -21,8 +21,6 @@ log = logging.getLogger("flowdeck.pause")
 # Errors Step Functions answers for a token that no longer waits.
 TOKEN_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 RUN_NOT_RUNNING = "RunNotRunning"
-# The `type` of the message the compiled `<step>:Paused` state sends (step messages have none).
-WAIT_MESSAGE_TYPE = "wait"
 # A run that ended (cancelled, failed) while its step's failure was on its way to the pause.
 ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 

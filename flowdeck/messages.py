@@ -1,4 +1,7 @@
-"""The step message a state machine sends to the steps queue, and what the worker answers."""
+"""The messages the state machine sends (steps, waits, approvals) and what the worker answers.
+
+Shared by the compiler (statemachines/), the runner and the approvals notifier: one contract.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_GRACE_SECONDS = 30
+# `type` of a message to the steps queue that waits for a person (a step paused on failure).
+WAIT_MESSAGE_TYPE = "wait"
+# `type` of a message to the approvals queue: an approval step asking people.
+APPROVAL_MESSAGE_TYPE = "approval"
 
 
 class StepSpec(BaseModel):
