@@ -42,7 +42,7 @@ ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 def _slack_not_configured() -> tuple[type[Exception], ...]:
     """Slack's "no secret set up" error: a configuration gap, noted once and not retried."""
     try:
-        from flowdeck.approvals.slack import SlackNotConfigured
+        from flowdeck.approvals.slack.client import SlackNotConfigured
     except ImportError:  # pragma: no cover - the Slack module ships with Flowdeck
         return ()
     return (SlackNotConfigured,)
