@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 WEB_STAMP := web/node_modules/.installed-$(shell cat web/package-lock.json | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup run test check lint format typecheck synth bench bench-history clean
+.PHONY: setup run test check lint deadcode format typecheck synth bench bench-history clean
 
 setup: $(STAMP) $(WEB_STAMP)  ## install pinned dependencies into .venv and web/node_modules (idempotent)
 
@@ -37,10 +37,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+deadcode: setup  ## unused code (vulture; true false positives in vulture_whitelist.py)
+	$(BIN)/vulture
+
 typecheck: setup
 	$(BIN)/mypy flowdeck statemachines lambdas stacks
 
-check: lint typecheck test  ## everything CI should be happy with
+check: lint deadcode typecheck test  ## everything CI should be happy with
 
 synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
 	$(BIN)/python app.py

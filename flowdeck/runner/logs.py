@@ -156,7 +156,6 @@ class LogWriter:
         self.flush_interval = flush_interval
         self.max_batch_bytes = max_batch_bytes
         self.lines_stored = 0
-        self.batches_stored = 0
         self.lines_dropped = 0
         self._queue: deque[tuple[float, str, bytes | str]] = deque()
         self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
@@ -271,7 +270,6 @@ class LogWriter:
                     time.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
             self.lines_stored += len(batch.lines)
-            self.batches_stored += 1
             self._failing = False
             return
         self._failing = True
