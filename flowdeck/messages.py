@@ -79,6 +79,33 @@ class WaitMessage(BaseModel):
     allow_skip: bool = False
 
 
+class ApprovalSpec(BaseModel):
+    """The step's `approval:` block as the message carries it."""
+
+    model_config = ConfigDict(extra="ignore")
+    approvers: dict[str, Any] = {}
+    min_approvals: int = 1
+    channels: list[str] = ["inbox"]
+    timeout: int = 24 * 3600
+    message: str = ""
+    slack_channel: str | None = None
+
+
+class ApprovalMessage(BaseModel):
+    """What the compiled approval state sends to the approvals queue (statemachines/approval.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["approval"]  # APPROVAL_MESSAGE_TYPE
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    entered_at: str
+    timeout_seconds: int
+    inputs: dict[str, Any] = {}
+    approval: ApprovalSpec
+
+
 class StepResult(BaseModel):
     """How a step ended, as the worker reports it to the run record and the state machine."""
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 
 from flowdeck.approvals.decisions import now_iso
 from flowdeck.approvals.directory import Directory, normalise_email
@@ -27,6 +26,7 @@ from flowdeck.approvals.outbox import Outbox
 from flowdeck.approvals.policy import approvers_of, describe
 from flowdeck.approvals.store import ApprovalStore
 from flowdeck.expressions import render_template
+from flowdeck.messages import ApprovalMessage
 from flowdeck.runner.pause import wait_deadline
 from flowdeck.stores.runs import RunStore
 
@@ -50,31 +50,6 @@ def _slack_not_configured() -> tuple[type[Exception], ...]:
 
 class DeliveryFailed(Exception):
     """A channel failed; the message is retried (the request itself is recorded)."""
-
-
-class ApprovalSpec(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    approvers: dict[str, Any] = {}
-    min_approvals: int = 1
-    channels: list[str] = ["inbox"]
-    timeout: int = 24 * 3600
-    message: str = ""
-    slack_channel: str | None = None
-
-
-class ApprovalMessage(BaseModel):
-    """What the compiled approval state sends (statemachines/compiler.py)."""
-
-    model_config = ConfigDict(extra="ignore")
-    type: Literal["approval"]
-    token: str
-    run_id: str
-    workflow: str
-    step: str
-    entered_at: str
-    timeout_seconds: int
-    inputs: dict[str, Any] = {}
-    approval: ApprovalSpec
 
 
 def deadline_epoch(deadline: str) -> int:
