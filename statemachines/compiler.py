@@ -22,21 +22,11 @@ from statemachines.asl import (
     RECORD_RUN_START,
     RECORD_RUN_SUCCEEDED,
     Scope,
-    intrinsic_string,
 )
 from statemachines.layout import Parallel, layout
 from statemachines.pause import pause_defaults
-from statemachines.run_record import EXECUTION_INPUT_DEFAULTS, fail_from_waiting_too, run_record_states
-from statemachines.run_step import TIMEOUT_MARGIN_SECONDS, run_step_state, step_spec
-
-__all__ = [
-    "EXECUTION_INPUT_DEFAULTS",
-    "TIMEOUT_MARGIN_SECONDS",
-    "compile_workflow",
-    "intrinsic_string",
-    "render_definition",
-    "step_spec",
-]
+from statemachines.run_record import fail_from_waiting_too, run_record_states
+from statemachines.run_step import run_step_state
 
 
 class _Layout:
