@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 WEB_STAMP := web/node_modules/.installed-$(shell cat web/package-lock.json | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup run test check lint format typecheck imports synth bench bench-history clean
+.PHONY: setup run test check lint deadcode format typecheck imports synth bench bench-history clean
 
 setup: $(STAMP) $(WEB_STAMP)  ## install pinned dependencies into .venv and web/node_modules (idempotent)
 
@@ -37,13 +37,16 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+deadcode: setup  ## unused code (vulture; true false positives in vulture_whitelist.py)
+	$(BIN)/vulture
+
 typecheck: setup
 	$(BIN)/mypy flowdeck statemachines lambdas stacks
 
 imports: setup  ## the import rules: no Lambda or CDK code in the core, layers ([tool.importlinter] in pyproject.toml)
 	$(BIN)/lint-imports --no-cache
 
-check: lint typecheck imports test  ## everything CI should be happy with
+check: lint deadcode typecheck imports test  ## everything CI should be happy with
 
 synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
 	$(BIN)/python app.py

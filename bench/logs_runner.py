@@ -30,7 +30,7 @@ from pathlib import Path
 import boto3
 
 from flowdeck.runner.logs import LogWriter
-from flowdeck.runner.supervisor import run_process
+from flowdeck.runner.process import run_process
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.schema import create_logs_table_kwargs
 

@@ -70,7 +70,6 @@ TOKENS_IN_PREFIX: Final = "tokens_in#"
 TOKENS_OUT_PREFIX: Final = "tokens_out#"
 
 # Step dispatch defaults.
-DEFAULT_HEARTBEAT_SECONDS: Final = 30
 HEARTBEAT_EVERY_SECONDS: Final = 10
 DEFAULT_STEP_TIMEOUT_SECONDS: Final = 6 * 3600
 

@@ -19,10 +19,8 @@ from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeck import __version__
-from flowdeck.config import get_settings
 from flowdeck.constants import MAX_REQUEST_BODY_BYTES
 from flowdeck.errors import FlowdeckError
-from lambdas.deps import run_service
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
 from lambdas.routes import approvals as approval_routes
@@ -187,9 +185,3 @@ def read_json_bodies(handler: Handler, event: dict[str, Any], context: LambdaCon
 @read_json_bodies
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
-
-
-def reset() -> None:
-    """Forget cached settings and the service, so the next request reads the environment again."""
-    get_settings.cache_clear()
-    run_service.cache_clear()

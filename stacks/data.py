@@ -201,10 +201,6 @@ class ArtifactStore(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
-    def grant_artifacts_read(self, grantee: iam.IGrantable) -> None:
-        """List and read the run artifacts (nothing outside the runs/ prefix)."""
-        self._grant(grantee, ["s3:GetObject"])
-
     def grant_artifacts_read_write(self, grantee: iam.IGrantable) -> None:
         """List, read and upload run artifacts, multipart uploads included."""
         self._grant(grantee, ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"])

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 
 from flowdeck.approvals.decisions import now_iso
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.links import LinkClaims, LinkKey, link_url, sign
 from flowdeck.approvals.policy import approvers_of, describe
 from flowdeck.expressions import render_template
+from flowdeck.messages import ApprovalMessage
 from flowdeck.runner.pause import wait_deadline
 from flowdeck.stores.approvals import ApprovalStore
 from flowdeck.stores.outbox import Outbox
@@ -32,7 +32,6 @@ from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.notifier")
 
-APPROVAL_MESSAGE_TYPE = "approval"
 # Receives of one message before a failing delivery is given up (recorded, the request kept).
 MAX_DELIVERY_ATTEMPTS = 3
 RUN_NOT_RUNNING = "RunNotRunning"
@@ -42,7 +41,7 @@ ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 def _slack_not_configured() -> tuple[type[Exception], ...]:
     """Slack's "no secret set up" error: a configuration gap, noted once and not retried."""
     try:
-        from flowdeck.approvals.slack import SlackNotConfigured
+        from flowdeck.approvals.slack.client import SlackNotConfigured
     except ImportError:  # pragma: no cover - the Slack module ships with Flowdeck
         return ()
     return (SlackNotConfigured,)
@@ -50,31 +49,6 @@ def _slack_not_configured() -> tuple[type[Exception], ...]:
 
 class DeliveryFailed(Exception):
     """A channel failed; the message is retried (the request itself is recorded)."""
-
-
-class ApprovalSpec(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    approvers: dict[str, Any] = {}
-    min_approvals: int = 1
-    channels: list[str] = ["inbox"]
-    timeout: int = 24 * 3600
-    message: str = ""
-    slack_channel: str | None = None
-
-
-class ApprovalMessage(BaseModel):
-    """What the compiled approval state sends (statemachines/compiler.py)."""
-
-    model_config = ConfigDict(extra="ignore")
-    type: Literal["approval"]
-    token: str
-    run_id: str
-    workflow: str
-    step: str
-    entered_at: str
-    timeout_seconds: int
-    inputs: dict[str, Any] = {}
-    approval: ApprovalSpec
 
 
 def deadline_epoch(deadline: str) -> int:

@@ -22,7 +22,7 @@ log = logging.getLogger("flowdeck.approvals")
 def slack_approvals(settings: Settings) -> Any:
     """SlackApprovals when that module is installed (it is optional: e-mail and the inbox work without)."""
     try:
-        from flowdeck.approvals.slack import SlackApprovals
+        from flowdeck.approvals.slack.client import SlackApprovals
     except ImportError:  # pragma: no cover - the Slack module ships with Flowdeck
         return None
     return SlackApprovals(settings=settings)

@@ -109,11 +109,6 @@ def run_cost(run: dict[str, Any]) -> str:
     return exact_usd(run["cost_usd"]) if budget else usd(run["cost_usd"])
 
 
-def _cost(run: dict[str, Any]) -> str:
-    """`   Cost: $0.12` once the run has recorded a cost; nothing before ("0" is no cost yet)."""
-    return f"   Cost: {run_cost(run)}" if Decimal(str(run.get("cost_usd") or 0)) else ""
-
-
 # A run over its workflow's runtime_config.concurrency.max_runs waits for a slot.
 QUEUED_NOTE = "Queued since {since}: the workflow is at its concurrency limit; it starts when a run ends."
 

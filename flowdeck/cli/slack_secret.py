@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowdeck.approvals.slack import SlackSecrets, parse_credentials
+from flowdeck.approvals.slack.client import SlackSecrets, parse_credentials
 from flowdeck.config import get_settings
 
 EXPECTED = '{"bot_token": "xoxb-...", "signing_secret": "..."}'

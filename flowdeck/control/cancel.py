@@ -30,9 +30,9 @@ from flowdeck.control.cancelling import (
     settle,
 )
 from flowdeck.errors import Conflict, RunNotFound
+from flowdeck.messages import DEFAULT_GRACE_SECONDS
 from flowdeck.runner.budget import execution_arn
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
-from flowdeck.runner.messages import DEFAULT_GRACE_SECONDS
 from flowdeck.stores.cancels import CancelRecords
 from flowdeck.stores.executions import stop_execution
 from flowdeck.stores.runs import RunStore

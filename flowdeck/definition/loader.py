@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -169,7 +168,3 @@ def unknown_group_problems(
                         f"group {group!r} is not a team in {teams.source}"
                     )
     return problems
-
-
-def yaml_dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False)

@@ -13,8 +13,8 @@ from typing import Any
 from boto3.exceptions import S3TransferFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.runner.messages import StepMessage
-from flowdeck.runner.supervisor import LineSink
+from flowdeck.messages import StepMessage
+from flowdeck.runner.process import LineSink
 from flowdeck.stores.artifacts import OUTPUTS_REF, ArtifactStore, artifact_key, is_expired, outputs_key
 
 # Outputs above this size go to S3 and the runs table holds a reference (DynamoDB items stop at 400 KB).
@@ -45,7 +45,7 @@ def collect(work_dir: Path, patterns: list[str], workspace: Path | None = None) 
     """Files matching the upload globs, relative to the work dir.
 
     A pattern or match escaping the work dir is refused; a file reached only through the
-    workspace links (see supervisor.link_workspace) is an input of the step, not a product.
+    workspace links (see process.link_workspace) is an input of the step, not a product.
     """
     found = Collected()
     root = work_dir.resolve()

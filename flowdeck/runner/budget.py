@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.control.cancelling import fail_waiting_steps, request_cancel
-from flowdeck.runner.messages import StepMessage
+from flowdeck.messages import StepMessage
 from flowdeck.stores.executions import stop_execution
 from flowdeck.stores.runs import RunStore
 

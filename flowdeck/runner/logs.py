@@ -1,6 +1,6 @@
 """A step's output to the logs table: bytes in from the pumps, timestamped lines out in ~30 KB batches.
 
-The supervisor's pump threads hand each pipe read (up to 1 MiB, many lines) to `LogWriter.feed`, which
+The process's pump threads hand each pipe read (up to 1 MiB, many lines) to `LogWriter.feed`, which
 only appends it to a queue: the pumps never wait on the log path, so a step that prints fast is never
 throttled by it. One background thread splits the bytes into lines, decodes them (invalid UTF-8 shown
 as `\\xNN` escapes), cuts long lines into parts marked `cont`, and stores, in order, each batch that
@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.runner.messages import StepMessage
+from flowdeck.messages import StepMessage
 from flowdeck.stores.logs import CONT_OVERHEAD, LINE_OVERHEAD, LogStore, json_len
 
 log = logging.getLogger("flowdeck.logs")
@@ -147,7 +147,6 @@ class LogWriter:
         self.flush_interval = flush_interval
         self.max_batch_bytes = max_batch_bytes
         self.lines_stored = 0
-        self.batches_stored = 0
         self.lines_dropped = 0
         self._queue: deque[tuple[float, str, bytes | str]] = deque()
         self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
@@ -262,7 +261,6 @@ class LogWriter:
                     time.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
             self.lines_stored += len(batch.lines)
-            self.batches_stored += 1
             self._failing = False
             return
         self._failing = True

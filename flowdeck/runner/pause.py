@@ -10,16 +10,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flowdeck.runner.messages import WaitMessage
-from flowdeck.runner.supervisor import now_iso
+from flowdeck.messages import WaitMessage
+from flowdeck.runner.process import now_iso
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.pause")
 
 RUN_NOT_RUNNING = "RunNotRunning"
-# The `type` of the message the compiled `<step>:Paused` state sends (step messages have none).
-WAIT_MESSAGE_TYPE = "wait"
 # A run that ended (cancelled, failed) while its step's failure was on its way to the pause.
 ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from flowdeck.costs.calculator import CostCalculator
 from flowdeck.costs.models import ComputeUsage, ModelUsage, StepUsage, add_models
-from flowdeck.runner.messages import StepMessage
-from flowdeck.runner.supervisor import LineSink
+from flowdeck.messages import StepMessage
+from flowdeck.runner.process import LineSink
 
 log = logging.getLogger("flowdeck.usage")
 

@@ -159,9 +159,6 @@ class ArtifactStore:
         body = json.dumps(value, separators=(",", ":")).encode()
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
 
-    def get_json(self, key: str) -> Any:
-        return json.loads(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-
     def ref(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 

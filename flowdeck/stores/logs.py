@@ -43,18 +43,6 @@ def json_len(text: str) -> int:
     return len(encode_basestring_ascii(text))
 
 
-def line_to_ddb(line: dict[str, Any]) -> dict[str, Any]:
-    """One line dict ({t, stream, text[, cont]}) as a DynamoDB map value."""
-    value: dict[str, Any] = {
-        "t": {"N": repr(float(line["t"]))},
-        "stream": {"S": line["stream"]},
-        "text": {"S": line["text"]},
-    }
-    if line.get("cont"):
-        value["cont"] = {"BOOL": True}
-    return {"M": value}
-
-
 def line_from_ddb(value: dict[str, Any]) -> dict[str, Any]:
     m = value["M"]
     line: dict[str, Any] = {"t": float(m["t"]["N"]), "stream": m["stream"]["S"], "text": m["text"]["S"]}

@@ -11,8 +11,6 @@ from flowdeck.definition.models import GitTrigger
 BRANCH_PREFIX: Final = "refs/heads/"
 # A deleted branch's push names this as the new commit.
 NO_COMMIT: Final = "0" * 40
-# The inputs a git trigger can fill; a run gets those its workflow declares.
-GIT_INPUTS: Final = ("commit", "ref", "branch", "repo")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from flowdeck.approvals.slack import SlackApprovals
-from flowdeck.approvals.slack_interactions import SIGNATURE_HEADER, TIMESTAMP_HEADER, SlackInteractions
+from flowdeck.approvals.slack.client import SlackApprovals
+from flowdeck.approvals.slack.interactions import SIGNATURE_HEADER, TIMESTAMP_HEADER, SlackInteractions
 from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
 from lambdas.deps import raw_body

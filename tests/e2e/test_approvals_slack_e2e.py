@@ -17,7 +17,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from flowdeck.approvals.slack import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION
+from flowdeck.approvals.slack.blocks import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION
 from flowdeck.cli.approvals import email_link
 from flowdeck.cli.main import app
 from flowdeck.config import get_settings

@@ -16,7 +16,8 @@ import pytest
 
 from flowdeck.approvals.directory import Directory
 from flowdeck.approvals.ended import EndedApprovals
-from flowdeck.approvals.slack import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION, SlackApprovals
+from flowdeck.approvals.slack.blocks import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION
+from flowdeck.approvals.slack.client import SlackApprovals
 from flowdeck.config import get_settings
 from flowdeck.constants import RUN_SK
 from flowdeck.runs.events import run_change

@@ -16,8 +16,8 @@ import pytest
 
 from flowdeck.config import Settings
 from flowdeck.constants import ARTIFACTS_BUCKET
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.worker import StepRunner
+from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.runs import RunStore
 from tests.integration.test_api import api_event

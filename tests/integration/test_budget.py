@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flowdeck.control.cancelling import settle
+from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.budget import BudgetGuard, execution_arn, usd
-from flowdeck.runner.messages import StepMessage, StepSpec
 from flowdeck.stores.runs import RunStore
 
 TABLE = "flowdeck-runs-test"  # as in conftest.py

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from flowdeck.config import Settings
+from flowdeck.messages import StepMessage
 from flowdeck.runner import usage as usage_module
-from flowdeck.runner.messages import StepMessage
-from flowdeck.runner.worker import StepRunner
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.runs import RunStore
 from tests.integration.test_api import TABLE, Api, assert_error
 from tests.integration.test_worker import RUN_ID, FakeStepFunctions, Lines, message

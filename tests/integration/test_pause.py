@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.control.pause import PauseDecisions, SkipNotAllowed, StepDecision, StepNotFound, StepNotWaiting
 from flowdeck.errors import RunNotFound
-from flowdeck.runner.messages import WaitMessage
+from flowdeck.messages import WaitMessage
 from flowdeck.runner.pause import PauseRecorder, wait_deadline
 from flowdeck.stores.items import from_item, to_item
 from flowdeck.stores.runs import RunStore

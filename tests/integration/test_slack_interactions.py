@@ -17,14 +17,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from flowdeck.approvals.slack import (
-    APPROVE_ACTION,
-    OPEN_ACTION,
-    REJECT_ACTION,
-    SlackApprovals,
-    SlackDeliveryError,
-    SlackNotConfigured,
-)
+from flowdeck.approvals.slack.blocks import APPROVE_ACTION, OPEN_ACTION, REJECT_ACTION
+from flowdeck.approvals.slack.client import SlackApprovals, SlackDeliveryError, SlackNotConfigured
 from flowdeck.cli.main import app
 from flowdeck.config import get_settings
 from flowdeck.stores.items import from_item, to_item

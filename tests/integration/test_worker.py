@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from flowdeck.config import Settings
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.worker import StepRunner
+from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.runs import RunStore
 
 TABLE = "flowdeck-runs-test"  # as in conftest.py
@@ -74,7 +74,7 @@ def runner(store: RunStore, sfn: FakeStepFunctions, tmp_path: Path) -> Iterator[
 def message(
     step: str = "build", retry_count: int = 0, heartbeat_seconds: int = 30, **spec: Any
 ) -> StepMessage:
-    """A step message as the state machine sends it; `spec` as statemachines.compiler.step_spec builds it."""
+    """A step message as the state machine sends it; `spec` as statemachines.run_step.step_spec builds it."""
     return StepMessage(
         token=TOKEN,
         run_id=RUN_ID,

@@ -12,9 +12,9 @@ import pytest
 
 from flowdeck.config import Settings
 from flowdeck.control.cancelling import settle
+from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.budget import BudgetGuard
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.worker import StepRunner
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.runs import RunStore
 from tests.integration.test_worker import FakeStepFunctions
 

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from flowdeck.config import Settings
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.worker import StepRunner
+from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import create_logs_table_kwargs, create_table_kwargs

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from flowdeck.config import Settings
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.worker import StepRunner
+from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.runs import RunStore
 
 TABLE = "flowdeck-runs-test"  # as in conftest.py

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from flowdeck.local.sweeper import ArtifactSweeper
+from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.artifacts import collect, content_type, wanted
-from flowdeck.runner.messages import StepMessage, StepSpec
-from flowdeck.runner.supervisor import prepare_scratch
+from flowdeck.runner.process import prepare_scratch
 from flowdeck.stores.artifacts import (
     MultipartSink,
     artifact_key,

@@ -14,7 +14,9 @@ import pytest
 from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS
 from flowdeck.definition import WorkflowDefinition, parse_workflow
 from statemachines import compile_workflow, render_definition
-from statemachines.compiler import EXECUTION_INPUT_DEFAULTS, TIMEOUT_MARGIN_SECONDS, intrinsic_string
+from statemachines.asl import intrinsic_string
+from statemachines.run_record import EXECUTION_INPUT_DEFAULTS
+from statemachines.run_step import TIMEOUT_MARGIN_SECONDS
 
 SEND_AND_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("flowdeck", "lambdas", "stacks", "statemachines")
 # flowdeck/local hosts the emulator and the local stack: its glue talks to moto directly.
@@ -36,10 +34,6 @@ STEP_FUNCTIONS = {
     "start_sync_execution",
     "stop_execution",
 }
-# Files another part of issue 14 is rewriting now (the worker's split into poll loop, step runner,
-# heartbeat and process): they move to flowdeck.stores.tasks.TaskTokens with that split. Each entry
-# must still hold such calls (test below), so the list only shrinks.
-PENDING = {"flowdeck/runner/worker.py"}
 
 
 def data_calls(path: Path) -> list[str]:
@@ -60,15 +54,8 @@ def core_files() -> list[str]:
 
 
 def test_no_module_outside_stores_calls_dynamodb_or_step_functions() -> None:
-    offenders = {
-        name: calls for name in core_files() if name not in PENDING and (calls := data_calls(ROOT / name))
-    }
+    offenders = {name: calls for name in core_files() if (calls := data_calls(ROOT / name))}
     assert offenders == {}, "move these calls into a store adapter in flowdeck/stores/"
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_the_pending_list_names_only_files_that_still_call(name: str) -> None:
-    assert data_calls(ROOT / name), f"{name} no longer calls AWS directly: drop it from PENDING"
 
 
 def test_the_scan_sees_a_call_on_a_borrowed_client(tmp_path: Path) -> None:

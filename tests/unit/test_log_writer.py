@@ -20,7 +20,7 @@ from flowdeck.runner.logs import (
     json_len,
     split_long,
 )
-from flowdeck.runner.supervisor import tail_lines
+from flowdeck.runner.process import tail_lines
 
 
 class FakeStore:

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from flowdeck.runner.supervisor import run_process
+from flowdeck.runner.process import run_process
 
 # Installs a SIGTERM handler that writes `term` (and exits unless told to linger), says `ready`, sleeps.
 STEP = """

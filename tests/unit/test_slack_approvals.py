@@ -11,22 +11,24 @@ from urllib.parse import urlencode
 import pytest
 
 from flowdeck.approvals.directory import Directory, Person, TeamsFile
-from flowdeck.approvals.slack import (
+from flowdeck.approvals.slack.blocks import (
     APPROVE_ACTION,
     OPEN_ACTION,
     REJECT_ACTION,
-    SlackApprovals,
-    SlackCredentials,
-    SlackNotConfigured,
     decided_blocks,
     escape,
     fallback_text,
     outcome,
-    parse_credentials,
     policy_text,
     request_blocks,
 )
-from flowdeck.approvals.slack_interactions import SlackInteractions, parse_click
+from flowdeck.approvals.slack.client import (
+    SlackApprovals,
+    SlackCredentials,
+    SlackNotConfigured,
+    parse_credentials,
+)
+from flowdeck.approvals.slack.interactions import SlackInteractions, parse_click
 from flowdeck.config import Settings
 from flowdeck.definition import parse_workflow
 from flowdeck.errors import BadRequest, Conflict, InvalidDefinition, NotAllowed, Unauthorized

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flowdeck.runner.messages import StepMessage, StepSpec
+from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.usage import UsageTailer, compute_usage, parse_usage_line
 
 

@@ -19,13 +19,8 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from flowdeck.approvals.directory import Directory, normalise_email
-from flowdeck.approvals.slack import (
-    DECISION_ACTIONS,
-    SlackApprovals,
-    SlackDeliveryError,
-    SlackNotConfigured,
-    outcome,
-)
+from flowdeck.approvals.slack.blocks import DECISION_ACTIONS, outcome
+from flowdeck.approvals.slack.client import SlackApprovals, SlackDeliveryError, SlackNotConfigured
 from flowdeck.errors import BadRequest, FlowdeckError, NotAllowed, Unauthorized
 
 logger = logging.getLogger(__name__)

@@ -1,26 +1,11 @@
-"""Slack approvals: the interactive request message, updated in place as decisions come in.
-
-The bot token and the signing secret live in Secrets Manager (`flowdeck/slack`, JSON
-`{"bot_token", "signing_secret"}`). The bot needs the scopes `chat:write` (post and update) and
-`users:read` + `users:read.email` (an approver's e-mail when teams.yaml does not name their Slack id).
-"""
+"""Block Kit for approval requests: the interactive message, its decided and ended versions (pure)."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-
-from flowdeck.approvals.directory import Directory, DirectoryError
-from flowdeck.approvals.policy import approvers_of
-from flowdeck.config import Settings, get_settings
-from flowdeck.secret_store import CACHE_SECONDS, SecretStrings
 
 APPROVE_ACTION: Final = "flowdeck_approve"
 REJECT_ACTION: Final = "flowdeck_reject"
@@ -31,65 +16,9 @@ ACTIONS_BLOCK: Final = "flowdeck_approval"
 HEADER_LIMIT: Final = 150
 TEXT_LIMIT: Final = 3000
 TIMED_OUT_ERROR: Final = "ApprovalTimedOut"
-# What a call to Slack can raise: an error answer, a client error, or the network (URLError, timeouts).
-SLACK_ERRORS: Final = (SlackApiError, SlackClientError, OSError)
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 DECIDED = {"approved", "rejected", "cancelled", "timed_out", "failed", "succeeded"}
 
 
-class SlackNotConfigured(Exception):
-    """The `flowdeck/slack` secret is missing or unusable: the notifier skips Slack and says so."""
-
-
-class SlackDeliveryError(Exception):
-    """Slack answered an error (or could not be reached) for a post or an update."""
-
-
-@dataclass(frozen=True)
-class SlackCredentials:
-    bot_token: str
-    signing_secret: str
-
-
-class SlackSecrets:
-    """The bot token and signing secret from Secrets Manager, cached briefly per container."""
-
-    def __init__(
-        self,
-        name: str | None = None,
-        client: Any = None,
-        cache_seconds: float = CACHE_SECONDS,
-        settings: Settings | None = None,
-    ) -> None:
-        self.settings = settings or get_settings()
-        self.name = name or self.settings.slack_secret_name
-        self.store = SecretStrings(client, cache_seconds, self.settings)
-
-    def get(self) -> SlackCredentials | None:
-        """The credentials, or None when the secret is absent or not `{bot_token, signing_secret}`."""
-        return parse_credentials(self.store.get(self.name) or "")
-
-    def put(self, credentials: SlackCredentials) -> None:
-        """Create or replace the secret (`flowdeck secrets set-slack`)."""
-        value = json.dumps({"bot_token": credentials.bot_token, "signing_secret": credentials.signing_secret})
-        self.store.put(self.name, value)
-
-
-def parse_credentials(raw: str) -> SlackCredentials | None:
-    """`{"bot_token": "xoxb-...", "signing_secret": "..."}` -> credentials; anything else -> None."""
-    try:
-        data = json.loads(raw) if raw else None
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    token, secret = data.get("bot_token"), data.get("signing_secret")
-    if not isinstance(token, str) or not token.strip() or not isinstance(secret, str) or not secret.strip():
-        return None
-    return SlackCredentials(token.strip(), secret.strip())
-
-
-# -- the message ------------------------------------------------------------------------------
 def escape(text: str) -> str:
     """Slack's mrkdwn control characters; the rest of the text shows as written."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -110,7 +39,7 @@ def _slack_date(value: Any) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{escape(str(value))}>"
 
 
-def _approval(request: dict[str, Any]) -> dict[str, Any]:
+def approval_of(request: dict[str, Any]) -> dict[str, Any]:
     """The approval map, whether the request is the step's view or carries it under `approval`."""
     nested = request.get("approval")
     return {**request, **nested} if isinstance(nested, dict) else request
@@ -252,7 +181,7 @@ def _status_block(text: str, mentions: Sequence[str]) -> dict[str, Any]:
 
 def request_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The request as first posted: summary, policy, deadline, Open / Approve / Reject."""
-    approval = _approval(request)
+    approval = approval_of(request)
     needed = int(approval.get("min_approvals") or 1)
     blocks = _summary_blocks(approval)
     blocks.append(_status_block(f"{STATUS_LINES['waiting']} · 0 of {needed} approvals", mentions))
@@ -263,7 +192,7 @@ def request_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> lis
 
 def decided_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The message after a decision: who decided, when and how; buttons only while still waiting."""
-    approval = _approval(request)
+    approval = approval_of(request)
     state = outcome(approval)
     needed = int(approval.get("min_approvals") or 1)
     count = len({str(a.get("by")) for a in approval.get("approvals") or []})
@@ -282,7 +211,7 @@ def decided_blocks(request: dict[str, Any], mentions: Sequence[str] = ()) -> lis
 
 def fallback_text(request: dict[str, Any]) -> str:
     """The notification text (and what clients without blocks show)."""
-    approval = _approval(request)
+    approval = approval_of(request)
     state = outcome(approval)
     head = f"{approval.get('workflow', '?')} / {approval.get('step', '?')}"
     if state == "waiting":
@@ -315,7 +244,7 @@ def ending_text(ending: dict[str, Any], mrkdwn: bool = False) -> str:
 
 def ended_blocks(request: dict[str, Any], ending: dict[str, Any]) -> list[dict[str, Any]]:
     """The message once the approval stopped waiting undecided: decisions so far, why, no decision buttons."""
-    approval = _approval(request)
+    approval = approval_of(request)
     needed = int(approval.get("min_approvals") or 1)
     count = len({str(a.get("by")) for a in approval.get("approvals") or []})
     blocks = _summary_blocks(approval)
@@ -334,111 +263,12 @@ def ended_blocks(request: dict[str, Any], ending: dict[str, Any]) -> list[dict[s
 
 
 def ended_fallback_text(request: dict[str, Any], ending: dict[str, Any]) -> str:
-    approval = _approval(request)
+    approval = approval_of(request)
     head = f"{approval.get('workflow', '?')} / {approval.get('step', '?')}"
     return _clip(f"Approval {head}: {ending_text(ending)}", TEXT_LIMIT)
 
 
-# -- the Web API ------------------------------------------------------------------------------
-class SlackApprovals:
-    """Posts approval requests to Slack and updates them in place (slack_sdk WebClient)."""
-
-    def __init__(
-        self,
-        secrets: SlackSecrets | None = None,
-        settings: Settings | None = None,
-        directory: Directory | None = None,
-    ) -> None:
-        self.settings = settings or get_settings()
-        self.secrets = secrets or SlackSecrets(settings=self.settings)
-        self._directory = directory
-
-    def credentials(self) -> SlackCredentials:
-        credentials = self.secrets.get()
-        if credentials is None:
-            raise SlackNotConfigured(
-                f"Slack is not configured: set the secret {self.secrets.name} to "
-                '{"bot_token": "xoxb-...", "signing_secret": "..."} (flowdeck secrets set-slack)'
-            )
-        return credentials
-
-    def signing_secret(self) -> str | None:
-        """The signing secret, or None when Slack is not configured (interactions are then refused)."""
-        credentials = self.secrets.get()
-        return credentials.signing_secret if credentials else None
-
-    def web_client(self) -> WebClient:
-        return WebClient(token=self.credentials().bot_token, base_url=self.settings.slack_api_url, timeout=10)
-
-    def mentions(self, request: dict[str, Any]) -> list[str]:
-        """Slack ids (teams.yaml `people`) of everyone who may decide; none if teams.yaml is unreadable."""
-        try:
-            if self._directory is None:
-                self._directory = Directory.load(self.settings.workflows_dir)
-        except DirectoryError:
-            return []  # the notifier records the broken file; the message still goes out
-        people = approvers_of(_approval(request).get("approvers") or {}, self._directory)
-        ids = {self._directory.slack_for_email(person) for person in people}
-        return sorted(i for i in ids if i and SLACK_USER_ID.match(i))
-
-    def channel_for(self, request: dict[str, Any]) -> str:
-        return str(_approval(request).get("slack_channel") or self.settings.slack_channel)
-
-    def post_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Post the interactive request; returns {"channel", "ts"} to update it later."""
-        client = self.web_client()
-        try:
-            answer = client.chat_postMessage(
-                channel=self.channel_for(request),
-                text=fallback_text(request),
-                blocks=request_blocks(request, self.mentions(request)),
-                unfurl_links=False,
-            )
-        except SLACK_ERRORS as error:
-            raise SlackDeliveryError(f"chat.postMessage failed: {_reason(error)}") from None
-        return {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
-
-    def update_decided(self, request: dict[str, Any]) -> None:
-        """Rewrite the posted message (its `slack` {channel, ts}) to show the decisions so far."""
-        if posted(request):
-            self._update(request, fallback_text(request), decided_blocks(request, self.mentions(request)))
-
-    def update_ended(self, request: dict[str, Any], ending: dict[str, Any]) -> bool:
-        """Rewrite the posted message for an approval that stopped waiting undecided (no buttons).
-
-        False when it was never posted; raises SlackNotConfigured or SlackDeliveryError.
-        """
-        if not posted(request):
-            return False
-        self._update(request, ended_fallback_text(request, ending), ended_blocks(request, ending))
-        return True
-
-    def _update(self, request: dict[str, Any], text: str, blocks: list[dict[str, Any]]) -> None:
-        where = _approval(request)["slack"]
-        try:
-            self.web_client().chat_update(
-                channel=str(where["channel"]), ts=str(where["ts"]), text=text, blocks=blocks
-            )
-        except SLACK_ERRORS as error:
-            raise SlackDeliveryError(f"chat.update failed: {_reason(error)}") from None
-
-    def email_of(self, user_id: str) -> str | None:
-        """The Slack user's profile e-mail (users.info; needs the users:read.email scope)."""
-        try:
-            answer = self.web_client().users_info(user=user_id)
-        except (*SLACK_ERRORS, SlackNotConfigured):
-            return None
-        email = ((answer.get("user") or {}).get("profile") or {}).get("email")
-        return str(email).strip().lower() if email else None
-
-
 def posted(request: dict[str, Any]) -> bool:
     """True when the request's Slack message was posted (its `slack` {channel, ts} recorded)."""
-    where = _approval(request).get("slack") or {}
+    where = approval_of(request).get("slack") or {}
     return isinstance(where, dict) and bool(where.get("channel")) and bool(where.get("ts"))
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, SlackApiError):
-        return str(error.response.get("error") or error.response.status_code)
-    return f"{type(error).__name__}: {error}"

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
+from flowdeck.messages import StepMessage
 from flowdeck.runner.logs import LineSplitter
-from flowdeck.runner.messages import StepMessage
 
 LineSink = Callable[[str, str], None]
 """Receives (stream, text) for every line a step prints; stream is "stdout" or "stderr"."""

@@ -1,4 +1,7 @@
-"""The step message a state machine sends to the steps queue, and what the worker answers."""
+"""The messages the state machine sends (steps, waits, approvals) and what the worker answers.
+
+Shared by the compiler (statemachines/), the runner and the approvals notifier: one contract.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_GRACE_SECONDS = 30
+# `type` of a message to the steps queue that waits for a person (a step paused on failure).
+WAIT_MESSAGE_TYPE = "wait"
+# `type` of a message to the approvals queue: an approval step asking people.
+APPROVAL_MESSAGE_TYPE = "approval"
 
 
 class StepSpec(BaseModel):
@@ -70,6 +77,33 @@ class WaitMessage(BaseModel):
     entered_at: str
     timeout_seconds: int
     allow_skip: bool = False
+
+
+class ApprovalSpec(BaseModel):
+    """The step's `approval:` block as the message carries it."""
+
+    model_config = ConfigDict(extra="ignore")
+    approvers: dict[str, Any] = {}
+    min_approvals: int = 1
+    channels: list[str] = ["inbox"]
+    timeout: int = 24 * 3600
+    message: str = ""
+    slack_channel: str | None = None
+
+
+class ApprovalMessage(BaseModel):
+    """What the compiled approval state sends to the approvals queue (statemachines/approval.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["approval"]  # APPROVAL_MESSAGE_TYPE
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    entered_at: str
+    timeout_seconds: int
+    inputs: dict[str, Any] = {}
+    approval: ApprovalSpec
 
 
 class StepResult(BaseModel):

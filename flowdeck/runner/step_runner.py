@@ -1,0 +1,348 @@
+"""Run one step message end to end: record the start, run the process or notify, record, answer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flowdeck.config import Settings
+from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.control.cancelling import CANCELLED_ERROR
+from flowdeck.costs.calculator import CostCalculator, load_calculator
+from flowdeck.costs.models import StepUsage
+from flowdeck.expressions import evaluate_condition, render_template
+from flowdeck.messages import StepMessage, StepResult
+from flowdeck.runner import artifacts as step_artifacts
+from flowdeck.runner.budget import BUDGET_EXCEEDED, budget_cause
+from flowdeck.runner.cancel_watch import CancelWatch
+from flowdeck.runner.heartbeat import Heartbeat
+from flowdeck.runner.logs import LogWriter
+from flowdeck.runner.process import (
+    LineSink,
+    ProcessOutcome,
+    now_iso,
+    prepare_scratch,
+    read_outputs,
+    run_process,
+    step_environment,
+)
+from flowdeck.runner.usage import Budget, NoBudget, UsageRecorder
+from flowdeck.stores.artifacts import ArtifactStore, s3_client
+from flowdeck.stores.logs import LogStore
+from flowdeck.stores.runs import RunStore
+from flowdeck.stores.tasks import TaskTokens
+
+log = logging.getLogger("flowdeck.worker")
+
+
+class StepRunner:
+    """Runs one step message end to end: record, execute, report."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runs: RunStore,
+        sfn: Any,
+        artifacts: ArtifactStore | None = None,
+        logs: LogStore | None = None,
+        budget: Budget | None = None,
+        calculator: CostCalculator | None = None,
+    ) -> None:
+        self.settings = settings
+        # Told the run's cost after each usage flush; may stop the step (the budget guard).
+        self.budget: Budget = budget or NoBudget()
+        self.calculator = calculator or load_calculator(settings.cost_calculator, settings.rate_card)
+        # The usage recorder of each running attempt, until its finish adds the last delta to the run.
+        self.recorders: dict[tuple[str, str, int], UsageRecorder] = {}
+        self.runs = runs
+        self.tokens = TaskTokens(sfn)
+        # Where step output goes (the logs table); without one, only a sink handed to handle() sees it.
+        self.logs = logs
+        self.artifacts = artifacts or ArtifactStore(settings.artifacts_bucket, s3_client(settings))
+        # Small I/O that can overlap the critical path of a step (reads beside writes).
+        self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
+
+    @staticmethod
+    def context(message: StepMessage, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """What conditions and templates read: inputs, earlier steps' outputs, the run."""
+        return {
+            "inputs": message.inputs,
+            "steps": {step_id: {"outputs": out} for step_id, out in earlier.items()},
+            "run": {"id": message.run_id, "workflow": message.workflow, "attempt": message.attempt},
+        }
+
+    def handle(self, message: StepMessage, sink: LineSink | None = None) -> StepResult | None:
+        """Run the step once; None when this delivery is a duplicate of one already taken.
+
+        Output goes to `sink` when given, else to the logs table through a LogWriter.
+        """
+        if message.step in message.reuse:
+            self.answer_reused(message)
+            return None
+        started_at = now_iso()
+        spec = message.spec
+        # Earlier outputs are read while the start is recorded, unless a condition needs them first.
+        pending_outputs = self.io.submit(self.runs.step_outputs, message.run_id)
+        status = "running"
+        condition_error = None
+        if spec.condition:
+            try:
+                if not evaluate_condition(spec.condition, self.context(message, pending_outputs.result())):
+                    status = "skipped"
+            except ValueError as exc:
+                condition_error = str(exc)
+        fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None, "cause": None}
+        started = self.runs.start_attempt(
+            message.run_id, message.step, message.token, message.attempt, fields
+        )
+        if started is None:
+            return None
+        writer = LogWriter.for_step(self.logs, message) if sink is None and self.logs is not None else None
+        output: LineSink = sink or writer or (lambda stream, text: None)
+        try:
+            if condition_error is not None:
+                result = StepResult(
+                    status="failed",
+                    error="ConditionError",
+                    cause=condition_error,
+                    started_at=started_at,
+                    ended_at=now_iso(),
+                )
+            elif status == "skipped":
+                result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
+            elif spec.kind == "notify":
+                result = self.notify(message, pending_outputs.result(), started_at, output)
+            else:
+                result = self.run(message, pending_outputs.result(), started_at, output, started)
+        finally:
+            if writer is not None:
+                # Every line is stored before the end is recorded: a finished step's log is complete.
+                # Heartbeats go on meanwhile, as storing a large backlog may take a while.
+                with Heartbeat(self.tokens, message.token, self.heartbeat_every(message)):
+                    writer.close()
+        return self.finish(message, started, result)
+
+    def answer_reused(self, message: StepMessage) -> None:
+        """A retry took this step over from an earlier run (its record is written): just move on."""
+        if not self.tokens.succeed(message.token, {"status": "reused"}):
+            log.info("run %s no longer waits for reused step %s", message.run_id, message.step)
+
+    @staticmethod
+    def heartbeat_every(message: StepMessage) -> float:
+        return min(HEARTBEAT_EVERY_SECONDS, message.heartbeat_seconds / 3)
+
+    def notify(
+        self, message: StepMessage, earlier: dict[str, dict[str, Any]], started_at: str, sink: LineSink
+    ) -> StepResult:
+        notify = message.spec.notify or {}
+        text = render_template(notify.get("message", ""), self.context(message, earlier))
+        targets = [t for t in [notify.get("slack"), *notify.get("email", [])] if t]
+        sink("stdout", f"notify {', '.join(targets) or '(no channel)'}: {text}")
+        return StepResult(
+            status="succeeded",
+            outputs={"message": text, "targets": targets},
+            started_at=started_at,
+            ended_at=now_iso(),
+        )
+
+    def run(
+        self,
+        message: StepMessage,
+        earlier: dict[str, dict[str, Any]],
+        started_at: str,
+        sink: LineSink,
+        started: dict[str, Any] | None = None,
+    ) -> StepResult:
+        spec = message.spec
+        scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
+        argv: list[str] | str = spec.command if spec.command else (spec.run or "")
+        with (
+            Heartbeat(self.tokens, message.token, self.heartbeat_every(message)) as beat,
+            CancelWatch(self.runs, message.run_id, beat.gone) as watch,
+        ):
+            usage = self.prepare(message, scratch, sink, beat.gone, started)
+            outcome = (
+                ProcessOutcome(exit_code=None, timed_out=False, stopped=True, seconds=0.0)
+                if watch.cancelled  # cancelled before it started: never start the process
+                else run_process(
+                    argv,
+                    step_environment(message, earlier, scratch),
+                    scratch / "work",
+                    spec.timeout,
+                    sink,
+                    beat.gone,
+                    grace=spec.grace_period,
+                    kill=watch.kill,
+                )
+            )
+            ended = step_artifacts.now()
+            step_usage, step_cost = usage.close(outcome.seconds)
+            # Uploaded before the end is recorded and answered (failures too: a failing test's report
+            # matters most), so the run never moves on before its artifacts exist.
+            uploaded = (
+                {}
+                if outcome.stopped
+                else step_artifacts.upload(
+                    self.artifacts, message, scratch / "work", ended, sink, self.settings.workspace
+                )
+            )
+        base = {
+            **uploaded,
+            "started_at": started_at,
+            "ended_at": ended.isoformat(),
+            "exit_code": outcome.exit_code,
+            "process_seconds": round(outcome.seconds, 6),
+            "usage": step_usage.model_dump(mode="json"),
+            "cost_usd": step_cost,
+        }
+        return self.outcome_result(message, outcome, watch, scratch / "outputs.json", base)
+
+    def prepare(
+        self,
+        message: StepMessage,
+        scratch: Path,
+        sink: LineSink,
+        gone: threading.Event,
+        started: dict[str, Any] | None,
+    ) -> UsageRecorder:
+        """Before the process: its usage recorder (started), and the artifacts it downloads."""
+        # `gone` ends the process: set by a gone token, the budget guard after a flush, or a cancel.
+        usage = UsageRecorder(
+            message,
+            scratch / "usage.jsonl",
+            sink,
+            self.runs,
+            self.calculator,
+            self.settings.region,
+            self.budget,
+            gone,
+        )
+        if (message.spec.artifacts or {}).get("download"):
+            step_items = self.runs.get_run_items(message.run_id)[1]
+            step_artifacts.download(self.artifacts, message, step_items, scratch / "artifacts", sink)
+        if started is not None:
+            self.recorders[(message.run_id, message.step, message.attempt)] = usage
+            usage.start(started)
+        return usage
+
+    def outcome_result(
+        self,
+        message: StepMessage,
+        outcome: ProcessOutcome,
+        watch: CancelWatch,
+        outputs_file: Path,
+        base: dict[str, Any],
+    ) -> StepResult:
+        """How the process ended as a step result: stopped (budget, cancel, gone), timed out, failed, done."""
+        spec = message.spec
+        if outcome.stopped and (over := budget_cause(self.budget, message)) is not None:
+            # Stopped by the budget guard, which recorded the run cancelled: the step is cancelled too.
+            return StepResult(status="cancelled", error=BUDGET_EXCEEDED, cause=over, **base)
+        if outcome.stopped and watch.cancelled:
+            return StepResult(status="cancelled", error=CANCELLED_ERROR, cause=watch.reason, **base)
+        if outcome.stopped:
+            return StepResult(
+                status="cancelled", error="Cancelled", cause="the run no longer waits for this step", **base
+            )
+        if outcome.timed_out:
+            return StepResult(
+                status="failed",
+                error="StepTimeout",
+                cause=f"step {message.step} ran past its timeout of {spec.timeout}s",
+                **base,
+            )
+        if outcome.exit_code != 0:
+            last = next((line for line in reversed(outcome.stderr_tail) if line.strip()), "")
+            cause = f"exit code {outcome.exit_code}" + (f": {last}" if last else "")
+            return StepResult(status="failed", error="StepFailed", cause=cause, **base)
+        try:
+            outputs = read_outputs(outputs_file)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return StepResult(
+                status="failed", error="InvalidOutputs", cause=f"FLOWDECK_OUTPUTS: {exc}", **base
+            )
+        return StepResult(status="succeeded", outputs=outputs, **base)
+
+    def record_final_usage(self, message: StepMessage, result: StepResult, recorded: bool) -> None:
+        """Add what the last flush did not to the run's totals, then tell the budget guard."""
+        recorder = self.recorders.pop((message.run_id, message.step, message.attempt), None)
+        if recorder is None or not recorded:
+            return
+        try:
+            usage = StepUsage.model_validate(result.usage)
+            recorder.add_to_run(usage, result.cost_usd)
+        except (ClientError, BotoCoreError) as exc:
+            # The step's own record holds its usage; only the run's running total misses this delta.
+            log.warning("run %s: step %s usage not added to the run: %s", message.run_id, message.step, exc)
+
+    def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
+        """Record the end, then answer the state machine (so the record is final before the run moves)."""
+        retrying = result.status == "failed" and message.automatic_retries_left
+        summary = result.outputs.get("summary") if isinstance(result.outputs.get("summary"), str) else None
+        attempt_fields: dict[str, Any] = {
+            "status": result.status,
+            "ended_at": result.ended_at,
+            "error": result.error,
+            "cause": (result.cause or "")[:2000] or None,
+            "exit_code": result.exit_code,
+            "process_seconds": result.process_seconds,
+            "summary": summary,
+        }
+        # The attempt keeps its own outcome while the step itself waits for a retry (pending).
+        fields = attempt_fields | {"status": "pending" if retrying else result.status}
+        if result.artifacts or result.artifact_warnings:
+            fields |= {"artifacts": result.artifacts, "artifact_warnings": result.artifact_warnings}
+        # Large outputs are kept in S3 and referenced, never carried whole in the record or the state.
+        outputs = (
+            step_artifacts.offload_outputs(self.artifacts, message, result.outputs)
+            if result.status == "succeeded" and result.outputs
+            else result.outputs
+        )
+        # Outputs are published beside the step's record, and both land before the run moves on.
+        publishing = (
+            self.io.submit(self.runs.publish_outputs, message.run_id, message.step, outputs)
+            if result.status == "succeeded" and result.outputs
+            else None
+        )
+        if result.usage is not None:
+            # On the attempt too: a retry starts a fresh step record, and each attempt's usage counts.
+            usage_fields = {"usage": result.usage, "cost_usd": format(result.cost_usd, "f")}
+            fields |= usage_fields
+            attempt_fields |= usage_fields
+        recorded = self.runs.finish_attempt(started, fields, attempt_fields)
+        if result.usage is not None:
+            self.record_final_usage(message, result, recorded)
+        if publishing is not None:
+            publishing.result()
+        if not recorded:
+            log.warning(
+                "step %s of run %s was recorded lost meanwhile; its late end is dropped",
+                message.step,
+                message.run_id,
+            )
+        self.answer(message, result, outputs)
+        return result
+
+    def answer(self, message: StepMessage, result: StepResult, outputs: dict[str, Any]) -> None:
+        """Tell the state machine how the step ended (a token no longer waiting is fine)."""
+        # The last usage may have passed the budget after the step ended: the run was cancelled, so
+        # it must not move on. Failing the token also lands the emulator's StopExecution.
+        late = budget_cause(self.budget, message)  # read either way: the guard forgets it then
+        over = (result.cause if result.error == BUDGET_EXCEEDED else None) or late
+        delivered = True
+        if over is not None:
+            delivered = self.tokens.fail(message.token, BUDGET_EXCEEDED, over)
+        elif result.status in ("succeeded", "skipped"):
+            delivered = self.tokens.succeed(message.token, {"outputs": outputs, "status": result.status})
+        elif result.status == "cancelled":
+            # Answered so the run's StopExecution lands (the emulator waits for the callback).
+            delivered = self.tokens.fail(message.token, result.error or CANCELLED_ERROR, result.cause or "")
+        elif result.status == "failed":
+            delivered = self.tokens.fail(message.token, result.error or "StepFailed", result.cause or "")
+        if not delivered:
+            log.info("run %s no longer waits for step %s", message.run_id, message.step)
