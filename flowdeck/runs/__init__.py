@@ -1,0 +1,1 @@
+"""A run's read side: what the API answers about runs."""
