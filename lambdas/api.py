@@ -49,16 +49,35 @@ app.include_router(approval_routes.router)
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 _PARAM_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 _FRIENDLY = {"extra_forbidden": "unknown field", "missing": "required"}
 
 
 @cache
 def _openapi_document() -> str:
-    return app.get_openapi_json_schema(
-        title="Flowdeck",
-        version=__version__,
-        description="Run workflows on AWS Step Functions and see everything about each run.",
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="Flowdeck",
+            version=__version__,
+            description="Run workflows on AWS Step Functions and see everything about each run.",
+        )
     )
+    return json.dumps(_spec_validation_errors(document), indent=2)
+
+
+def _spec_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Powertools documents every 422 as its own HTTPValidationError; ours answer SPEC §3's ErrorBody."""
+    ours = {
+        "description": "Unprocessable Content",
+        "content": {content_types.APPLICATION_JSON: {"schema": {"$ref": _ERROR_BODY_REF}}},
+    }
+    for operation in (op for path in document["paths"].values() for op in path.values()):
+        if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
+            operation["responses"]["422"] = ours
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    return document
 
 
 @app.get("/openapi.json", include_in_schema=False)

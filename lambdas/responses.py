@@ -21,6 +21,13 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(status, content_types.APPLICATION_JSON, body)
 
 
+def answer_docs(status: int, description: str, model: type[BaseModel]) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI `responses` entry of a JSON success answer (`model` is its body)."""
+    return {
+        status: {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
+    }
+
+
 def error_docs(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI `responses` entries for the error statuses a route can answer."""
     return {

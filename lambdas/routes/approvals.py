@@ -16,12 +16,14 @@ from flowdeck import aws
 from flowdeck.approvals.decisions import ApprovalDecisions, ApprovalRequest
 from flowdeck.approvals.inbox import Inbox, approver_identity
 from flowdeck.approvals.links import LinkClaims, LinkKey, verify
+from flowdeck.approvals.views import ApprovalView, SentEmails
+from flowdeck.approvals.views import Inbox as InboxAnswer
 from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
 from flowdeck.errors import Conflict, FlowdeckError
 from flowdeck.stores.outbox import Outbox
 from lambdas.deps import caller
-from lambdas.responses import error_docs
+from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
 
@@ -59,6 +61,10 @@ _DECIDE_DESCRIPTION = (
     "403 `NotAllowed` for someone the policy does not name; 404 `RunNotFound`/`StepNotFound`; "
     "409 `ApprovalNotWaiting` once decided, cancelled or timed out. Answers 202 with the approval."
 )
+_DECIDE_ANSWERS: dict[int, OpenAPIResponse] = {
+    **answer_docs(202, "Decision recorded: the approval as it stands now", ApprovalView),
+    **error_docs(400, 403, 404, 409, 413, 422),
+}
 
 
 @router.post(
@@ -66,15 +72,15 @@ _DECIDE_DESCRIPTION = (
     summary="Approve a waiting approval step",
     description=_DECIDE_DESCRIPTION,
     tags=["approvals"],
-    responses=error_docs(400, 403, 404, 409, 413, 422),
+    responses=_DECIDE_ANSWERS,
 )
 def approve_step(
     run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
-) -> Response[dict[str, Any]]:
+) -> Response[ApprovalView]:
     """POST /runs/{run_id}/steps/{step}/approve."""
     comment = body.comment if body else None
     answer = decisions.decide(run_id, step, approver_identity(user), "approve", "api", comment)
-    return Response(202, content_types.APPLICATION_JSON, answer)
+    return Response(202, content_types.APPLICATION_JSON, ApprovalView.model_validate(answer))
 
 
 @router.post(
@@ -82,15 +88,15 @@ def approve_step(
     summary="Reject a waiting approval step",
     description=_DECIDE_DESCRIPTION,
     tags=["approvals"],
-    responses=error_docs(400, 403, 404, 409, 413, 422),
+    responses=_DECIDE_ANSWERS,
 )
 def reject_step(
     run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
-) -> Response[dict[str, Any]]:
+) -> Response[ApprovalView]:
     """POST /runs/{run_id}/steps/{step}/reject."""
     comment = body.comment if body else None
     answer = decisions.decide(run_id, step, approver_identity(user), "reject", "api", comment)
-    return Response(202, content_types.APPLICATION_JSON, answer)
+    return Response(202, content_types.APPLICATION_JSON, ApprovalView.model_validate(answer))
 
 
 @router.get(
@@ -98,13 +104,13 @@ def reject_step(
     summary="Approvals waiting for me",
     description="The waiting approval steps the caller may decide (and has not approved yet).",
     tags=["approvals"],
-    responses=error_docs(400),
+    responses={**answer_docs(200, "What waits for the caller", InboxAnswer), **error_docs(400)},
 )
-def inbox(decisions: Decisions, user: Caller) -> dict[str, Any]:
+def inbox(decisions: Decisions, user: Caller) -> InboxAnswer:
     """GET /inbox."""
     who = approver_identity(user)
     waiting = Inbox(decisions.store, decisions.directory).waiting_for(who)
-    return {"approver": who, "approvals": waiting}
+    return InboxAnswer.model_validate({"approver": who, "approvals": waiting})
 
 
 # -- e-mail links ------------------------------------------------------------------------------
@@ -136,6 +142,9 @@ LINK_PAGE_DOCS: dict[int, OpenAPIResponse] = {
     # Refusals are pages too (the link is opened in a browser), with the status of SPEC §3.
     401: {"description": "The link's signature or expiry does not hold", "content": {HTML: {}}},
     409: {"description": "The link was used, or the approval is no longer waiting", "content": {HTML: {}}},
+    410: {"description": "The link has expired", "content": {HTML: {}}},
+    403: {"description": "The link's approver may no longer decide", "content": {HTML: {}}},
+    404: {"description": "The run or step is gone", "content": {HTML: {}}},
 }
 
 
@@ -212,9 +221,9 @@ def link_decide(token: str, decisions: Decisions) -> Response[str]:
         "with its signed links: `flowdeck inbox --emails`. 404 on AWS (links live only in mailboxes)."
     ),
     tags=["approvals"],
-    responses=error_docs(404),
+    responses={**answer_docs(200, "The approval e-mails sent", SentEmails), **error_docs(404)},
 )
-def sent_emails(decisions: Decisions, user: Caller) -> dict[str, Any]:
+def sent_emails(decisions: Decisions, user: Caller) -> SentEmails:
     """GET /inbox/emails."""
     settings = get_settings()
     if not settings.aws_endpoint_url:
@@ -223,4 +232,5 @@ def sent_emails(decisions: Decisions, user: Caller) -> dict[str, Any]:
     everyone = params.get("all") in ("1", "true", "yes")
     run_id = params.get("run_id") or None
     outbox = Outbox(decisions.runs.client, settings.runs_table)
-    return {"emails": outbox.emails(run_id=run_id, to=None if everyone else approver_identity(user))}
+    emails = outbox.emails(run_id=run_id, to=None if everyone else approver_identity(user))
+    return SentEmails(emails=emails)

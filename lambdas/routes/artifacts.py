@@ -10,15 +10,17 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.runs.artifacts import ArtifactService
+from flowdeck.runs.views import ArtifactList, ArtifactPreview
 from lambdas.deps import artifact_service
-from lambdas.responses import error_docs
+from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
 
 Service = Annotated[ArtifactService, Depends(artifact_service)]
 Preview = Annotated[bool, Query(description="Answer the first KiB of a text artifact instead of a redirect.")]
 REDIRECT: dict[int, OpenAPIResponse] = {
-    302: {"description": "Found: `Location` is a presigned S3 URL, valid for 5 minutes"}
+    # No body: the answer is its Location header.
+    302: {"description": "Found: `Location` is a presigned S3 URL, valid for 5 minutes", "content": {}}
 }
 
 
@@ -30,18 +32,18 @@ def _redirect(url: str) -> Response[str]:
     "/runs/<run_id>/artifacts",
     summary="List a run's artifacts",
     tags=["artifacts"],
-    responses=error_docs(404),
+    responses={**answer_docs(200, "The run's artifacts", ArtifactList), **error_docs(404, 422)},
 )
-def list_artifacts(run_id: str, service: Service) -> dict[str, Any]:
+def list_artifacts(run_id: str, service: Service) -> ArtifactList:
     """Every uploaded artifact with step, path, size, content type, sha256, expiry and `expired`."""
-    return service.list_artifacts(run_id)
+    return ArtifactList.model_validate(service.list_artifacts(run_id))
 
 
 @router.get(
     "/runs/<run_id>/artifacts.zip",
     summary="Download a run's artifacts as one ZIP",
     tags=["artifacts"],
-    responses={**REDIRECT, **error_docs(404)},
+    responses={**REDIRECT, **error_docs(404, 422)},
 )
 def artifacts_zip(
     run_id: str, service: Service, step: Annotated[str | None, Query(max_length=64)] = None
@@ -55,14 +57,19 @@ def artifacts_zip(
     summary="Download or preview one artifact",
     description="`path` is the artifact's path in its step and may hold slashes (`reports/junit.xml`).",
     tags=["artifacts"],
-    responses={**REDIRECT, **error_docs(404, 410, 422)},
+    responses={
+        **answer_docs(200, "With `preview=true`: the first KiB of a text artifact", ArtifactPreview),
+        **REDIRECT,
+        **error_docs(404, 410, 422),
+    },
 )
 def get_artifact(
     run_id: str, step: str, path: str, service: Service, preview: Preview = False
 ) -> Response[Any]:
     """302 to the file; with `preview=true`, its first KiB as text (422 NotText for binary files)."""
     if preview:
-        return Response(200, content_types.APPLICATION_JSON, service.preview(run_id, step, path))
+        preview_view = ArtifactPreview.model_validate(service.preview(run_id, step, path))
+        return Response(200, content_types.APPLICATION_JSON, preview_view)
     return _redirect(service.link(run_id, step, path))
 
 

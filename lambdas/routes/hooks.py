@@ -6,7 +6,7 @@ the raw body is their authentication, so they read the body bytes exactly as sen
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -24,10 +24,12 @@ from flowdeck.triggers.service import (
     HookAnswer,
     TriggerService,
 )
+from flowdeck.triggers.views import GithubDelivery, HookStarted, TriggerHistory
 from lambdas.deps import raw_body, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
+Answer = TypeVar("Answer", GithubDelivery, HookStarted)
 
 
 @per_settings
@@ -44,8 +46,8 @@ def _header(name: str) -> str | None:
     return router.current_event.headers.get(name)
 
 
-def _answer(answer: HookAnswer) -> Response[dict[str, Any]]:
-    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+def _answer(model: type[Answer], answer: HookAnswer) -> Response[Answer]:
+    return Response(answer.status, content_types.APPLICATION_JSON, model.model_validate(answer.body))
 
 
 # Declared before /hooks/<wf>; workflow definitions may not be named `github` (definition checks).
@@ -59,18 +61,23 @@ def _answer(answer: HookAnswer) -> Response[dict[str, Any]]:
         "`ping` and other events answer 200 and start nothing. `X-GitHub-Delivery` is the idempotency key."
     ),
     tags=["triggers"],
-    responses=error_docs(400, 401, 413),
+    responses={
+        **answer_docs(200, "Ping, another event, or a push that started nothing", GithubDelivery),
+        **answer_docs(202, "A push that started (or had started) at least one run", GithubDelivery),
+        **error_docs(400, 401, 413),
+    },
 )
-def github_hook(service: Service) -> Response[dict[str, Any]]:
+def github_hook(service: Service) -> Response[GithubDelivery]:
     """POST /hooks/github."""
     return _answer(
+        GithubDelivery,
         service.github(
             _header(GITHUB_EVENT_HEADER),
             raw_body(router.current_event),
             _header(GITHUB_SIGNATURE_HEADER),
             _header(GITHUB_DELIVERY_HEADER),
             _header("Content-Type"),
-        )
+        ),
     )
 
 
@@ -85,17 +92,18 @@ def github_hook(service: Service) -> Response[dict[str, Any]]:
     ),
     tags=["triggers"],
     responses={
-        202: {"description": "Run started (or already started by this delivery)"},
-        **error_docs(400, 401, 404, 413, 422),
+        **answer_docs(202, "Run started (or already started by this delivery)", HookStarted),
+        **error_docs(400, 401, 404, 409, 413, 422),
     },
 )
-def webhook(wf: str, service: Service) -> Response[dict[str, Any]]:
+def webhook(wf: str, service: Service) -> Response[HookStarted]:
     """POST /hooks/{wf}."""
     sender = router.current_event.request_context.identity.source_ip
     return _answer(
+        HookStarted,
         service.webhook(
             wf, raw_body(router.current_event), _header(SIGNATURE_HEADER), _header(DELIVERY_HEADER), sender
-        )
+        ),
     )
 
 
@@ -103,10 +111,13 @@ def webhook(wf: str, service: Service) -> Response[dict[str, Any]]:
     "/workflows/<wf>/triggers",
     summary="Triggers and their history",
     tags=["triggers"],
-    responses=error_docs(404, 422),
+    responses={
+        **answer_docs(200, "The triggers and their latest deliveries", TriggerHistory),
+        **error_docs(404, 422),
+    },
 )
 def workflow_triggers(
     wf: str, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> dict[str, Any]:
+) -> TriggerHistory:
     """The workflow's triggers and its recent deliveries: what each started, or why it was refused."""
-    return service.triggers(wf, limit)
+    return TriggerHistory.model_validate(service.triggers(wf, limit))

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.runs.logs import LogQuery, LogService, as_jsonl, as_text, download_name
+from flowdeck.runs.views import LogPage
 from lambdas.deps import log_service
 from lambdas.responses import error_docs
 
@@ -16,6 +17,7 @@ router = APIGatewayRouter()
 
 Service = Annotated[LogService, Depends(log_service)]
 NDJSON = "application/x-ndjson"
+TEXT = "text/plain; charset=utf-8"
 
 
 @router.get(
@@ -30,18 +32,28 @@ NDJSON = "application/x-ndjson"
         "come in the `X-Flowdeck-Next-Since-Seq` and `X-Flowdeck-More` headers)."
     ),
     tags=["runs"],
-    responses=error_docs(404, 422),
+    responses={
+        200: {
+            "description": "A page of lines (`format=json`), or the lines as a file to download",
+            "content": {
+                content_types.APPLICATION_JSON: {"model": LogPage},
+                NDJSON: {"schema": {"type": "string"}},
+                TEXT: {"schema": {"type": "string"}},
+            },
+        },
+        **error_docs(404, 422),
+    },
 )
 def get_logs(run_id: str, service: Service, query: Annotated[LogQuery, Query()]) -> Response[Any]:
     """GET /runs/{id}/logs."""
     page = service.page(run_id, query)
     if query.format == "json":
-        return Response(200, content_types.APPLICATION_JSON, page)
+        return Response(200, content_types.APPLICATION_JSON, LogPage.model_validate(page))
     text = as_jsonl(page["lines"]) if query.format == "jsonl" else as_text(page["lines"])
     headers = {
         "Content-Disposition": f'attachment; filename="{download_name(run_id, query.format)}"',
         "X-Flowdeck-Next-Since-Seq": str(page["next_since_seq"]),
         "X-Flowdeck-More": "true" if page["more"] else "false",
     }
-    content_type = NDJSON if query.format == "jsonl" else "text/plain; charset=utf-8"
+    content_type = NDJSON if query.format == "jsonl" else TEXT
     return Response(200, content_type, text, headers=headers)

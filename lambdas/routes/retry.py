@@ -7,9 +7,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel
 
 from flowdeck.control.retry import Retries, RetryRun
+from flowdeck.runs.views import RetryStarted
 from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 
@@ -24,15 +24,6 @@ def retries() -> Retries:
 Service = Annotated[Retries, Depends(retries)]
 Caller = Annotated[str, Depends(caller)]
 OptionalBody = Annotated[RetryRun | None, Body()]
-
-
-class RetryStarted(BaseModel):
-    run_id: str
-    retry_of: str
-    from_step: list[str]
-    reused: list[str]
-    # running, or queued under the workflow's concurrency limit.
-    status: str
 
 
 @router.post(

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel
 
 from flowdeck.runs.service import RunQuery, RunService, StartRun
+from flowdeck.runs.views import RunPage, RunStarted, RunView
 from flowdeck.status import RunStatus
 from lambdas.deps import caller, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
 
 Service = Annotated[RunService, Depends(run_service)]
 Caller = Annotated[str, Depends(caller)]
 OptionalBody = Annotated[StartRun | None, Body()]
-
-
-class RunStarted(BaseModel):
-    run_id: str
-    # queued: the workflow is at runtime_config.concurrency.max_runs; the run starts when a slot frees.
-    # A repeated idempotency_key answers the run's status as recorded now (succeeded, failed, ...).
-    status: str = RunStatus.RUNNING.value
 
 
 @router.post(
@@ -56,17 +49,27 @@ def start_run(wf: str, service: Service, user: Caller, body: OptionalBody = None
     return Response(202, content_types.APPLICATION_JSON, answer)
 
 
-@router.get("/runs", summary="Run history", tags=["runs"], responses=error_docs(400, 422))
-def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> dict[str, Any]:
+@router.get(
+    "/runs",
+    summary="Run history",
+    tags=["runs"],
+    responses={**answer_docs(200, "A page of run history", RunPage), **error_docs(400, 422)},
+)
+def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> RunPage:
     """Runs newest first, filtered and paged: pass `next_cursor` back as `cursor` for the next page.
 
     A page reads at most 5 x limit index entries: with filters no index answers alone it may be short, even
     empty, and still have a `next_cursor`; the history ends when `next_cursor` is null (docs/history.md).
     """
-    return service.list_runs(query)
+    return RunPage.model_validate(service.list_runs(query))
 
 
-@router.get("/runs/<run_id>", summary="Get a run", tags=["runs"], responses=error_docs(404, 422))
-def get_run(run_id: str, service: Service) -> dict[str, Any]:
+@router.get(
+    "/runs/<run_id>",
+    summary="Get a run",
+    tags=["runs"],
+    responses={**answer_docs(200, "The run with its steps", RunView), **error_docs(404, 422)},
+)
+def get_run(run_id: str, service: Service) -> RunView:
     """One run with its steps: status, timings, attempts, outputs, error and cost."""
-    return service.get_run(run_id)
+    return RunView.model_validate(service.get_run(run_id))

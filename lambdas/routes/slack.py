@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.approvals.slack.client import SlackApprovals
 from flowdeck.approvals.slack.interactions import SIGNATURE_HEADER, TIMESTAMP_HEADER, SlackInteractions
+from flowdeck.approvals.views import SlackAnswer
 from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
 from lambdas.deps import raw_body
@@ -40,14 +41,17 @@ Service = Annotated[SlackInteractions, Depends(slack_interactions)]
     ),
     tags=["approvals"],
     responses={
-        200: {"description": "Decision recorded (or nothing to do)"},
+        200: {
+            "description": "Decision recorded (or nothing to do)",
+            "content": {content_types.APPLICATION_JSON: {"model": SlackAnswer}},
+        },
         **error_docs(400, 401, 403, 404, 409, 413),
     },
 )
-def interactions(service: Service) -> Response[dict[str, Any]]:
+def interactions(service: Service) -> Response[SlackAnswer]:
     """POST /slack/interactions."""
     headers = router.current_event.headers  # case-insensitive lookup, as HTTP's
     answer = service.handle(
         raw_body(router.current_event), headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
     )
-    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+    return Response(answer.status, content_types.APPLICATION_JSON, SlackAnswer.model_validate(answer.body))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.control.workflow_state import SetWorkflowState
+from flowdeck.definition.views import WorkflowDetail, WorkflowList, WorkflowStateChanged
 from flowdeck.runs.service import RunService
 from lambdas.deps import caller, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
 
@@ -19,16 +20,26 @@ Service = Annotated[RunService, Depends(run_service)]
 Caller = Annotated[str, Depends(caller)]
 
 
-@router.get("/workflows", summary="List workflows", tags=["workflows"])
-def list_workflows(service: Service) -> dict[str, Any]:
+@router.get(
+    "/workflows",
+    summary="List workflows",
+    tags=["workflows"],
+    responses=answer_docs(200, "Every workflow definition", WorkflowList),
+)
+def list_workflows(service: Service) -> WorkflowList:
     """Every definition: name, description, inputs, steps, triggers, and `active` (who paused it, why)."""
-    return {"workflows": service.list_workflows()}
+    return WorkflowList.model_validate({"workflows": service.list_workflows()})
 
 
-@router.get("/workflows/<wf>", summary="Get a workflow", tags=["workflows"], responses=error_docs(404, 422))
-def get_workflow(wf: str, service: Service) -> dict[str, Any]:
+@router.get(
+    "/workflows/<wf>",
+    summary="Get a workflow",
+    tags=["workflows"],
+    responses={**answer_docs(200, "The workflow with its graph", WorkflowDetail), **error_docs(404, 422)},
+)
+def get_workflow(wf: str, service: Service) -> WorkflowDetail:
     """One definition with its compiled graph (nodes, edges, layout) and states."""
-    return service.get_workflow(wf)
+    return WorkflowDetail.model_validate(service.get_workflow(wf))
 
 
 @router.put(
@@ -44,10 +55,15 @@ def get_workflow(wf: str, service: Service) -> dict[str, Any]:
         "this call changed the state, and a second pause keeps the first one's who, when and why."
     ),
     tags=["workflows"],
-    responses=error_docs(400, 404, 413, 422),
+    responses={
+        **answer_docs(
+            200, "The workflow's state now, and whether this call changed it", WorkflowStateChanged
+        ),
+        **error_docs(400, 404, 413, 422),
+    },
 )
 def set_workflow_state(
     wf: str, service: Service, user: Caller, body: Annotated[SetWorkflowState, Body()]
-) -> dict[str, Any]:
+) -> WorkflowStateChanged:
     """PUT /workflows/{wf}/state."""
-    return service.set_workflow_state(wf, body, user)
+    return WorkflowStateChanged.model_validate(service.set_workflow_state(wf, body, user))

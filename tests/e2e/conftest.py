@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_contract import api_contract
 
 from flowdeck.local.stack import LocalStack
 
@@ -17,10 +18,26 @@ REPO = HERE.parent.parent
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
+def keeps_the_openapi_contract(response: httpx.Response) -> None:
+    """An answer of the local stack has its status documented and a body its schema accepts."""
+    response.read()
+    problems = api_contract().problems(
+        response.request.method,
+        response.request.url.path,
+        response.status_code,
+        dict(response.headers),
+        response.text,
+    )
+    assert not problems, "the answer breaks /openapi.json: " + "; ".join(problems)
+
+
 @pytest.fixture(scope="session")
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
     with httpx.Client(
-        base_url=stack.api_url, headers={"X-Flowdeck-User": "e2e@example.com"}, timeout=30
+        base_url=stack.api_url,
+        headers={"X-Flowdeck-User": "e2e@example.com"},
+        timeout=30,
+        event_hooks={"response": [keeps_the_openapi_contract]},
     ) as client:
         yield client
 

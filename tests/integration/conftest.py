@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
+from openapi_contract import api_contract
 
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
@@ -74,3 +75,25 @@ def atomic_item_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     lock = threading.RLock()
     for name in ITEM_WRITES:
         monkeypatch.setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name), lock))
+
+
+@pytest.fixture(autouse=True)
+def answers_keep_the_openapi_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer the API gives in these tests has its status documented and a body its schema accepts."""
+    from lambdas.api import app
+
+    resolve = app.resolve
+
+    def checked(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        answer = resolve(event, context)
+        problems = api_contract().problems(
+            event["httpMethod"],
+            event["path"],
+            answer["statusCode"],
+            answer.get("headers") or {},
+            answer.get("body") or "",
+        )
+        assert not problems, "the answer breaks /openapi.json: " + "; ".join(problems)
+        return answer
+
+    monkeypatch.setattr(app, "resolve", checked)
