@@ -21,6 +21,9 @@
 //   start() -> Promise<boolean>  reads config.json; in "cognito" mode (AWS) finishes or starts the
 //     sign-in (false: the browser is on its way to the sign-in page). Call once before any request.
 //   signedIn() -> boolean (cognito mode); signOut()
+//   send(path, init) -> Promise<Response>  a raw call with the identity (signed on AWS), e.g. paged text
+//   openLink(path) -> opens an artifact/ZIP download: asks the API for the presigned URL as JSON
+//     (`link=true`) and navigates to it, so no SigV4 header goes to S3 with the redirect
 //     In cognito mode REST calls are SigV4-signed with the identity pool's credentials, the WebSocket
 //     handshake URL is signed on every (re)connect, and the identity is the signed-in person's e-mail.
 
@@ -131,6 +134,19 @@ async function request(method, path, body, accept = "json") {
   }
   if (accept !== "json") return text;
   return text ? JSON.parse(text) : null;
+}
+
+export function send(path, init = {}) {
+  const headers = { ...(init.headers || {}) };
+  const user = currentUser();
+  if (user && !signedIn()) headers[USER_HEADER] = user;
+  const call = { ...init, headers };
+  return signedIn() ? auth.signedFetch(apiUrl(path), call) : fetch(apiUrl(path), call);
+}
+
+export async function openLink(path) {
+  const { url } = await request("GET", `${path}${path.includes("?") ? "&" : "?"}link=true`);
+  globalThis.location.assign(url);
 }
 
 export const get = (path) => request("GET", path);

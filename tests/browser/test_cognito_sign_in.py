@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -21,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, Request, Route, WebSocketRoute, expect
 
 from flowdeck.local.stack import LocalStack
-from tests.browser.conftest import start_run
+from tests.browser.conftest import start_run, wait_for_step
 
 JANE = "jane@example.com"
 CLIENT_ID = "dashboard-client"
@@ -214,3 +215,28 @@ def test_websocket_handshake_is_signed_and_re_signed_on_reconnect(
     # Fresh credentials, a fresh signature: the reconnect did not reuse the first URL.
     assert signed[0]["X-Amz-Credential"] != signed[1]["X-Amz-Credential"]
     assert signed[0]["X-Amz-Signature"] != signed[1]["X-Amz-Signature"]
+
+
+def test_artifact_download_asks_for_the_link_and_sends_no_signature_to_s3(
+    cognito_page: Page, dashboard_url: str, api: httpx.Client
+) -> None:
+    run_id = start_run(api, "run-story")
+    wait_for_step(api, run_id, "approval", "waiting")  # build, with its report, is done
+    sent: list[Request] = []
+    cognito_page.on("request", lambda request: sent.append(request) if "report.txt" in request.url else None)
+    cognito_page.goto(f"{dashboard_url}#/runs/{run_id}")
+    cognito_page.get_by_role("tab", name="Artifacts").click()
+    row = cognito_page.locator("[data-artifact='build/report.txt']")
+
+    with cognito_page.expect_download() as download:
+        row.get_by_role("link", name="Download report.txt").click()
+
+    assert Path(download.value.path()).read_text() == "all 200 checks passed\n"
+    [ask, *fetched] = sent
+    assert ask.url.endswith("/artifacts/build/report.txt?link=true")
+    assert ask.all_headers()["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert fetched, "the presigned URL was not opened"
+    for request in fetched:
+        headers = request.all_headers()
+        assert "X-Amz-Signature=" in request.url
+        assert "authorization" not in headers and "x-amz-security-token" not in headers
