@@ -50,6 +50,23 @@ def inline_script_hashes(index_html: str) -> list[str]:
     return [f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies]
 
 
+def content_security_policy(index_html: str, connect: list[str], sign_in: str) -> str:
+    """The page's CSP: its own files and import map, `connect` for its calls, `sign_in` for the login form."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {' '.join(inline_script_hashes(index_html))}",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"connect-src {' '.join(connect)}",
+            f"form-action 'self' {sign_in}",
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "object-src 'none'",
+        ]
+    )
+
+
 def web_source(web_dir: Path = WEB_DIR) -> s3deploy.ISource:
     """web/ as the browser loads it: the page, its modules and styles, and only the pinned packages its
     import map names (no tests, no package files, no local config)."""
@@ -259,19 +276,7 @@ class DashboardHosting(Construct):
             f"https://*.s3.{region}.amazonaws.com",
             "https://*.s3.amazonaws.com",
         ]
-        csp = "; ".join(
-            [
-                "default-src 'self'",
-                f"script-src 'self' {' '.join(inline_script_hashes(index_html))}",
-                "style-src 'self'",
-                "img-src 'self' data:",
-                f"connect-src {' '.join(connect)}",
-                f"form-action 'self' https://*.auth.{region}.amazoncognito.com",
-                "frame-ancestors 'none'",
-                "base-uri 'self'",
-                "object-src 'none'",
-            ]
-        )
+        csp = content_security_policy(index_html, connect, f"https://*.auth.{region}.amazoncognito.com")
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",

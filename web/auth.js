@@ -153,8 +153,18 @@ export async function startSession(loaded) {
 async function renew() {
   const now = Date.now();
   if (session.idTokenExpires - now < RENEW_BEFORE_MS) {
-    if (!session.refreshToken) return redirectToSignIn();
-    await adoptTokens(await tokenRequest({ grant_type: "refresh_token", refresh_token: session.refreshToken }), session);
+    let tokens = null;
+    try {
+      if (session.refreshToken) tokens = await tokenRequest({ grant_type: "refresh_token", refresh_token: session.refreshToken });
+    } catch {
+      tokens = null; // the refresh token ended (30 days) or was revoked
+    }
+    if (!tokens) {
+      sessionStorage.removeItem(SESSION_KEY);
+      await redirectToSignIn();
+      throw new Error("your sign-in ended: signing in again");
+    }
+    await adoptTokens(tokens, session);
   } else {
     const fresh = await fetchCredentials(session.idToken, session.identityId);
     session = { ...session, credentials: fresh.credentials };
