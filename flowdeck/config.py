@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     schedule_group: str = "flowdeck"
     # Only the local stack trusts the X-Flowdeck-User header; on AWS identity comes from IAM (SigV4).
     trust_user_header: bool = False
+    # AWS only (set by the CDK app): the dashboard's user pool, whose members sign in through the
+    # identity pool; their requests name the person by the pool's `sub` (flowdeck.identity).
+    user_pool_id: str = ""
     # Pricing (see flowdeck/costs): "null", "rate-card" or "package.module:ClassName"; the card's path.
     cost_calculator: str = "rate-card"
     rate_card: Path | None = None

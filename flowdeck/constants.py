@@ -37,6 +37,16 @@ ENV_APPROVALS_QUEUE_URL: Final = "FLOWDECK_APPROVALS_QUEUE_URL"
 ENV_PUBLIC_API_URL: Final = "FLOWDECK_PUBLIC_API_URL"
 # The dashboard's base URL (SPEC §6): approval e-mails and Slack messages link a run's page there.
 ENV_DASHBOARD_URL: Final = "FLOWDECK_DASHBOARD_URL"
+ENV_USER_POOL_ID: Final = "FLOWDECK_USER_POOL_ID"
+# Request headers the dashboard sends to the REST API (SigV4's among them): CORS must allow each.
+CORS_ALLOW_HEADERS: Final = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Amz-Content-Sha256",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+)
 ENV_SES_SENDER: Final = "FLOWDECK_SES_SENDER"
 ENV_SLACK_SECRET_NAME: Final = "FLOWDECK_SLACK_SECRET_NAME"  # noqa: S105 - a variable's name
 ENV_APPROVAL_LINK_SECRET_NAME: Final = "FLOWDECK_APPROVAL_LINK_SECRET_NAME"  # noqa: S105 - a variable's name

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -19,7 +19,8 @@ from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeck import __version__
-from flowdeck.constants import MAX_REQUEST_BODY_BYTES
+from flowdeck.config import get_settings
+from flowdeck.constants import CORS_ALLOW_HEADERS, MAX_REQUEST_BODY_BYTES
 from flowdeck.errors import FlowdeckError
 from lambdas.observability import logger
 from lambdas.responses import ErrorBody, error_response
@@ -33,7 +34,16 @@ from lambdas.routes import logs as log_routes
 from lambdas.routes import retry as retry_routes
 from lambdas.routes import slack as slack_routes
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def dashboard_cors() -> CORSConfig | None:
+    """CORS for the dashboard's origin only (FlowdeckWeb sets it on AWS); none without a dashboard."""
+    origin = get_settings().dashboard_url.rstrip("/")
+    if not origin:
+        return None
+    return CORSConfig(allow_origin=origin, allow_headers=list(CORS_ALLOW_HEADERS), max_age=3600)
+
+
+app = APIGatewayRestResolver(enable_validation=True, cors=dashboard_cors())
 app.include_router(workflows.router)
 app.include_router(runs.router)
 app.include_router(artifacts.router)

@@ -14,6 +14,7 @@ from flowdeck.config import get_settings, per_settings
 from flowdeck.constants import USER_HEADER
 from flowdeck.costs.calculator import load_calculator
 from flowdeck.errors import BadRequest
+from flowdeck.identity import UserDirectory, signed_principal, user_directory
 from flowdeck.runs.artifacts import ArtifactService
 from flowdeck.runs.costs import CostService
 from flowdeck.runs.logs import LogService
@@ -72,13 +73,19 @@ def cost_service() -> CostService:
     return CostService(runs, calculator, settings.region)
 
 
+@per_settings
+def directory() -> UserDirectory | None:
+    """The dashboard's user pool members by `sub` (AWS only), cached per container."""
+    return user_directory(get_settings())
+
+
 def caller(request: Request) -> str:
-    """The IAM principal on AWS; locally the X-Flowdeck-User header when trusted; else anonymous."""
+    """The signed person or IAM principal on AWS; locally the X-Flowdeck-User header when trusted."""
     event = request.resolved_event
-    # IAM (SigV4) identity cannot be forged by the client, so it wins over any header.
+    # A SigV4 identity cannot be forged by the client, so it wins over any header.
     if isinstance(event, APIGatewayProxyEvent):
-        identity = event.request_context.identity
-        if principal := identity.user_arn or identity.caller:
+        identity = event.raw_event.get("requestContext", {}).get("identity") or {}
+        if principal := signed_principal(identity, directory()):
             return principal
     if not get_settings().trust_user_header:
         return ANONYMOUS

@@ -8,8 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeck.config import get_settings
 from flowdeck.constants import USER_HEADER
+from flowdeck.errors import FlowdeckError
+from flowdeck.identity import signed_principal
 from flowdeck.live.frames import error_frame
-from lambdas.deps import ANONYMOUS, MAX_USER_LENGTH
+from lambdas.deps import ANONYMOUS, MAX_USER_LENGTH, directory
 from lambdas.live_deps import live_service
 from lambdas.observability import logger
 
@@ -17,10 +19,10 @@ OK = {"statusCode": 200}
 
 
 def caller(event: dict[str, Any]) -> str:
-    """The IAM principal of `$connect` on AWS; locally the X-Flowdeck-User header when trusted."""
+    """The signed person or IAM principal of `$connect` on AWS; locally the X-Flowdeck-User header."""
     identity = event["requestContext"].get("identity") or {}
-    if principal := identity.get("userArn") or identity.get("caller"):
-        return str(principal)
+    if principal := signed_principal(identity, directory()):
+        return principal
     if not get_settings().trust_user_header:
         return ANONYMOUS
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -35,7 +37,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     service = live_service()
     try:
         if route == "$connect":
-            service.connect(connection_id, caller(event))
+            try:
+                user = caller(event)
+            except FlowdeckError as refused:
+                logger.warning("connection refused", extra={"reason": refused.message})
+                return {"statusCode": refused.status}
+            service.connect(connection_id, user)
         elif route == "$disconnect":
             service.disconnect(connection_id)
         elif route == "subscribe":

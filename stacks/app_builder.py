@@ -17,6 +17,7 @@ from stacks.live import LiveStack
 from stacks.notify import NotifyStack
 from stacks.run_events import RunEventsHandler
 from stacks.triggers import TriggersStack
+from stacks.web import WebConfigStack, WebStack, admit_dashboard
 from stacks.workflows import WorkflowsStack
 
 DATA_STACK: Final = "FlowdeckData"
@@ -26,6 +27,8 @@ API_STACK: Final = "FlowdeckApi"
 LIVE_STACK: Final = "FlowdeckLive"
 TRIGGERS_STACK: Final = "FlowdeckTriggers"
 NOTIFY_STACK: Final = "FlowdeckNotify"
+WEB_STACK: Final = "FlowdeckWeb"
+WEB_CONFIG_STACK: Final = "FlowdeckWebConfig"
 
 # Set here rather than in cdk.json so `cdk synth`, `python app.py` and the tests build the same
 # templates: a plain cdk.App() never reads cdk.json.
@@ -63,6 +66,8 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         state_machines=[w.state_machine for w in workflows.workflows.values()],
         deliveries_table=data.deliveries_table,
     )
+    # Before the APIs: they admit its origin (CORS) and read its user pool's members.
+    web = WebStack(app, WEB_STACK)
     api = ApiStack(
         app,
         API_STACK,
@@ -80,6 +85,21 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
     live = LiveStack(app, LIVE_STACK, runs_table=data.run_store.table, logs_table=data.logs_table)
     # The WebSocket stage's execution logs use the account's API Gateway CloudWatch role (set by the API).
     live.add_dependency(api)
+
+    admit_dashboard(
+        web=web,
+        rest_api=api.runs_api.api,
+        api_handlers=[api.runs_api.function, live.live_logs.ws_function],
+    )
+    # After both APIs: config.json and the signed-in role's invoke grant name them.
+    WebConfigStack(
+        app,
+        WEB_CONFIG_STACK,
+        web=web,
+        rest_api=api.runs_api.api,
+        websocket_api=live.live_logs.api,
+        websocket_stage=live.live_logs.stage,
+    )
 
     triggers = TriggersStack(app, TRIGGERS_STACK, definitions=definitions)
     # Schedules and rules name the state machines by ARN, not by reference: deploy those first.

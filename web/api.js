@@ -18,6 +18,16 @@
 //     Locally `?user=EMAIL` in the page URL sets the identity (kept in localStorage); it is sent as
 //     X-Flowdeck-User on REST and as `?user=` on the WebSocket (both trusted on the local stack only).
 //   apiUrl(path) -> absolute URL of an API path (for links such as downloads; adds no identity).
+//   start() -> Promise<boolean>  reads config.json; in "cognito" mode (AWS) finishes or starts the
+//     sign-in (false: the browser is on its way to the sign-in page). Call once before any request.
+//   signedIn() -> boolean (cognito mode); signOut()
+//   send(path, init) -> Promise<Response>  a raw call with the identity (signed on AWS), e.g. paged text
+//   openLink(path) -> opens an artifact/ZIP download: asks the API for the presigned URL as JSON
+//     (`link=true`) and navigates to it, so no SigV4 header goes to S3 with the redirect
+//     In cognito mode REST calls are SigV4-signed with the identity pool's credentials, the WebSocket
+//     handshake URL is signed on every (re)connect, and the identity is the signed-in person's e-mail.
+
+import * as auth from "./auth.js";
 
 const USER_KEY = "flowdeck.user";
 const USER_HEADER = "X-Flowdeck-User";
@@ -34,11 +44,22 @@ export class ApiError extends Error {
   }
 }
 
-// The API lives where the page is served from (local stack), unless the page says otherwise
-// (<meta name="flowdeck-api" content="https://..."> for CloudFront in front of API Gateway).
+let config = { mode: "local" };
+
+export async function start() {
+  config = await auth.loadConfig();
+  if (config.mode !== "cognito") return true;
+  return auth.startSession(config);
+}
+
+export const signedIn = () => config.mode === "cognito";
+export const signOut = () => auth.signOut();
+
+// The API lives where the page is served from (local stack), unless config.json names it (AWS) or
+// the page says otherwise (<meta name="flowdeck-api" content="https://...">).
 function apiBase() {
   const meta = globalThis.document?.querySelector('meta[name="flowdeck-api"]')?.content;
-  return (meta || globalThis.location.origin).replace(/\/$/, "");
+  return (config.apiUrl || meta || globalThis.location.origin).replace(/\/$/, "");
 }
 
 export function apiUrl(path) {
@@ -57,10 +78,12 @@ function userFromUrl() {
 }
 
 export function currentUser() {
+  if (signedIn()) return auth.signedInEmail();
   return globalThis.localStorage.getItem(USER_KEY) || null;
 }
 
 export function setUser(email) {
+  if (signedIn()) return; // the signed-in person is who the API sees; there is nothing to pick
   const value = (email || "").trim();
   if (value === (currentUser() || "")) return;
   if (value) globalThis.localStorage.setItem(USER_KEY, value);
@@ -85,15 +108,13 @@ export function adoptUserFromUrl() {
 async function request(method, path, body, accept = "json") {
   const headers = { Accept: accept === "json" ? "application/json" : "text/plain" };
   const user = currentUser();
-  if (user) headers[USER_HEADER] = user;
+  // On AWS the API reads the person from the signature; the header is for the local stack only.
+  if (user && !signedIn()) headers[USER_HEADER] = user;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body) };
   let response;
   try {
-    response = await fetch(apiUrl(path), {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    response = await (signedIn() ? auth.signedFetch(apiUrl(path), init) : fetch(apiUrl(path), init));
   } catch (cause) {
     throw new ApiError(0, "NetworkError", `The API did not answer (${cause.message}).`);
   }
@@ -113,6 +134,19 @@ async function request(method, path, body, accept = "json") {
   }
   if (accept !== "json") return text;
   return text ? JSON.parse(text) : null;
+}
+
+export function send(path, init = {}) {
+  const headers = { ...(init.headers || {}) };
+  const user = currentUser();
+  if (user && !signedIn()) headers[USER_HEADER] = user;
+  const call = { ...init, headers };
+  return signedIn() ? auth.signedFetch(apiUrl(path), call) : fetch(apiUrl(path), call);
+}
+
+export async function openLink(path) {
+  const { url } = await request("GET", `${path}${path.includes("?") ? "&" : "?"}link=true`);
+  globalThis.location.assign(url);
 }
 
 export const get = (path) => request("GET", path);
@@ -144,7 +178,19 @@ class LiveSubscription {
 
   connect() {
     this.timer = null;
-    const ws = new WebSocket(wsUrl());
+    if (!signedIn()) return this.open(wsUrl());
+    // On AWS the handshake is signed afresh on every connect (short-lived URL, renewed credentials).
+    const attempt = {};
+    this.attempt = attempt;
+    const current = () => !this.closed && this.attempt === attempt; // not closed or restarted meanwhile
+    auth.signedSocketUrl(config.websocketUrl).then(
+      (url) => current() && this.open(url),
+      () => current() && this.retry(), // credentials could not be renewed: back off like a drop
+    );
+  }
+
+  open(url) {
+    const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
       this.delay = BACKOFF_FIRST_MS;
@@ -165,12 +211,16 @@ class LiveSubscription {
     ws.onclose = () => {
       if (this.ws !== ws || this.closed) return; // replaced on purpose, or closed by the view
       this.ws = null;
-      this.onState?.("reconnecting");
-      this.timer = setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, BACKOFF_MAX_MS);
+      this.retry();
     };
     // An error is followed by close, which schedules the reconnect.
     ws.onerror = () => {};
+  }
+
+  retry() {
+    this.onState?.("reconnecting");
+    this.timer = setTimeout(() => this.connect(), this.delay);
+    this.delay = Math.min(this.delay * 2, BACKOFF_MAX_MS);
   }
 
   /** Reconnect now (the identity changed: the WebSocket's is fixed at connect). */

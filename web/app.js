@@ -5,7 +5,7 @@
 // query a URLSearchParams of the hash's query. It reports failures with store.showError(error).
 import { html, render } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
-import { adoptUserFromUrl, setUser } from "./api.js";
+import { adoptUserFromUrl, currentUser, setUser, signedIn, signOut, start } from "./api.js";
 import { clearErrors, dismissError, errors, useStore, user } from "./store.js";
 import { matchRoute, parseHash } from "./lib/route.js";
 
@@ -36,6 +36,17 @@ function useRoute() {
     };
   }, []);
   return route;
+}
+
+/** On AWS: who signed in, and the way out (the identity comes from the sign-in, not a picker). */
+function SignedIn() {
+  const email = useStore(user);
+  return html`
+    <div class="user-picker">
+      <span>Signed in as <strong>${email}</strong></span>
+      <button type="button" onClick=${signOut}>Sign out</button>
+    </div>
+  `;
 }
 
 function UserPicker() {
@@ -134,7 +145,7 @@ function App() {
           )}
         </ul>
       </nav>
-      <${UserPicker} />
+      ${signedIn() ? html`<${SignedIn} />` : html`<${UserPicker} />`}
     </header>
     <${ErrorBanner} />
     <main id="main" tabindex="-1">
@@ -143,7 +154,20 @@ function App() {
   `;
 }
 
-adoptUserFromUrl();
-const root = document.getElementById("app");
-root.replaceChildren(); // the "Loading Flowdeck…" placeholder goes once the app draws
-render(html`<${App} />`, root);
+// config.json first: on AWS the page signs in (or is sent to the sign-in page) before any request.
+start().then(
+  (ready) => {
+    if (!ready) return;
+    if (signedIn()) user.set(currentUser());
+    else adoptUserFromUrl();
+    const root = document.getElementById("app");
+    root.replaceChildren(); // the "Loading Flowdeck…" placeholder goes once the app draws
+    render(html`<${App} />`, root);
+  },
+  (error) => {
+    const message = document.createElement("p");
+    message.setAttribute("role", "alert");
+    message.textContent = `Flowdeck could not start: ${error.message}`;
+    document.getElementById("app").replaceChildren(message);
+  },
+);

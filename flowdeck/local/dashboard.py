@@ -20,6 +20,9 @@ from starlette.types import Scope
 from flowdeck.local.http import error
 
 ENV_WEB_DIR = "FLOWDECK_WEB_DIR"
+# The page's config.json here: the page's origin is the API, X-Flowdeck-User names the person (on AWS
+# FlowdeckWebConfig deploys a "cognito" one).
+LOCAL_CONFIG = {"mode": "local"}
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # What the browser loads; package manifests and the page's own unit tests stay unserved.
 SERVED_FOLDERS = ("lib", "views", "node_modules")
@@ -70,7 +73,10 @@ def dashboard_routes(root: Path | None = None) -> list[BaseRoute]:
     if not index.is_file():
         return []
 
-    routes: list[BaseRoute] = [Route("/", _file_endpoint(index), methods=ALL_METHODS)]
+    routes: list[BaseRoute] = [
+        Route("/", _file_endpoint(index), methods=ALL_METHODS),
+        Route("/config.json", _config_endpoint, methods=ALL_METHODS),
+    ]
     for path in sorted(root.iterdir()):
         if path.is_file() and path.suffix in SERVED_SUFFIXES:
             routes.append(Route(f"/{path.name}", _file_endpoint(path), methods=ALL_METHODS))
@@ -86,3 +92,10 @@ def _file_endpoint(path: Path) -> Callable[[Request], Awaitable[Response]]:
         return FileResponse(path, headers=NO_CACHE)
 
     return serve
+
+
+async def _config_endpoint(request: Request) -> Response:
+    """The page's config.json: the local stack trusts the page's origin and X-Flowdeck-User."""
+    if request.method not in READ_METHODS:
+        return _refusal(405, request.method, request.url.path)
+    return JSONResponse(LOCAL_CONFIG, headers=NO_CACHE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import MISSING, BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field, RootModel
 
 from flowdeck.status import RunStatus
 
@@ -156,6 +156,16 @@ class ArtifactPreview(View):
     size: int
     preview: str
     truncated: bool
+
+
+class ArtifactLink(View):
+    """A presigned download URL (`link=true`): for callers that sign requests, which S3 must not get."""
+
+    url: str
+
+
+class ArtifactFile(RootModel[ArtifactPreview | ArtifactLink]):
+    """One artifact as JSON: its preview (`preview=true`) or its download URL (`link=true`)."""
 
 
 class RunStarted(View):

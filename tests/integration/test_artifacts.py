@@ -233,6 +233,20 @@ def test_api_redirects_one_artifact_to_a_presigned_url(api_with_artifacts) -> No
     assert "X-Amz-Signature" in parse_qs(location.query) or "Signature" in parse_qs(location.query)
 
 
+def test_api_answers_the_presigned_url_as_json_when_asked_for_a_link(api_with_artifacts) -> None:
+    redirect = api_with_artifacts(f"/runs/{RUN_ID}/artifacts/test/reports/junit.xml")
+    nested = api_with_artifacts(f"/runs/{RUN_ID}/artifacts/test/reports/junit.xml", link="true")
+    flat = api_with_artifacts(f"/runs/{RUN_ID}/artifacts/test/tfplan", link="true")
+    archive = api_with_artifacts(f"/runs/{RUN_ID}/artifacts.zip", link="true")
+
+    for answer in (nested, flat, archive):
+        assert answer["statusCode"] == 200, answer
+        assert set(json.loads(answer["body"])) == {"url"}
+    assert urlparse(json.loads(nested["body"])["url"]).path == urlparse(location_of(redirect)).path
+    assert urlparse(json.loads(flat["body"])["url"]).path.endswith(f"/{RUN_ID}/test/tfplan")
+    assert "X-Amz-Signature" in parse_qs(urlparse(json.loads(archive["body"])["url"]).query)
+
+
 def test_api_previews_the_first_kib_of_text_and_refuses_binary(api_with_artifacts) -> None:
     text = api_with_artifacts(f"/runs/{RUN_ID}/artifacts/test/reports/junit.xml", preview="true")
     binary = api_with_artifacts(f"/runs/{RUN_ID}/artifacts/test/tfplan", preview="true")

@@ -79,6 +79,16 @@ def test_the_page_and_its_modules_are_served_and_revalidated(server: ApiServer) 
         assert package.headers["cache-control"] == "no-cache"
 
 
+def test_the_local_config_json_says_local_mode_and_is_read_only(server: ApiServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        config = client.get("/config.json")
+        assert config.status_code == 200
+        assert config.json() == {"mode": "local"}
+        assert config.headers["cache-control"] == "no-cache"
+        refused = client.put("/config.json", content=b"{}")
+        assert (refused.status_code, refused.json()["error"]) == (405, "MethodNotAllowed")
+
+
 def test_api_paths_and_unserved_files_go_to_the_api(server: ApiServer) -> None:
     with httpx.Client(base_url=server.url) as client:
         for path in ("/runs", "/workflows/x", "/package.json", "/tests/format.test.js"):

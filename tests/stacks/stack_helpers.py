@@ -16,6 +16,8 @@ from stacks.app_builder import (
     LIVE_STACK,
     NOTIFY_STACK,
     TRIGGERS_STACK,
+    WEB_CONFIG_STACK,
+    WEB_STACK,
     WORKFLOWS_STACK,
 )
 
@@ -28,6 +30,8 @@ STACK_NAMES = (
     LIVE_STACK,
     TRIGGERS_STACK,
     NOTIFY_STACK,
+    WEB_STACK,
+    WEB_CONFIG_STACK,
 )
 
 

@@ -11,6 +11,7 @@ from stack_helpers import as_list, policy_statements, resources_of, wildcard_act
 from flowdeck.constants import (
     ENV_APPROVAL_LINK_SECRET_NAME,
     ENV_ARTIFACTS_BUCKET,
+    ENV_DASHBOARD_URL,
     ENV_DELIVERIES_TABLE,
     ENV_LOGS_TABLE,
     ENV_MANAGE_TRIGGERS,
@@ -19,6 +20,7 @@ from flowdeck.constants import (
     ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
+    ENV_USER_POOL_ID,
     ENV_WORKFLOWS_DIR,
 )
 from stacks.api import POWERTOOLS_LAYER_VERSION
@@ -111,6 +113,9 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         ENV_APPROVAL_LINK_SECRET_NAME,
         ENV_MANAGE_TRIGGERS,
         ENV_SCHEDULE_GROUP,
+        # The dashboard's user pool and origin (FlowdeckWeb).
+        ENV_USER_POOL_ID,
+        ENV_DASHBOARD_URL,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"

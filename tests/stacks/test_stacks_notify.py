@@ -275,7 +275,10 @@ def test_unauthenticated_routes_are_exactly_the_hooks_slack_and_approval_links(
     routes = _routes(api_template)
     open_routes = {route for route, props in routes.items() if props["AuthorizationType"] == "NONE"}
 
-    assert open_routes == UNAUTHENTICATED_ROUTES
+    # Plus the dashboard's CORS preflights (FlowdeckWeb): mock integrations that reach no code.
+    preflights = {("/", "OPTIONS"), ("/{proxy+}", "OPTIONS")}
+    assert open_routes == UNAUTHENTICATED_ROUTES | preflights
+    assert {routes[route]["Integration"]["Type"] for route in preflights} == {"MOCK"}
     assert {props["AuthorizationType"] for route, props in routes.items() if route not in open_routes} == {
         "AWS_IAM"
     }

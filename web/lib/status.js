@@ -47,12 +47,13 @@ export function statusInfo(status) {
   return info ? { ...info } : { ...UNKNOWN, word: String(status ?? "unknown") };
 }
 
-/** The icon as an SVG string (decorative: the word beside it carries the meaning). */
+/** The icon as an SVG string (decorative: the word beside it carries the meaning). The colour is SVG's
+ *  presentation attribute, not a style attribute, which the CSP on AWS (style-src 'self') would block. */
 export function statusIconSvg(status, size = 16) {
   const info = statusInfo(status);
   return (
     `<svg class="status-icon" width="${size}" height="${size}" viewBox="0 0 16 16" ` +
-    `aria-hidden="true" focusable="false" style="color:${info.color}">${SHAPES[info.shape]}</svg>`
+    `aria-hidden="true" focusable="false" color="${info.color}">${SHAPES[info.shape]}</svg>`
   );
 }
 

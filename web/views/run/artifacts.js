@@ -16,6 +16,15 @@ export function formatBytes(size) {
 const filePath = (runId, a) =>
   `/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(a.step)}/${a.path.split("/").map(encodeURIComponent).join("/")}`;
 
+/** On AWS a plain link cannot be signed: ask the API for the presigned URL, then open it. */
+function signedDownload(path) {
+  if (!api.signedIn()) return undefined;
+  return (event) => {
+    event.preventDefault();
+    api.openLink(path).catch((error) => showError(error, "download"));
+  };
+}
+
 export function ArtifactsTab({ run }) {
   const [list, setList] = useState(null);
   const [previews, setPreviews] = useState({});
@@ -28,6 +37,7 @@ export function ArtifactsTab({ run }) {
   if (!list) return html`<p class="loading">Loading artifacts…</p>`;
   const rows = list.artifacts ?? [];
   if (rows.length === 0) return html`<p class="muted">This run has no artifacts.</p>`;
+  const zipPath = `/runs/${encodeURIComponent(run.run_id)}/artifacts.zip`;
   const preview = async (a) => {
     const key = `${a.step}/${a.path}`;
     try {
@@ -39,7 +49,7 @@ export function ArtifactsTab({ run }) {
   };
   return html`<div class="artifacts">
     ${rows.some((a) => !a.expired) &&
-    html`<p><a class="button" href=${api.apiUrl(`/runs/${encodeURIComponent(run.run_id)}/artifacts.zip`)} download>
+    html`<p><a class="button" href=${api.apiUrl(zipPath)} download onClick=${signedDownload(zipPath)}>
       Download all as ZIP
     </a></p>`}
     <table>
@@ -54,7 +64,7 @@ export function ArtifactsTab({ run }) {
             <td>${a.expired ? html`<strong>Expired</strong> (gone since ${formatTime(a.expires_at)})` : `${formatTime(a.expires_at)} (${formatRelative(a.expires_at)})`}</td>
             <td>
               ${!a.expired &&
-              html`<a href=${api.apiUrl(filePath(run.run_id, a))} download aria-label=${`Download ${a.path}`}>Download</a>
+              html`<a href=${api.apiUrl(filePath(run.run_id, a))} download onClick=${signedDownload(filePath(run.run_id, a))} aria-label=${`Download ${a.path}`}>Download</a>
                 <button type="button" class="link" onClick=${() => preview(a)} aria-label=${`Preview ${a.path}`}>Preview</button>`}
             </td>
           </tr>${previews[key] !== undefined &&

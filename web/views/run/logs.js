@@ -150,10 +150,9 @@ async function downloadText(runId, step) {
   const parts = [];
   let since = 0;
   for (;;) {
-    const headers = { Accept: "text/plain" };
-    const user = api.currentUser();
-    if (user) headers["X-Flowdeck-User"] = user;
-    const response = await fetch(api.apiUrl(logsPath(runId, { format: "text", step, since_seq: since })), { headers });
+    const response = await api.send(logsPath(runId, { format: "text", step, since_seq: since }), {
+      headers: { Accept: "text/plain" },
+    });
     if (!response.ok) {
       const problem = await response.json().catch(() => ({}));
       throw new api.ApiError(response.status, problem.error ?? `HTTP${response.status}`, problem.message);
