@@ -81,9 +81,12 @@ def _spec_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
         "description": "Unprocessable Content",
         "content": {content_types.APPLICATION_JSON: {"schema": {"$ref": _ERROR_BODY_REF}}},
     }
+    # Any caller may be refused: on AWS a signed-in person without a verified e-mail in the user pool.
+    forbidden = {"description": "Forbidden"} | {k: v for k, v in ours.items() if k == "content"}
     for operation in (op for path in document["paths"].values() for op in path.values()):
         if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
             operation["responses"]["422"] = ours
+        operation["responses"].setdefault("403", forbidden)
     schemas = document.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(unused, None)

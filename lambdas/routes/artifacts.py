@@ -49,7 +49,11 @@ def list_artifacts(run_id: str, service: Service) -> ArtifactList:
     "/runs/<run_id>/artifacts.zip",
     summary="Download a run's artifacts as one ZIP",
     tags=["artifacts"],
-    responses={**REDIRECT, **error_docs(404, 422)},
+    responses={
+        **answer_docs(200, "With `link=true`: the presigned URL of the ZIP", ArtifactLink),
+        **REDIRECT,
+        **error_docs(404, 422),
+    },
 )
 def artifacts_zip(
     run_id: str,
