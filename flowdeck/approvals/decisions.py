@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.policy import approvers_of, describe, may_decide
+from flowdeck.clock import now_iso
 from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
 from flowdeck.control.pause import StepNotFound
 from flowdeck.errors import Conflict, NotAllowed, RunNotFound
@@ -50,10 +50,6 @@ class ApprovalRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     comment: str | None = Field(default=None, min_length=1, max_length=MAX_COMMENT)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def approval_view(run_id: str, step: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.approvals.decisions import APPROVAL_REJECTED, APPROVAL_TIMED_OUT, now_iso
+from flowdeck.approvals.decisions import APPROVAL_REJECTED, APPROVAL_TIMED_OUT
 from flowdeck.approvals.directory import Directory, DirectoryError, load_directory
 from flowdeck.approvals.policy import approvers_of
 from flowdeck.approvals.slack.client import SlackDeliveryError, SlackNotConfigured
+from flowdeck.clock import now_iso
 from flowdeck.status import FINISHED_RUN_STATUSES
 from flowdeck.stores.approvals import ApprovalStore
 from flowdeck.stores.runs import RunStore

@@ -18,13 +18,14 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdeck.approvals.decisions import now_iso
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.approvals.links import LinkClaims, LinkKey, link_url, sign
 from flowdeck.approvals.policy import approvers_of, describe
+from flowdeck.clock import now_iso
 from flowdeck.expressions import render_template
 from flowdeck.messages import ApprovalMessage
 from flowdeck.runner.pause import wait_deadline
+from flowdeck.status import FINISHED_RUN_STATUSES
 from flowdeck.stores.approvals import ApprovalStore
 from flowdeck.stores.outbox import Outbox
 from flowdeck.stores.runs import RunStore
@@ -35,7 +36,6 @@ log = logging.getLogger("flowdeck.notifier")
 # Receives of one message before a failing delivery is given up (recorded, the request kept).
 MAX_DELIVERY_ATTEMPTS = 3
 RUN_NOT_RUNNING = "RunNotRunning"
-ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 
 
 def _slack_not_configured() -> tuple[type[Exception], ...]:
@@ -143,7 +143,7 @@ class ApprovalNotifier:
         if isinstance(message, dict):
             message = ApprovalMessage.model_validate(message)
         run = self.runs.get_run_items(message.run_id)[0] or {}
-        if run.get("status") in ENDED:
+        if run.get("status") in FINISHED_RUN_STATUSES:
             self._fail_token(message, "the run ended before the approval was requested")
             return False
         request = self.request_for(message)

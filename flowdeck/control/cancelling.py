@@ -11,11 +11,11 @@ the cleanup finishing, the request itself) calls `settle`, which records the run
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck.clock import now_iso
 from flowdeck.constants import PK
 from flowdeck.stores.cancels import CANCEL_REQUESTED_AT, CancelRecords
 from flowdeck.stores.runs import RunStore
@@ -32,10 +32,6 @@ CLEANUP_OPEN = ("pending", "running")
 CANCELLED = "cancelled"
 CANCELLED_ERROR = "Cancelled"
 MAX_CAUSE = 500
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def cancel_under_way(run: dict[str, Any] | None) -> bool:

@@ -20,7 +20,7 @@ from flowdeck.constants import PK
 from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import Conflict
-from flowdeck.status import RunStatus
+from flowdeck.status import FINISHED_RUN_STATUSES, RunStatus
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import (
@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 # A queued run keeps the execution input it will start with, and when it was queued.
 START_JSON = "start_json"
 QUEUED_AT = "queued_at"
-FINISHED = {s.value for s in RunStatus if s.finished}
 # A run recorded by its start with no execution this long after is one whose starter died in between.
 START_GRACE_SECONDS = 300
 
@@ -158,7 +157,7 @@ class ConcurrencyControl:
     ) -> dict[str, Any]:
         """Record the run (running, every step pending), then start its execution."""
         old = self.runs.record_start(run_id, start_record(definition, run_id, payload, RunStatus.RUNNING))
-        if old is not None and old.get("status") in FINISHED:
+        if old is not None and old.get("status") in FINISHED_RUN_STATUSES:
             # A repeat of a run that already ended: its answer is how it ended; nothing starts again.
             if slot is Slot.NEW:
                 self.release(definition.name, run_id)
@@ -184,7 +183,7 @@ class ConcurrencyControl:
         if not created and slot is Slot.NEW:
             # A repeat of a run that already ended: its end freed its slot before this took it again.
             run = self.run_item(run_id)
-            if run is not None and run.get("status") in FINISHED:
+            if run is not None and run.get("status") in FINISHED_RUN_STATUSES:
                 self.release(workflow, run_id)
         return created
 
@@ -269,7 +268,7 @@ class ConcurrencyControl:
         run = self.run_item(run_id)
         if run is None or run.get("status") == RunStatus.QUEUED:
             return False  # starting: the execution has not recorded the run yet
-        if run.get("status") in FINISHED:
+        if run.get("status") in FINISHED_RUN_STATUSES:
             return True
         if not run.get("execution_arn"):
             return self.never_started(run)
@@ -294,7 +293,9 @@ class ConcurrencyControl:
     # -- run events -------------------------------------------------------------------------
     def on_run_change(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         """Reaction: a run that ended frees its slot, and the next queued runs start."""
-        if new.get("status") not in FINISHED or (old is not None and old.get("status") in FINISHED):
+        if new.get("status") not in FINISHED_RUN_STATUSES or (
+            old is not None and old.get("status") in FINISHED_RUN_STATUSES
+        ):
             return
         workflow, run_id = new.get("workflow"), new.get("run_id") or new.get(PK)
         if not workflow or not run_id:

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from flowdeck.clock import now_iso
 from flowdeck.constants import PK, SK, STEP_SK_PREFIX
-from flowdeck.control.cancelling import now_iso
 from flowdeck.stores.owed_answers import ANSWERED_TOKEN, OWED_ANSWER, PAYING_SINCE, OwedAnswerRecords
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens

@@ -25,10 +25,11 @@ from typing import Any, Final, Literal, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowdeck.clock import now_iso
 from flowdeck.config import Settings
 from flowdeck.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
 from flowdeck.runner.logs import LogWriter
-from flowdeck.runner.process import LineSink, now_iso, prepare_scratch, run_process, step_environment
+from flowdeck.runner.process import LineSink, prepare_scratch, run_process, step_environment
 from flowdeck.stores.cleanups import CleanupRecords
 from flowdeck.stores.items import to_attribute
 from flowdeck.stores.logs import LogStore

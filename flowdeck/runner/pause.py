@@ -10,8 +10,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowdeck.clock import now_iso
 from flowdeck.messages import WaitMessage
-from flowdeck.runner.process import now_iso
+from flowdeck.status import FINISHED_RUN_STATUSES
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
 
@@ -19,7 +20,6 @@ log = logging.getLogger("flowdeck.pause")
 
 RUN_NOT_RUNNING = "RunNotRunning"
 # A run that ended (cancelled, failed) while its step's failure was on its way to the pause.
-ENDED = ("cancelled", "failed", "succeeded", "timed_out")
 
 
 def wait_deadline(entered_at: str, timeout_seconds: int) -> str:
@@ -48,7 +48,7 @@ class PauseRecorder:
         if not self.runs.record_waiting(
             message.run_id, message.step, message.token, message.entered_at, deadline, message.allow_skip
         ):
-            if self._run_status(message.run_id) in ENDED:
+            if self._run_status(message.run_id) in FINISHED_RUN_STATUSES:
                 self._fail(message, "the run ended before the step's pause was recorded")
             else:
                 log.info("run %s: step %s already left this pause", message.run_id, message.step)

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -46,10 +45,6 @@ TAIL_LINES = 20
 MAX_ENV_OUTPUTS = 64 * 1024
 # The worker's own configuration is not the step's business.
 _PRIVATE_ENV_PREFIXES = ("FLOWDECK_",)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 @dataclass

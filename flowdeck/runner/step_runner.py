@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck.clock import now_iso
 from flowdeck.config import Settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
 from flowdeck.control.cancelling import CANCELLED_ERROR
@@ -25,7 +26,6 @@ from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.process import (
     LineSink,
     ProcessOutcome,
-    now_iso,
     prepare_scratch,
     read_outputs,
     run_process,
