@@ -29,6 +29,7 @@ from flowdeck.clock import now_iso
 from flowdeck.config import Settings
 from flowdeck.messages import DEFAULT_GRACE_SECONDS, StepMessage, StepSpec
 from flowdeck.runner.logs import LogWriter
+from flowdeck.runner.periodic import Periodic
 from flowdeck.runner.process import LineSink, prepare_scratch, run_process, step_environment
 from flowdeck.stores.cleanups import CleanupRecords
 from flowdeck.stores.items import to_attribute
@@ -138,36 +139,22 @@ class QueueLease:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=self.receipt)
 
 
-class CleanupHeartbeat:
+class CleanupHeartbeat(Periodic):
     """While a cleanup runs: beat `cleanup_heartbeat_at` on the run and keep the message invisible."""
 
     def __init__(self, runner: CleanupRunner, run_id: str, lease: Lease) -> None:
+        super().__init__(CLEANUP_HEARTBEAT_SECONDS, name=f"cleanup-beat-{run_id}")
         self.runner = runner
         self.run_id = run_id
         self.lease = lease
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"cleanup-beat-{run_id}")
 
-    def __enter__(self) -> CleanupHeartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self._done.wait(CLEANUP_HEARTBEAT_SECONDS):
-            try:
-                self.lease.extend(CLEANUP_VISIBILITY_SECONDS)
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("run %s: cleanup message not kept: %s", self.run_id, exc)
-            self.runner.update_run(
-                self.run_id,
-                "SET cleanup_heartbeat_at = :now",
-                {},
-                {":now": {"S": datetime.now(UTC).isoformat()}},
-            )
+    def beat(self) -> bool:
+        try:
+            self.lease.extend(CLEANUP_VISIBILITY_SECONDS)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("run %s: cleanup message not kept: %s", self.run_id, exc)
+        self.runner.update_run(self.run_id, "SET cleanup_heartbeat_at = :now", {}, {":now": {"S": now_iso()}})
+        return True
 
 
 class CleanupRunner:

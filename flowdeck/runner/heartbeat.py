@@ -7,37 +7,28 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck.runner.periodic import Periodic
 from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.worker")
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Keeps the task token alive; notices when the execution no longer wants the step."""
 
     def __init__(self, tokens: TaskTokens, token: str, every: float) -> None:
+        super().__init__(every, name="heartbeat")
         self.tokens = tokens
         self.token = token
-        self.every = every
         self.gone = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.every):
-            try:
-                if not self.tokens.heartbeat(self.token):  # the run was stopped or a sibling failed
-                    self.gone.set()
-                    return
-            except ClientError as exc:
-                log.warning("heartbeat failed: %s", exc.response["Error"]["Code"])
-            except BotoCoreError as exc:
-                log.warning("heartbeat failed: %s", exc.__class__.__name__)
+    def beat(self) -> bool:
+        try:
+            if not self.tokens.heartbeat(self.token):  # the run was stopped or a sibling failed
+                self.gone.set()
+                return False
+        except ClientError as exc:
+            log.warning("heartbeat failed: %s", exc.response["Error"]["Code"])
+        except BotoCoreError as exc:
+            log.warning("heartbeat failed: %s", exc.__class__.__name__)
+        return True
