@@ -2,8 +2,8 @@
 
 Prints figures, not pass/fail (name=value lines):
   start_read_404          = reads that answered 404 RunNotFound (SPEC §2 says 0)
-  start_read_incomplete   = 200 reads without status queued|running, trigger, started_by, or a plan
-                            whose every step is pending (only possible if the run already moved on)
+  start_read_incomplete   = 200 reads without a status, trigger, started_by, inputs, or a step listed for
+                            every step of the plan (a fast machine may already show it running)
   start_read_other_errors = starts or reads that answered anything else
   start_ms_p50/p95, read_ms_p50/p95 = latency of the start call and of the read right after it
 """
@@ -56,11 +56,11 @@ class Tally:
         done = time.perf_counter()
         run = read.json() if read.status_code == 200 else {}
         complete = (
-            run.get("status") in ("queued", "running")
+            run.get("status") in ("queued", "running", "succeeded")
             and run.get("trigger") == "manual"
             and run.get("started_by")
-            and run.get("steps")
-            and all(step["status"] == "pending" for step in run["steps"])
+            and run.get("inputs") == {}
+            and [step["id"] for step in run.get("steps", [])] == ["only"]
         )
         with self.lock:
             self.start_ms.append((answered - began) * 1000)
