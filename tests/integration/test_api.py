@@ -108,6 +108,18 @@ class Api:
         """A step item as the worker writes it (sk STEP#<id>, attempts as attempt#<n> maps)."""
         self.put({"pk": run_id, "sk": f"STEP#{step_id}", "step": step_id} | fields)
 
+    def seed_failed_run(self, run_id: str) -> None:
+        """A run of `hello` whose one step `greet` failed: what a retry starts from."""
+        self.seed_run(
+            run_id,
+            "hello",
+            "2026-11-20T10:00:00Z",
+            status="failed",
+            plan=[{"id": "greet", "kind": "run"}],
+            inputs_json=json.dumps({"name": "x"}),
+        )
+        self.seed_step(run_id, "greet", status="failed", error="StepFailed")
+
     def seed_outputs(self, run_id: str, outputs: dict[str, dict[str, Any]]) -> None:
         """The run's outputs item (sk OUTPUTS, one outputs#<step> attribute per step)."""
         self.put({"pk": run_id, "sk": "OUTPUTS"} | {f"outputs#{step}": out for step, out in outputs.items()})

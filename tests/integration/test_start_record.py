@@ -19,18 +19,10 @@ from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
 from statemachines import compile_workflow
 from tests.integration.conftest import ARN_PREFIX, TABLE, WORKFLOWS
-from tests.integration.test_api import Api
+from tests.integration.test_api import HELLO_DEFAULTS, Api
 from tests.integration.test_concurrency import PAYLOAD, WORKFLOW, limited, set_status
 
-HELLO_INPUTS = {
-    "greeting": "hello",
-    "count": 1,
-    "ratio": 0.5,
-    "loud": False,
-    "labels": {"team": "core"},
-    "targets": ["world"],
-    "name": "x",
-}
+HELLO_INPUTS = HELLO_DEFAULTS | {"name": "x"}
 
 
 @pytest.fixture
@@ -101,15 +93,7 @@ def test_starts_from_many_threads_are_each_readable_at_once(
 
 
 def test_a_retry_is_readable_at_once_linked_to_the_run_it_retries(api: Api) -> None:
-    api.seed_run(
-        "r1",
-        "hello",
-        "2026-11-20T10:00:00Z",
-        status="failed",
-        plan=[{"id": "greet", "kind": "run"}],
-        inputs_json=json.dumps({"name": "x"}),
-    )
-    api.seed_step("r1", "greet", status="failed", error="StepFailed")
+    api.seed_failed_run("r1")
 
     status, retried = api.call("POST", "/runs/r1/retry", body="{}")
     assert status == 202, retried

@@ -81,15 +81,7 @@ def test_pausing_twice_keeps_the_first_pause_and_resume_starts_runs_again(api: A
 
 
 def test_a_retry_of_a_paused_workflow_is_refused_and_writes_nothing(api: Api) -> None:
-    api.seed_run(
-        "r1",
-        "hello",
-        "2026-11-20T10:00:00Z",
-        status="failed",
-        plan=[{"id": "greet", "kind": "run"}],
-        inputs_json=json.dumps({"name": "x"}),
-    )
-    api.seed_step("r1", "greet", status="failed", error="StepFailed")
+    api.seed_failed_run("r1")
     before = run_items(api)
     pause(api)
 
