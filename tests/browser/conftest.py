@@ -123,6 +123,8 @@ def page(context: BrowserContext, console_errors: ConsoleErrors) -> Iterator[Pag
     page.on("console", on_console)
     page.on("pageerror", on_page_error)
     yield page
+    # A route handler still fetching when the test ends would fail on the disposed context.
+    page.unroute_all(behavior="ignoreErrors")
     unexpected = console_errors.unexpected()
     assert not unexpected, f"the page logged errors: {unexpected}"
 

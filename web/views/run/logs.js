@@ -187,7 +187,8 @@ function formatStamp(t) {
 export function LogPanel({ runId, run, log, step, onStep, target, jump }) {
   const { buffer } = log;
   const [filter, setFilter] = useState("all");
-  const [follow, setFollow] = useState(true);
+  // Follow the newest line, unless a deep link asks for one line (no first jump to the bottom then).
+  const [follow, setFollow] = useState(() => !target?.line);
   const [stamps, setStamps] = useState(false);
   const [scroll, setScroll] = useState({ top: 0, height: 400 });
   const [query, setQuery] = useState("");
