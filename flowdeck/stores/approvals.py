@@ -13,7 +13,7 @@ from typing import Any
 
 from flowdeck.constants import PK, SK, STEP_SK_PREFIX
 from flowdeck.stores.conditions import conditional
-from flowdeck.stores.items import from_item, to_attribute
+from flowdeck.stores.items import from_item, query_all, to_attribute
 from flowdeck.stores.runs import RunStore
 
 INBOX_PREFIX = "INBOX#"
@@ -185,10 +185,4 @@ class ApprovalStore:
             "ExpressionAttributeNames": {"#pk": PK},
             "ExpressionAttributeValues": {":pk": {"S": INBOX_PREFIX + approver}},
         }
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
-            found += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_all(self.client, kwargs)

@@ -13,7 +13,7 @@ from typing import Any
 from flowdeck import aws
 from flowdeck.constants import TTL_ATTRIBUTE
 from flowdeck.stores.conditions import conditional
-from flowdeck.stores.items import from_item
+from flowdeck.stores.items import from_item, query_all
 from flowdeck.stores.schema import CONNECTIONS_BY_RUN_INDEX
 
 # API Gateway cuts a connection after 2 h; its item expires then too.
@@ -83,13 +83,7 @@ class Connections:
             "KeyConditionExpression": "run_id = :run",
             "ExpressionAttributeValues": {":run": {"S": run_id}},
         }
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
-            found += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_all(self.client, kwargs)
 
     # -- the send lease ---------------------------------------------------------------------------
     def acquire(

@@ -36,3 +36,9 @@ def to_item(values: dict[str, Any]) -> dict[str, Any]:
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain values (ints and floats, lists for sets)."""
     return {k: plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def query_all(client: Any, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item a Query matches, page after page, as plain values."""
+    pages = client.get_paginator("query").paginate(**query)
+    return [from_item(item) for page in pages for item in page["Items"]]
