@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flowdeck.approvals.directory import Directory
 from flowdeck.definition import WorkflowDefinition, load_workflows
 from flowdeck.errors import WorkflowNotFound
 from statemachines import Parallel, compile_workflow, layout
@@ -17,12 +18,15 @@ def _layout_json(units: list[Any]) -> list[Any]:
 
 
 class Catalog:
-    def __init__(self, definitions: dict[str, WorkflowDefinition]) -> None:
+    def __init__(self, definitions: dict[str, WorkflowDefinition], teams: Directory | None = None) -> None:
+        """`teams`: the teams.yaml read with the definitions (the teams their `permissions` name)."""
         self.definitions = definitions
+        self.teams = teams or Directory()
 
     @classmethod
     def from_dir(cls, directory: Path) -> Catalog:
-        return cls(load_workflows(directory))
+        # load_workflows refuses a broken teams.yaml, so reading it again here cannot fail.
+        return cls(load_workflows(directory), Directory.load(directory))
 
     def get(self, name: str) -> WorkflowDefinition:
         try:

@@ -29,6 +29,7 @@ from flowdeck.control.cancelling import (
     request_cancel,
     settle,
 )
+from flowdeck.control.permissions import Permissions
 from flowdeck.errors import Conflict, RunNotFound
 from flowdeck.messages import DEFAULT_GRACE_SECONDS
 from flowdeck.runner.budget import execution_arn
@@ -84,6 +85,7 @@ class RunCanceller:
         state_machine_arn_prefix: str,
     ) -> None:
         self.catalog = catalog
+        self.permissions = Permissions(catalog)
         self.runs = runs
         self.sfn = sfn
         self.sqs = sqs
@@ -91,11 +93,13 @@ class RunCanceller:
         self.arn_prefix = state_machine_arn_prefix
 
     def cancel(self, run_id: str, request: CancelRun, caller: str) -> Cancelled:
-        """Cancel the run: 404 when unknown, 409 when it has ended or a cancel is under way."""
+        """Cancel the run: 404 when unknown, 403 when the caller may not, 409 when it has ended or a
+        cancel is under way."""
         run = self._run(run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         workflow = str(run.get("workflow", ""))
+        self.permissions.check(workflow, "cancel", caller)
         reason = request.reason or f"cancelled by {caller}"
         cleanup = self.cleanup_message(run_id, workflow) if request.mode == "cleanup" else None
         if not self.record(run_id, request, reason, caller):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowdeck.clock import now_iso
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.owed_answers import OWED_ANSWER, AnswerSender, OwedAnswer
+from flowdeck.control.permissions import Permissions
 from flowdeck.errors import Conflict, FlowdeckError
 from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
@@ -77,14 +78,16 @@ def recorded_attempts(item: dict[str, Any]) -> list[dict[str, Any]]:
 class PauseDecisions:
     """Retry step and Skip step on a step waiting after its failure."""
 
-    def __init__(self, runs: RunStore, sfn: Any) -> None:
+    def __init__(self, runs: RunStore, sfn: Any, permissions: Permissions) -> None:
         self.runs = runs
         self.sfn = sfn
+        self.permissions = permissions
 
     def decide(
         self, run_id: str, step_id: str, decision: Decision, request: StepDecision, caller: str
     ) -> Decided:
-        """Record the decision and answer the waiting token: 404 unknown, 409 not waiting or no skip."""
+        """Record the decision and answer the waiting token: 404 unknown, 403 not the caller's to take,
+        409 not waiting or no skip."""
         with _deciding:
             return self._decide(run_id, step_id, decision, request, caller)
 
@@ -94,6 +97,7 @@ class PauseDecisions:
         run, steps, _ = load_run(self.runs, run_id, require="plan")
         if step_id not in {s.get("id") for s in run["plan"]}:
             raise StepNotFound(f"run {run_id} has no step {step_id!r}")
+        self.permissions.check(str(run.get("workflow", "")), decision, caller)
         item = steps.get(step_id, {})
         token = item.get("wait_token")
         status = item.get("status", "pending")

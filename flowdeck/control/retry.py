@@ -113,6 +113,7 @@ class Retries:
         status = str(run.get("status") or "")
         if status not in FINISHED_RUN_STATUSES:
             raise Conflict(f"run {run_id} is {status or 'starting'}: only a finished run can be retried")
+        self.service.permissions.check(str(run["workflow"]), "retry", caller)
         definition = self.service.catalog.get(str(run["workflow"]))
         plan = plan_retry(
             definition,

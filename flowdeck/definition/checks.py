@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowdeck.definition.inputs import value_problem
-from flowdeck.definition.models import Approval, WorkflowDefinition
+from flowdeck.definition.models import Approval, Permissions, WorkflowDefinition
 from flowdeck.expressions import check_template, condition_references
 from flowdeck.triggers.events import event_problems
 from flowdeck.triggers.mapping import path_problem
@@ -32,6 +32,32 @@ def approval_problems(approval: Approval) -> list[tuple[Loc, str]]:
         )
     if approval.timeout < 1:
         problems.append((("timeout",), "an approval needs a timeout of at least 1s"))
+    return problems
+
+
+def permission_problems(definition: WorkflowDefinition, teams: set[str] | None) -> list[tuple[Loc, str]]:
+    """Rules no one could meet: naming nobody, an empty user, a team teams.yaml does not define.
+
+    `teams` is None when the teams are not known here (one file parsed alone): then only the shape is checked.
+    """
+    problems: list[tuple[Loc, str]] = []
+    for action in Permissions.model_fields:
+        who = getattr(definition.permissions, action)
+        if who is None:
+            continue
+        loc: Loc = ("permissions", action)
+        if not (who.users or who.groups or who.any_member):
+            problems.append((loc, "name at least one of users, groups or any_member: true (or leave it out)"))
+        for index, user in enumerate(who.users):
+            if not user.strip():
+                problems.append(((*loc, "users", index), "a user is an e-mail address or IAM principal"))
+        if teams is None:
+            continue
+        for index, group in enumerate(who.groups):
+            if group not in teams:
+                problems.append(((*loc, "groups", index), f"team {group!r} is not in teams.yaml"))
+        if who.any_member and not teams:
+            problems.append(((*loc, "any_member"), "teams.yaml names no team, so no one is a member"))
     return problems
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from flowdeck.approvals.directory import TEAMS_FILE
+from flowdeck.approvals.directory import TEAMS_FILE, Directory, DirectoryError
 from flowdeck.definition import models
-from flowdeck.definition.checks import graph_problems, raw_needs_problems
+from flowdeck.definition.checks import graph_problems, permission_problems, raw_needs_problems
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import InvalidDefinition
 
@@ -82,8 +82,13 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
     return problems
 
 
-def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
-    """Parse and validate one definition; raise InvalidDefinition naming file, line and field."""
+def parse_workflow(
+    text: str, source: str = "<workflow>", teams: set[str] | None = None
+) -> WorkflowDefinition:
+    """Parse and validate one definition; raise InvalidDefinition naming file, line and field.
+
+    `teams` (those of teams.yaml) checks the teams that `permissions` name; None leaves them unchecked.
+    """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -104,7 +109,7 @@ def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
         problems += _pydantic_problems(exc)
         problems += [p for p in raw_needs_problems(data) if p not in problems]
     if definition is not None:
-        problems += graph_problems(definition)
+        problems += graph_problems(definition) + permission_problems(definition, teams)
     if problems or definition is None:
         raise InvalidDefinition(
             [f"{source}:{lines.line_of(loc)}: {format_loc(loc)}: {message}" for loc, message in problems]
@@ -112,12 +117,20 @@ def parse_workflow(text: str, source: str = "<workflow>") -> WorkflowDefinition:
     return definition
 
 
-def load_workflow(path: Path) -> WorkflowDefinition:
+def load_workflow(path: Path, teams: set[str] | None = None) -> WorkflowDefinition:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidDefinition([f"{path}:1: cannot read the file: {exc.__class__.__name__}"]) from None
-    return parse_workflow(text, str(path))
+    return parse_workflow(text, str(path), teams)
+
+
+def known_teams(directory: Path) -> set[str] | None:
+    """The teams of the folder's teams.yaml (none without one); None when it is broken (reported apart)."""
+    try:
+        return Directory.load(directory).teams()
+    except DirectoryError:
+        return None
 
 
 def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
@@ -128,9 +141,10 @@ def load_workflows(directory: Path) -> dict[str, WorkflowDefinition]:
     paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     # teams.yaml is the approvers' directory (flowdeck.approvals.directory), not a workflow.
     paths = [path for path in paths if path.name != TEAMS_FILE]
+    teams = known_teams(directory)
     for path in paths:
         try:
-            definition = load_workflow(path)
+            definition = load_workflow(path, teams)
         except InvalidDefinition as exc:
             problems += exc.problems
             continue
@@ -150,8 +164,6 @@ def unknown_group_problems(
     directory: Path, found: dict[str, WorkflowDefinition], sources: dict[str, Path]
 ) -> list[str]:
     """Approval groups that teams.yaml (when present) does not define, and a teams.yaml that is broken."""
-    from flowdeck.approvals.directory import Directory, DirectoryError
-
     try:
         teams = Directory.load(directory)
     except DirectoryError as exc:

@@ -135,10 +135,28 @@ class Artifacts(_Model):
         return value
 
 
-class Approvers(_Model):
+class Who(_Model):
+    """People by name: listed users (e-mails), members of teams in teams.yaml (`groups`), or any member."""
+
     users: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     any_member: bool = False
+
+
+class Approvers(Who):
+    """Who may decide an approval step."""
+
+
+class Permissions(_Model):
+    """Who may do what to a workflow's runs; an action not named is open to anyone who reaches the API."""
+
+    start: Who | None = None
+    cancel: Who | None = None
+    # A finished run's retry, and Retry step on a step paused on failure.
+    retry: Who | None = None
+    skip: Who | None = None
+    # Pausing and resuming the workflow (PUT /workflows/{wf}/state).
+    pause: Who | None = None
 
 
 class Approval(_Model):
@@ -220,6 +238,7 @@ class WorkflowDefinition(_Model):
     inputs: dict[InputName, InputSpec] = Field(default_factory=dict)
     triggers: list[Trigger] = Field(default_factory=list)
     runtime_config: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    permissions: Permissions = Field(default_factory=Permissions)
     steps: list[Step] = Field(min_length=1)
 
     def step(self, step_id: str) -> Step:

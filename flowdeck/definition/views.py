@@ -29,6 +29,9 @@ class WorkflowSummary(WorkflowState):
     inputs: dict[str, dict[str, Any]] = Field(description="Declared inputs by name: type, default, ...")
     steps: list[str]
     triggers: list[dict[str, Any]]
+    actions: list[str] = Field(
+        description="What the caller may do to it: `start` (a manual run), `pause` (pause or resume)."
+    )
 
 
 class WorkflowList(View):

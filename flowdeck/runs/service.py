@@ -15,6 +15,7 @@ from flowdeck.clock import seconds_between
 from flowdeck.constants import ATTEMPT_PREFIX
 from flowdeck.control.cancelling import CANCEL_FIELDS
 from flowdeck.control.concurrency import ConcurrencyControl
+from flowdeck.control.permissions import Permissions
 from flowdeck.control.workflow_state import SetWorkflowState, WorkflowStates
 from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
@@ -84,16 +85,25 @@ class RunService:
         self.executions = executions
         self.states = WorkflowStates(runs)
         self.switch = switch
+        # Who may start, cancel, retry, skip and pause each workflow (its `permissions:`).
+        self.permissions = Permissions(catalog)
 
     # -- workflows --------------------------------------------------------------------------
-    def list_workflows(self) -> list[dict[str, Any]]:
+    def list_workflows(self, caller: str) -> list[dict[str, Any]]:
         names = self.catalog.names()
         states = self.states.many(names)
-        return [self.catalog.summary(self.catalog.get(n)) | states[n] for n in names]
+        return [
+            self.catalog.summary(self.catalog.get(n)) | states[n] | self.workflow_actions(n, caller)
+            for n in names
+        ]
 
-    def get_workflow(self, name: str) -> dict[str, Any]:
+    def get_workflow(self, name: str, caller: str) -> dict[str, Any]:
         definition = self.catalog.get(name)
-        return self.catalog.detail(definition) | self.states.get(name)
+        return self.catalog.detail(definition) | self.states.get(name) | self.workflow_actions(name, caller)
+
+    def workflow_actions(self, name: str, caller: str) -> dict[str, Any]:
+        """What the caller may do to the workflow (`start`, `pause`): the page shows only these."""
+        return {"actions": self.permissions.workflow_actions(name, caller)}
 
     def set_workflow_state(self, name: str, request: SetWorkflowState, caller: str) -> dict[str, Any]:
         """Pause or resume a workflow (idempotent); on AWS its schedules and rules follow.
@@ -103,6 +113,7 @@ class RunService:
         On resume, runs that queued while it was paused start, in order, as slots allow.
         """
         definition = self.catalog.get(name)
+        self.permissions.check(name, "pause", caller)
         state, changed = self.states.set(name, request, caller)
         triggers = self.switch.set(definition, request.active) if self.switch is not None else []
         if request.active and definition.runtime_config.concurrency.max_runs:
@@ -123,6 +134,9 @@ class RunService:
         """Start a run; `run_id` and `extra` (more execution input, e.g. a retry's `reuse`) for retries;
         `trigger_detail` says what started it, for history ("main @ abc1234")."""
         definition = self.catalog.get(workflow)
+        if trigger is Trigger.MANUAL:
+            # A person's start; triggers are authorized by their own secret or rule, retries as `retry`.
+            self.permissions.check(workflow, "start", started_by)
         inputs = resolve_inputs(definition, request.inputs)
         # A paused workflow starts nothing (409 WorkflowPaused), also for a repeated idempotency key.
         self.states.check(workflow)
@@ -135,9 +149,16 @@ class RunService:
         # Within runtime_config.concurrency: started, queued (status queued) or refused (409).
         return ConcurrencyControl(self.runs, self.executions).start(definition, run_id, payload)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str, caller: str | None = None) -> dict[str, Any]:
+        """The run view; with `caller`, its `actions` hints keep only what the caller may do."""
         run, step_items, outputs = load_run(self.runs, run_id)
-        return self.run_view(run, step_items, outputs)
+        view = self.run_view(run, step_items, outputs)
+        if caller is not None:
+            workflow = str(view.get("workflow") or "")
+            view["actions"] = self.permissions.hints(workflow, caller, view["actions"])
+            for step in view["steps"]:
+                step["actions"] = self.permissions.hints(workflow, caller, step["actions"])
+        return view
 
     def list_runs(self, query: RunQuery) -> dict[str, Any]:
         """A page of run history: one index read, at most READ_FACTOR x limit entries (runs/history.py)."""

@@ -9,11 +9,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck import aws
-from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
 from flowdeck.stores.runs import RunStore
-from lambdas.deps import caller
+from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
@@ -24,7 +23,7 @@ def run_canceller() -> RunCanceller:
     """The canceller over the configured table, queue and state machines."""
     settings = get_settings()
     return RunCanceller(
-        Catalog.from_dir(settings.workflows_dir),
+        run_service().catalog,
         RunStore(settings.runs_table, aws.client("dynamodb", settings)),
         aws.client("stepfunctions", settings),
         aws.client("sqs", settings),
@@ -52,7 +51,8 @@ OptionalBody = Annotated[CancelRun | None, Body()]
         "they are over, with each result and `cleanup_status`. A second cancel while one is under way is "
         "409 `CancelUnderWay`, except `mode: force` on a graceful or cleanup cancel, which escalates it "
         "(`escalated: true`). A finished run answers 409 `Conflict`. `reason` (up to 500 characters) is "
-        "kept on the run. An empty body means `{}`."
+        "kept on the run. An empty body means `{}`. A run whose workflow's `permissions.cancel` does not "
+        "name the caller answers 403 NotAllowed, and nothing is recorded."
     ),
     tags=["runs"],
     responses={
@@ -60,7 +60,7 @@ OptionalBody = Annotated[CancelRun | None, Body()]
             "description": "Cancel recorded; the run reads cancelled once its last process has ended",
             "content": {content_types.APPLICATION_JSON: {"model": Cancelled}},
         },
-        **error_docs(400, 404, 409, 413, 422),
+        **error_docs(400, 403, 404, 409, 413, 422),
     },
 )
 def cancel_run(

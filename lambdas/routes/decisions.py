@@ -13,7 +13,7 @@ from flowdeck import aws
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.pause import Decided, PauseDecisions, StepDecision
 from flowdeck.stores.runs import RunStore
-from lambdas.deps import caller
+from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
@@ -26,6 +26,7 @@ def pause_decisions() -> PauseDecisions:
     return PauseDecisions(
         RunStore(settings.runs_table, aws.client("dynamodb", settings)),
         aws.client("stepfunctions", settings),
+        run_service().permissions,
     )
 
 
@@ -38,7 +39,7 @@ _ANSWERS: dict[int, OpenAPIResponse] = {
         "description": "Decision recorded; the run moves on",
         "content": {content_types.APPLICATION_JSON: {"model": Decided}},
     },
-    **error_docs(400, 404, 409, 413, 422),
+    **error_docs(400, 403, 404, 409, 413, 422),
 }
 
 
@@ -49,7 +50,8 @@ _ANSWERS: dict[int, OpenAPIResponse] = {
         "For a step with `on_failure: pause` that failed and now waits (status `waiting`): runs it again as "
         "a new attempt; its earlier attempts and the other steps' outputs are kept. 404 `RunNotFound` or "
         "`StepNotFound`; 409 `StepNotWaiting` when the step is not paused (it runs, ended, or someone "
-        "decided first). Optional body `{comment}`. An empty body means `{}`."
+        "decided first). Optional body `{comment}`. An empty body means `{}`. 403 NotAllowed when the "
+        "workflow's `permissions.retry` does not name the caller."
     ),
     tags=["runs"],
     responses=_ANSWERS,
@@ -68,7 +70,8 @@ def retry_step(
     description=(
         "For a paused step whose definition says `allow_skip: true`: records it `skipped` and the run "
         "goes on with the next step. 409 `SkipNotAllowed` without `allow_skip`, `StepNotWaiting` when the "
-        "step is not paused; 404 `RunNotFound` or `StepNotFound`. Optional body `{comment}`."
+        "step is not paused; 404 `RunNotFound` or `StepNotFound`. Optional body `{comment}`. 403 NotAllowed "
+        "when the workflow's `permissions.skip` does not name the caller."
     ),
     tags=["runs"],
     responses=_ANSWERS,

@@ -34,7 +34,8 @@ OptionalBody = Annotated[RetryRun | None, Body()]
         "starts at the failed step(s); with it, at that step (the first step runs everything again). "
         "Steps before the start point are not run again: their outputs and artifacts are reused. "
         "`inputs` are laid over the old run's inputs. 409 when the run has not finished, or when "
-        "nothing failed and no `from_step` is given."
+        "nothing failed and no `from_step` is given. 403 NotAllowed when the workflow's `permissions.retry` "
+        "does not name the caller."
     ),
     tags=["runs"],
     responses={
@@ -42,7 +43,7 @@ OptionalBody = Annotated[RetryRun | None, Body()]
             "description": "Retry started (or already started with this idempotency key)",
             "content": {content_types.APPLICATION_JSON: {"model": RetryStarted}},
         },
-        **error_docs(400, 404, 409, 413, 422),
+        **error_docs(400, 403, 404, 409, 413, 422),
     },
 )
 def retry_run(

@@ -31,7 +31,8 @@ OptionalBody = Annotated[StartRun | None, Body()]
         "with its status now, and starts nothing new. A paused workflow answers 409 WorkflowPaused. "
         "An empty body means `{}`. "
         "A workflow at its `runtime_config.concurrency.max_runs` answers `status: queued` (the run starts "
-        "when a slot frees, in order) or, with `on_limit: reject`, 409 ConcurrencyLimit."
+        "when a slot frees, in order) or, with `on_limit: reject`, 409 ConcurrencyLimit. "
+        "A workflow whose `permissions.start` does not name the caller answers 403 NotAllowed."
     ),
     tags=["runs"],
     responses={
@@ -39,7 +40,7 @@ OptionalBody = Annotated[StartRun | None, Body()]
             "description": "Run started (or already started with this idempotency key)",
             "content": {content_types.APPLICATION_JSON: {"model": RunStarted}},
         },
-        **error_docs(400, 404, 409, 413, 422),
+        **error_docs(400, 403, 404, 409, 413, 422),
     },
 )
 def start_run(wf: str, service: Service, user: Caller, body: OptionalBody = None) -> Response[RunStarted]:
@@ -70,6 +71,7 @@ def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> RunPage:
     tags=["runs"],
     responses={**answer_docs(200, "The run with its steps", RunView), **error_docs(404, 422)},
 )
-def get_run(run_id: str, service: Service) -> RunView:
-    """One run with its steps: status, timings, attempts, outputs, error and cost."""
-    return RunView.model_validate(service.get_run(run_id))
+def get_run(run_id: str, service: Service, user: Caller) -> RunView:
+    """One run with its steps: status, timings, attempts, outputs, error and cost; `actions` (the run's
+    and each step's) name what the caller may do now."""
+    return RunView.model_validate(service.get_run(run_id, caller=user))

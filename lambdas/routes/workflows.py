@@ -26,9 +26,10 @@ Caller = Annotated[str, Depends(caller)]
     tags=["workflows"],
     responses=answer_docs(200, "Every workflow definition", WorkflowList),
 )
-def list_workflows(service: Service) -> WorkflowList:
-    """Every definition: name, description, inputs, steps, triggers, and `active` (who paused it, why)."""
-    return WorkflowList.model_validate({"workflows": service.list_workflows()})
+def list_workflows(service: Service, user: Caller) -> WorkflowList:
+    """Every definition: name, description, inputs, steps, triggers, `active` (who paused it, why) and
+    `actions` (what the caller may do: `start`, `pause`)."""
+    return WorkflowList.model_validate({"workflows": service.list_workflows(user)})
 
 
 @router.get(
@@ -37,9 +38,9 @@ def list_workflows(service: Service) -> WorkflowList:
     tags=["workflows"],
     responses={**answer_docs(200, "The workflow with its graph", WorkflowDetail), **error_docs(404, 422)},
 )
-def get_workflow(wf: str, service: Service) -> WorkflowDetail:
-    """One definition with its compiled graph (nodes, edges, layout) and states."""
-    return WorkflowDetail.model_validate(service.get_workflow(wf))
+def get_workflow(wf: str, service: Service, user: Caller) -> WorkflowDetail:
+    """One definition with its compiled graph (nodes, edges, layout), states and the caller's `actions`."""
+    return WorkflowDetail.model_validate(service.get_workflow(wf, user))
 
 
 @router.put(
@@ -52,14 +53,15 @@ def get_workflow(wf: str, service: Service) -> WorkflowDetail:
         "Scheduler schedules and EventBridge rules are disabled). Runs already under way go on; runs "
         "queued by its concurrency limit stay queued. `{active: true}` resumes it (schedules and rules "
         "enabled again, queued runs start in order). Repeating either is fine: `changed` says whether "
-        "this call changed the state, and a second pause keeps the first one's who, when and why."
+        "this call changed the state, and a second pause keeps the first one's who, when and why. "
+        "A workflow whose `permissions.pause` does not name the caller answers 403 NotAllowed."
     ),
     tags=["workflows"],
     responses={
         **answer_docs(
             200, "The workflow's state now, and whether this call changed it", WorkflowStateChanged
         ),
-        **error_docs(400, 404, 413, 422),
+        **error_docs(400, 403, 404, 413, 422),
     },
 )
 def set_workflow_state(

@@ -394,4 +394,4 @@ def test_the_state_endpoint_switches_the_schedules_on_aws_and_records_the_pause_
     assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "DISABLED"
     service.set_workflow_state("nightly", SetWorkflowState(active=True), "bob")
     assert scheduler.get_schedule(Name="nightly-0", GroupName=SCHEDULE_GROUP)["State"] == "ENABLED"
-    assert service.get_workflow("nightly")["active"] is True
+    assert service.get_workflow("nightly", "jane@example.com")["active"] is True

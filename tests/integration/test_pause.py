@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.control.pause import PauseDecisions, SkipNotAllowed, StepDecision, StepNotFound, StepNotWaiting
+from flowdeck.control.permissions import open_to_all
 from flowdeck.errors import RunNotFound
 from flowdeck.messages import WaitMessage
 from flowdeck.runner.pause import PauseRecorder, wait_deadline
@@ -119,7 +120,7 @@ def test_stale_wait_message_after_a_decision_is_dropped(runs_ddb, runs):
     sfn = FakeStepFunctions()
     recorder = PauseRecorder(runs, sfn)
     recorder.handle(wait_message())
-    PauseDecisions(runs, sfn).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
+    PauseDecisions(runs, sfn, open_to_all()).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
 
     assert recorder.handle(wait_message()) is False
 
@@ -160,7 +161,7 @@ def paused(runs_ddb: Any, runs: RunStore) -> FakeStepFunctions:
 
 
 def test_retry_step_records_the_decision_resumes_the_run_and_answers_the_token(runs_ddb, runs, paused):
-    decided = PauseDecisions(runs, paused).decide(
+    decided = PauseDecisions(runs, paused, open_to_all()).decide(
         RUN_ID, "apply", "retry", StepDecision(comment="lock released"), "jane"
     )
 
@@ -179,7 +180,7 @@ def test_retry_step_records_the_decision_resumes_the_run_and_answers_the_token(r
 
 
 def test_second_decision_on_the_same_pause_is_a_conflict(runs, paused):
-    decisions = PauseDecisions(runs, paused)
+    decisions = PauseDecisions(runs, paused, open_to_all())
     decisions.decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
 
     with pytest.raises(StepNotWaiting):
@@ -189,7 +190,7 @@ def test_second_decision_on_the_same_pause_is_a_conflict(runs, paused):
 
 def test_skip_without_allow_skip_is_refused_and_changes_nothing(runs_ddb, runs, paused):
     with pytest.raises(SkipNotAllowed) as refused:
-        PauseDecisions(runs, paused).decide(RUN_ID, "apply", "skip", StepDecision(), "jane")
+        PauseDecisions(runs, paused, open_to_all()).decide(RUN_ID, "apply", "skip", StepDecision(), "jane")
 
     assert refused.value.status == 409
     assert item(runs_ddb, "STEP#apply")["status"] == "waiting"
@@ -201,14 +202,14 @@ def test_skip_step_records_it_skipped_and_moves_on(runs_ddb, runs):
     sfn = FakeStepFunctions()
     PauseRecorder(runs, sfn).handle(wait_message(allow_skip=True))
 
-    PauseDecisions(runs, sfn).decide(RUN_ID, "apply", "skip", StepDecision(), "jane")
+    PauseDecisions(runs, sfn, open_to_all()).decide(RUN_ID, "apply", "skip", StepDecision(), "jane")
 
     assert item(runs_ddb, "STEP#apply")["status"] == "skipped"
     assert json.loads(sfn.calls[0][1]["output"]) == {"decision": "skip", "attempts": 1}
 
 
 def test_unknown_run_step_or_a_step_that_never_paused(runs, paused):
-    decisions = PauseDecisions(runs, paused)
+    decisions = PauseDecisions(runs, paused, open_to_all())
     with pytest.raises(RunNotFound):
         decisions.decide("20990101-000000-00000000", "apply", "retry", StepDecision(), "jane")
     with pytest.raises(StepNotFound):
@@ -222,14 +223,16 @@ def test_run_stays_waiting_while_another_step_is_paused(runs_ddb, runs):
     sfn = FakeStepFunctions()
     PauseRecorder(runs, sfn).handle(wait_message())
 
-    PauseDecisions(runs, sfn).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
+    PauseDecisions(runs, sfn, open_to_all()).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
 
     assert item(runs_ddb, "RUN")["status"] == "waiting"
 
 
 def test_decision_after_the_deadline_passed_is_a_conflict(runs, paused):
     with pytest.raises(StepNotWaiting):
-        PauseDecisions(runs, GoneStepFunctions()).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
+        PauseDecisions(runs, GoneStepFunctions(), open_to_all()).decide(
+            RUN_ID, "apply", "retry", StepDecision(), "jane"
+        )
 
 
 def test_retry_after_a_lost_worker_closes_its_attempt_and_lets_the_next_one_start(runs_ddb, runs):
@@ -239,7 +242,7 @@ def test_retry_after_a_lost_worker_closes_its_attempt_and_lets_the_next_one_star
     sfn = FakeStepFunctions()
     PauseRecorder(runs, sfn).handle(wait_message())
 
-    PauseDecisions(runs, sfn).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
+    PauseDecisions(runs, sfn, open_to_all()).decide(RUN_ID, "apply", "retry", StepDecision(), "jane")
     started = runs.start_attempt(RUN_ID, "apply", "new-token", 2, {"status": "running"})
 
     assert started is not None
@@ -311,7 +314,9 @@ def test_a_retry_or_skip_whose_answer_was_lost_is_sent_by_the_run_events_reactio
     PauseRecorder(runs, FakeStepFunctions()).handle(wait_message(allow_skip=True))
 
     with pytest.raises(ProcessDied):
-        PauseDecisions(runs, DyingStepFunctions()).decide(RUN_ID, "apply", decision, StepDecision(), "jane")
+        PauseDecisions(runs, DyingStepFunctions(), open_to_all()).decide(
+            RUN_ID, "apply", decision, StepDecision(), "jane"
+        )
 
     step = item(runs_ddb, "STEP#apply")
     assert step["status"] == ("pending" if decision == "retry" else "skipped")
