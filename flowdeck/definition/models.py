@@ -59,6 +59,8 @@ class ScheduleTrigger(_Model):
 class WebhookTrigger(_Model):
     secret: str
     inputs: dict[str, str] = Field(default_factory=dict)
+    # Accept only deliveries that sign a fresh timestamp with the body (X-Flowdeck-Timestamp, v0=...).
+    require_timestamp: bool = False
 
 
 class GitTrigger(_Model):

@@ -31,6 +31,8 @@ PK, SK = list(DELIVERY_KEY_ATTRIBUTES)  # workflow, delivery
 CLAIM_PREFIX: Final = "claim#"
 # When each delivery id was first seen: the time its run id starts with (flowdeck.triggers.run_ids).
 SEEN_PREFIX: Final = "seen#"
+# Timestamped webhook signatures accepted, each with the delivery id it came with (replay guard).
+SIGNATURE_PREFIX: Final = "sig#"
 # A refusal's reason and source come from callers (headers, bodies): bounded so an item stays small.
 MAX_TEXT = 500
 
@@ -123,6 +125,24 @@ class Deliveries:
                 },
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PK},
+            )
+        return write.held
+
+    def claim_signature(self, workflow: str, signature: str, delivery_id: str, expires_at: int) -> bool:
+        """True when `signature` is new, or was claimed before by the same delivery id (a sender's retry);
+        False when another delivery id claimed it (a replay). One conditional put under `sig#<workflow>`."""
+        with conditional() as write:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    PK: {"S": f"{SIGNATURE_PREFIX}{workflow}"},
+                    SK: {"S": signature},
+                    "delivery_id": {"S": delivery_id},
+                    TTL_ATTRIBUTE: {"N": str(expires_at)},
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR delivery_id = :delivery",
+                ExpressionAttributeNames={"#pk": PK},
+                ExpressionAttributeValues={":delivery": {"S": delivery_id}},
             )
         return write.held
 

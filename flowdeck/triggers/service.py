@@ -4,14 +4,16 @@ Every delivery to a known workflow is recorded in the trigger history with what 
 was refused (a delivery to an unknown workflow is answered 404 and not recorded: its name is the
 caller's choice, and the history is kept per workflow the catalog knows).
 
-Replays: the signature is an HMAC of the body only (SPEC §1); headers are not signed. The delivery
-id (`X-Flowdeck-Delivery`, GitHub's `X-GitHub-Delivery`) is the run's idempotency key, so a sender's
-retry of one delivery starts one run and answers the first run's id (recorded as `duplicate`). That
-stops honest redeliveries, not a malicious replay: whoever captured a signed body can resend it with
-another (or no) delivery id and start the same run again, for as long as the secret is valid. Against
-that: keep the endpoint on HTTPS (API Gateway only serves HTTPS), and rotate the secret if a body may
-have leaked; a workflow that must never run twice for one event should take an id from the body as
-an input and check it in its first step.
+Replays: the delivery id (`X-Flowdeck-Delivery`, GitHub's `X-GitHub-Delivery`) is the run's
+idempotency key, so a sender's retry of one delivery starts one run and answers the first run's id
+(recorded as `duplicate`). That stops honest redeliveries. Against a malicious replay a sender signs
+a timestamp with the body (`X-Flowdeck-Timestamp`, `X-Flowdeck-Signature: v0=<hex>` over
+`v0:<timestamp>:<body>`, as Slack does): such a delivery is accepted within 5 minutes of its timestamp
+and once (its signature is claimed with its delivery id; the same signature with another or no
+delivery id is refused, 401), so a captured one starts nothing. A webhook trigger with
+`require_timestamp: true` accepts only those. A body-only signature (`sha256=<hex>`, SPEC §1) stays
+valid for as long as the secret is: whoever captured one can resend it with another delivery id.
+GitHub's pushes are signed as GitHub defines it (body only); their delivery id is the guard.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -28,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.control.workflow_state import WorkflowPaused
 from flowdeck.definition.inputs import resolve_inputs
-from flowdeck.definition.models import GitTrigger, WorkflowDefinition
+from flowdeck.definition.models import GitTrigger, WebhookTrigger, WorkflowDefinition
 from flowdeck.errors import BadRequest, FlowdeckError, InvalidInputs, Unauthorized, WorkflowNotFound
 from flowdeck.runs.service import RunService, StartRun, idempotent_run_id
 from flowdeck.status import Trigger
@@ -41,6 +45,10 @@ from flowdeck.triggers.secrets import WebhookSecrets, secret_id
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER: Final = "X-Flowdeck-Signature"
+TIMESTAMP_HEADER: Final = "X-Flowdeck-Timestamp"
+TIMESTAMPED_FORM: Final = (
+    f"{SIGNATURE_HEADER}: v0=<hex HMAC-SHA256 of v0:<timestamp>:<body>> with {TIMESTAMP_HEADER}"
+)
 DELIVERY_HEADER: Final = "X-Flowdeck-Delivery"
 GITHUB_SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 GITHUB_DELIVERY_HEADER: Final = "X-GitHub-Delivery"
@@ -61,10 +69,17 @@ class HookAnswer:
 class TriggerService:
     """Verifies and routes signed deliveries to runs, recording each one."""
 
-    def __init__(self, runs: RunService, deliveries: Deliveries, secrets: WebhookSecrets) -> None:
+    def __init__(
+        self,
+        runs: RunService,
+        deliveries: Deliveries,
+        secrets: WebhookSecrets,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.runs = runs
         self.deliveries = deliveries
         self.secrets = secrets
+        self.clock = clock
 
     # -- history ----------------------------------------------------------------------------
     def _record(self, workflow: str, trigger: str, delivery: str, outcome: str, **details: Any) -> None:
@@ -130,18 +145,22 @@ class TriggerService:
         signature: str | None,
         delivery_id: str | None,
         sender: str | None = None,
+        timestamp: str | None = None,
     ) -> HookAnswer:
         """Start `workflow` from a signed delivery: 202 {run_id, duplicate}; raises 401/404/400/422.
 
-        `sender` (the caller's address) is only recorded, for whoever wonders who sent a refused delivery.
+        `timestamp` is X-Flowdeck-Timestamp (for a `v0=` signature). `sender` (the caller's address) is
+        only recorded, for whoever wonders who sent a refused delivery.
         """
         definition = self.runs.catalog.get(workflow)
         delivery = delivery_id or f"auto-{uuid.uuid4()}"
         source = f"webhook from {sender}" if sender else "webhook"
         try:
-            hook = self._verified_hook(definition, body, signature)
+            hook = self._verified_hook(definition, body, signature, timestamp)
             if delivery_id is not None and not _DELIVERY_ID.match(delivery_id):
                 raise BadRequest(f"{DELIVERY_HEADER} must be 1-100 letters, digits or . _ : -")
+            if signatures.is_timestamped(signature):
+                self._accept_once(workflow, str(signature), delivery)
             inputs = _webhook_inputs(hook.inputs, body)
             request = StartRun(
                 inputs=inputs, idempotency_key=f"webhook:{delivery_id}" if delivery_id else None
@@ -170,23 +189,69 @@ class TriggerService:
         )
         return HookAnswer(202, {"run_id": started["run_id"], "duplicate": outcome == "duplicate"})
 
-    def _verified_hook(self, definition: WorkflowDefinition, body: bytes, signature: str | None) -> Any:
-        """The webhook trigger whose secret signed `body`; raises 404 without one, 401 when none did."""
+    def _verified_hook(
+        self, definition: WorkflowDefinition, body: bytes, signature: str | None, timestamp: str | None
+    ) -> WebhookTrigger:
+        """The webhook trigger whose secret signed `body`; raises 404 without one, 401 when none did,
+        when the timestamp is missing or stale, or when the trigger requires a timestamp and got none."""
         hooks = [t.webhook for t in definition.triggers if t.webhook is not None]
         if not hooks:
             raise WorkflowNotFound(f"workflow {definition.name!r} has no webhook trigger")
         if not signature:
-            raise Unauthorized(f"missing {SIGNATURE_HEADER} header (sha256=<hex HMAC-SHA256 of the body>)")
-        missing = []
+            raise Unauthorized(
+                f"missing {SIGNATURE_HEADER} header "
+                f"({TIMESTAMPED_FORM}, or sha256=<hex HMAC-SHA256 of the body>)"
+            )
+        timestamped = signatures.is_timestamped(signature)
+        if timestamped:
+            self._check_timestamp(timestamp)
+        missing, untimed = [], []
         for hook in hooks:
             secret = self.secrets.get(hook.secret)
             if secret is None:
                 missing.append(secret_id(hook.secret))
-            elif signatures.verify(secret, body, signature):
+            elif timestamped and signatures.verify_timestamped(
+                secret, body, str(timestamp), signature, now=self.clock
+            ):
                 return hook
+            elif not timestamped and signatures.verify(secret, body, signature):
+                if not hook.require_timestamp:
+                    return hook
+                untimed.append(hook)
+        if untimed:
+            raise Unauthorized(f"this webhook accepts only timestamped signatures: send {TIMESTAMPED_FORM}")
         if len(missing) == len(hooks):
             raise Unauthorized(f"secret not found: {', '.join(missing)}")
-        raise Unauthorized(f"bad signature: {SIGNATURE_HEADER} does not match the body")
+        what = f"the timestamp and body ({TIMESTAMPED_FORM})" if timestamped else "the body"
+        raise Unauthorized(f"bad signature: {SIGNATURE_HEADER} does not match {what}")
+
+    def _check_timestamp(self, timestamp: str | None) -> None:
+        """401 unless X-Flowdeck-Timestamp is Unix seconds within the window of the server's clock."""
+        if not timestamp:
+            raise Unauthorized(
+                f"missing {TIMESTAMP_HEADER} header (Unix time in seconds) for a v0= signature"
+            )
+        seconds = signatures.timestamp_seconds(timestamp)
+        if seconds is None:
+            raise Unauthorized(f"{TIMESTAMP_HEADER} must be the Unix time in seconds")
+        age = signatures.timestamp_age(seconds, self.clock)
+        if age > signatures.WINDOW_SECONDS:
+            raise Unauthorized(
+                f"stale delivery: {TIMESTAMP_HEADER} is {int(age)} s away from the server's clock "
+                f"(at most {signatures.WINDOW_SECONDS} s): sign each delivery when you send it"
+            )
+
+    def _accept_once(self, workflow: str, signature: str, delivery: str) -> None:
+        """Claim a timestamped signature for this delivery id; the same one under another id is a replay.
+
+        Kept for twice the window, so it outlives every moment its timestamp is accepted.
+        """
+        expires = int(self.clock()) + 2 * signatures.WINDOW_SECONDS
+        if not self.deliveries.claim_signature(workflow, signature.strip().lower(), delivery, expires):
+            raise Unauthorized(
+                "replayed delivery: this signature was already received with another delivery id "
+                f"(each delivery is signed once; a retry keeps its {DELIVERY_HEADER})"
+            )
 
     # -- POST /hooks/github -----------------------------------------------------------------
     def github(

@@ -21,6 +21,7 @@ from flowdeck.triggers.service import (
     GITHUB_EVENT_HEADER,
     GITHUB_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     HookAnswer,
     TriggerService,
 )
@@ -88,7 +89,12 @@ def github_hook(service: Service) -> Response[GithubDelivery]:
         "Starts a run of a workflow with a `webhook` trigger. `X-Flowdeck-Signature: sha256=<hex>` is the "
         "HMAC-SHA256 of the raw body with the trigger's secret (`flowdeck/webhooks/<secret>`); the JSON body "
         "becomes the inputs through the trigger's `inputs` mapping (or is the inputs object itself). An "
-        "optional `X-Flowdeck-Delivery` id is the idempotency key: a repeat answers the same `run_id`."
+        "optional `X-Flowdeck-Delivery` id is the idempotency key: a repeat answers the same `run_id`. "
+        "Replay-proof form: `X-Flowdeck-Timestamp: <Unix seconds>` and `X-Flowdeck-Signature: v0=<hex>`, "
+        "the HMAC-SHA256 of `v0:<timestamp>:<body>` (Slack's scheme); accepted within 5 minutes of the "
+        "timestamp and once (the same signature with another delivery id is 401). A trigger with "
+        "`require_timestamp: true` accepts only that form. Start permissions do not apply: the secret "
+        "authorizes the delivery."
     ),
     tags=["triggers"],
     responses={
@@ -102,7 +108,12 @@ def webhook(wf: str, service: Service) -> Response[HookStarted]:
     return _answer(
         HookStarted,
         service.webhook(
-            wf, raw_body(router.current_event), _header(SIGNATURE_HEADER), _header(DELIVERY_HEADER), sender
+            wf,
+            raw_body(router.current_event),
+            _header(SIGNATURE_HEADER),
+            _header(DELIVERY_HEADER),
+            sender,
+            _header(TIMESTAMP_HEADER),
         ),
     )
 

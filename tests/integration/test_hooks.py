@@ -396,6 +396,7 @@ def test_trigger_view_lists_triggers_with_endpoints_and_newest_deliveries_first(
             "webhook": {
                 "secret": "deploy-hook",
                 "inputs": {"environment": "$.env", "version": "$.release.tag"},
+                "require_timestamp": False,
             },
             "endpoint": "/hooks/hooked",
         }
