@@ -141,3 +141,18 @@ def test_the_cost_trend_flags_a_regression(page: Page, dashboard_url: str, api: 
     expect(regressions.get_by_role("link", name=spike)).to_be_visible()
     expect(regressions).to_contain_text("grew most: think")
     assert_accessible(page)
+
+
+def test_the_page_offers_run_and_pause_only_to_whom_the_permissions_allow(
+    page: Page, dashboard_url: str
+) -> None:
+    open_route(page, dashboard_url, "/workflows/ui-guarded")
+    expect(page.get_by_text("Its permissions do not let you start it by hand.")).to_be_visible()
+    expect(page.get_by_text("Its permissions do not let you pause it.")).to_be_visible()
+    expect(page.get_by_role("form", name="Run ui-guarded")).to_have_count(0)
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+    assert_accessible(page)
+
+    open_route(page, dashboard_url, "/workflows/ui-guarded", user="ops@example.com")
+    expect(page.get_by_role("form", name="Run ui-guarded")).to_be_visible()
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_visible()

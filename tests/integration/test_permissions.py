@@ -15,11 +15,15 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from typer.testing import CliRunner
 
 from flowdeck.catalog import Catalog
+from flowdeck.cli.main import app
 from flowdeck.config import get_settings
+from flowdeck.local.http import ApiServer
 from flowdeck.stores.items import from_item
 from flowdeck.stores.schema import create_table_kwargs
+from lambdas.api import lambda_handler
 from lambdas.deps import run_service
 from lambdas.routes.decisions import pause_decisions
 from tests.integration.conftest import PASS_DEFINITION
@@ -312,3 +316,22 @@ def test_workflow_views_list_only_the_actions_the_caller_may_take(api):
     # The rules themselves are part of the definition the API shows.
     definition = api.call("GET", "/workflows/guarded", user=JANE)[1]["definition"]
     assert definition["permissions"]["cancel"] == {"users": [], "groups": ["platform"], "any_member": False}
+
+
+# -- the CLI goes through the same API --------------------------------------------------------------
+
+
+def test_cli_cancel_refused_prints_what_it_needs_and_cancels_nothing(api):
+    seed_running(api)
+
+    with ApiServer(lambda_handler, port=0) as server:
+        runner = CliRunner(env={"FLOWDECK_API": server.url, "FLOWDECK_USER": QUINN, "COLUMNS": "200"})
+        refused = runner.invoke(app, ["cancel", RUN_ID, "--force"])
+        started = runner.invoke(app, ["run", "guarded"])
+
+    assert refused.exit_code == 1
+    assert "cancel of guarded needs team platform (you are quinn@example.com)" in refused.output
+    assert "cancel_requested_at" not in run_item(api)
+    assert started.exit_code == 1
+    assert "start of guarded needs team platform or user ops@example.com" in started.output
+    assert api.executions("guarded") == []

@@ -67,6 +67,8 @@ function PauseControl({ workflow, onChanged }) {
   const [reason, setReason] = useState("");
   const [busy, setBusy] = useState(false);
   const paused = workflow.active === false;
+  // The API lists `pause` only for callers the workflow's permissions let pause and resume it.
+  const allowed = (workflow.actions ?? []).includes("pause");
   const change = async () => {
     setBusy(true);
     try {
@@ -87,12 +89,16 @@ function PauseControl({ workflow, onChanged }) {
         ? html`<span class="muted">
             paused${workflow.paused_by ? ` by ${workflow.paused_by}` : ""}${workflow.paused_at ? ` ${formatRelative(workflow.paused_at)}` : ""}${workflow.pause_reason ? `: ${workflow.pause_reason}` : ""}
           </span>`
-        : html`
+        : allowed
+          ? html`
             <label for="pause-reason">Reason</label>
             <input id="pause-reason" type="text" value=${reason} placeholder="why pause (optional)"
               onInput=${(e) => setReason(e.currentTarget.value)} />
-          `}
-      <button type="button" disabled=${busy} onClick=${change}>${paused ? "Resume" : "Pause"}</button>
+          `
+          : null}
+      ${allowed
+        ? html`<button type="button" disabled=${busy} onClick=${change}>${paused ? "Resume" : "Pause"}</button>`
+        : html`<span class="muted">Its permissions do not let you ${paused ? "resume" : "pause"} it.</span>`}
     </div>
   `;
 }
@@ -326,7 +332,9 @@ function WorkflowDetail({ name }) {
       <div class="two-col">
         <div>
           <h2>Run it</h2>
-          <${RunForm} workflow=${workflow} />
+          ${(workflow.actions ?? []).includes("start")
+            ? html`<${RunForm} workflow=${workflow} />`
+            : html`<p class="muted">Its permissions do not let you start it by hand.</p>`}
           <h2>Inputs</h2>
           ${inputs.length === 0
             ? html`<p class="muted">None.</p>`
