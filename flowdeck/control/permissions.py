@@ -12,7 +12,7 @@ their own policy (`approvers:` of the step).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final, Literal, get_args
+from typing import Final, Literal
 
 from flowdeck.approvals.directory import Directory, normalise_email
 from flowdeck.catalog import Catalog
@@ -20,7 +20,6 @@ from flowdeck.definition.models import Who
 from flowdeck.errors import NotAllowed
 
 Action = Literal["start", "cancel", "retry", "skip", "pause"]
-ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 
 # What each `actions` hint of a run view needs (flowdeck.runs.actions); approve/reject follow the
 # approval's own policy, decided by its endpoint.

@@ -151,6 +151,9 @@ def test_the_page_offers_run_and_pause_only_to_whom_the_permissions_allow(
     expect(page.get_by_text("Its permissions do not let you pause it.")).to_be_visible()
     expect(page.get_by_role("form", name="Run ui-guarded")).to_have_count(0)
     expect(page.get_by_role("button", name="Pause", exact=True)).to_have_count(0)
+    expect(page.get_by_role("list", name="Triggers")).to_contain_text(
+        "secret ui-guarded-hook, timestamped signatures only"
+    )
     assert_accessible(page)
 
     open_route(page, dashboard_url, "/workflows/ui-guarded", user="ops@example.com")

@@ -19,7 +19,7 @@ function triggerKind(trigger) {
 
 function triggerDetail(trigger) {
   if (trigger.schedule) return `${trigger.schedule.cron} (${trigger.schedule.timezone ?? "UTC"})`;
-  if (trigger.webhook) return `secret ${trigger.webhook.secret}`;
+  if (trigger.webhook) return `secret ${trigger.webhook.secret}${trigger.webhook.require_timestamp ? ", timestamped signatures only" : ""}`;
   if (trigger.git) return `${trigger.git.repo} on ${(trigger.git.branches ?? []).join(", ") || "any branch"}`;
   if (trigger.event) return JSON.stringify(trigger.event.pattern ?? trigger.event);
   return "";
