@@ -110,10 +110,10 @@ class Retries:
 
     def retry(self, run_id: str, request: RetryRun, caller: str) -> dict[str, Any]:
         run, step_items, _ = load_run(self.runs, run_id, require="workflow")
+        self.service.permissions.check(str(run["workflow"]), "retry", caller)
         status = str(run.get("status") or "")
         if status not in FINISHED_RUN_STATUSES:
             raise Conflict(f"run {run_id} is {status or 'starting'}: only a finished run can be retried")
-        self.service.permissions.check(str(run["workflow"]), "retry", caller)
         definition = self.service.catalog.get(str(run["workflow"]))
         plan = plan_retry(
             definition,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from flowdeck.cli.main import app
 from flowdeck.local.stack import LocalStack
-from flowdeck.triggers.signatures import sign
+from flowdeck.triggers.signatures import sign, sign_timestamped
 from tests.e2e.conftest import wait
 
 DEPLOY_SECRET = "e2e-deploy-secret"
@@ -100,6 +101,28 @@ def test_bad_or_missing_signature_is_refused_and_recorded(
     assert run_ids(api, "hook-deploy", "webhook") == before
     recorded = deliveries(api, "hook-deploy")[delivery]
     assert (recorded["outcome"], recorded["status_code"]) == ("refused", 401)
+
+
+def test_timestamped_delivery_runs_and_its_replay_with_a_new_delivery_id_is_refused(
+    api: httpx.Client, secrets: None
+) -> None:
+    raw = json.dumps({"env": "staging", "release": {"tag": "v11"}}).encode()
+    timestamp = str(int(time.time()))
+    signed = {
+        "Content-Type": "application/json",
+        "X-Flowdeck-Timestamp": timestamp,
+        "X-Flowdeck-Signature": sign_timestamped(DEPLOY_SECRET, timestamp, raw),
+    }
+    first, replay = f"e2e-{uuid.uuid4()}", f"e2e-{uuid.uuid4()}"
+
+    started = api.post("/hooks/hook-deploy", content=raw, headers=signed | {"X-Flowdeck-Delivery": first})
+    replayed = api.post("/hooks/hook-deploy", content=raw, headers=signed | {"X-Flowdeck-Delivery": replay})
+
+    assert started.status_code == 202, started.text
+    assert wait(api, started.json()["run_id"])["inputs"]["version"] == "v11"
+    assert (replayed.status_code, replayed.json()["error"]) == (401, "Unauthorized")
+    recorded = deliveries(api, "hook-deploy")
+    assert (recorded[first]["outcome"], recorded[replay]["outcome"]) == ("started", "refused")
 
 
 def test_duplicate_delivery_starts_one_run(api: httpx.Client, secrets: None) -> None:
