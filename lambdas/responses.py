@@ -37,3 +37,14 @@ def error_docs(*statuses: int) -> dict[int, OpenAPIResponse]:
         }
         for status in statuses
     }
+
+
+def not_allowed_docs(action: str) -> dict[int, OpenAPIResponse]:
+    """The 403 of an action that a workflow's `permissions` may refuse (flowdeck.control.permissions)."""
+    return {
+        403: {
+            "description": f"NotAllowed: the workflow's `permissions.{action}` does not name the caller "
+            "(the message says what it needs); nothing was done",
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+    }

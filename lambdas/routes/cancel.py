@@ -13,7 +13,7 @@ from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
 from flowdeck.stores.runs import RunStore
 from lambdas.deps import caller, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
 
@@ -60,7 +60,8 @@ OptionalBody = Annotated[CancelRun | None, Body()]
             "description": "Cancel recorded; the run reads cancelled once its last process has ended",
             "content": {content_types.APPLICATION_JSON: {"model": Cancelled}},
         },
-        **error_docs(400, 403, 404, 409, 413, 422),
+        **error_docs(400, 404, 409, 413, 422),
+        **not_allowed_docs("cancel"),
     },
 )
 def cancel_run(

@@ -14,7 +14,7 @@ from flowdeck.config import get_settings, per_settings
 from flowdeck.control.pause import Decided, PauseDecisions, StepDecision
 from flowdeck.stores.runs import RunStore
 from lambdas.deps import caller, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
 
@@ -39,7 +39,7 @@ _ANSWERS: dict[int, OpenAPIResponse] = {
         "description": "Decision recorded; the run moves on",
         "content": {content_types.APPLICATION_JSON: {"model": Decided}},
     },
-    **error_docs(400, 403, 404, 409, 413, 422),
+    **error_docs(400, 404, 409, 413, 422),
 }
 
 
@@ -54,7 +54,7 @@ _ANSWERS: dict[int, OpenAPIResponse] = {
         "workflow's `permissions.retry` does not name the caller."
     ),
     tags=["runs"],
-    responses=_ANSWERS,
+    responses=_ANSWERS | not_allowed_docs("retry"),
 )
 def retry_step(
     run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
@@ -74,7 +74,7 @@ def retry_step(
         "when the workflow's `permissions.skip` does not name the caller."
     ),
     tags=["runs"],
-    responses=_ANSWERS,
+    responses=_ANSWERS | not_allowed_docs("skip"),
 )
 def skip_step(
     run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None

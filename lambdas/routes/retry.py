@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from flowdeck.control.retry import Retries, RetryRun
 from flowdeck.runs.views import RetryStarted
 from lambdas.deps import caller, run_service
-from lambdas.responses import error_docs
+from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
 
@@ -43,7 +43,8 @@ OptionalBody = Annotated[RetryRun | None, Body()]
             "description": "Retry started (or already started with this idempotency key)",
             "content": {content_types.APPLICATION_JSON: {"model": RetryStarted}},
         },
-        **error_docs(400, 403, 404, 409, 413, 422),
+        **error_docs(400, 404, 409, 413, 422),
+        **not_allowed_docs("retry"),
     },
 )
 def retry_run(

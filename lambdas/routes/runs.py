@@ -12,7 +12,7 @@ from flowdeck.runs.service import RunQuery, RunService, StartRun
 from flowdeck.runs.views import RunPage, RunStarted, RunView
 from flowdeck.status import RunStatus
 from lambdas.deps import caller, run_service
-from lambdas.responses import answer_docs, error_docs
+from lambdas.responses import answer_docs, error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
 
@@ -40,7 +40,8 @@ OptionalBody = Annotated[StartRun | None, Body()]
             "description": "Run started (or already started with this idempotency key)",
             "content": {content_types.APPLICATION_JSON: {"model": RunStarted}},
         },
-        **error_docs(400, 403, 404, 409, 413, 422),
+        **error_docs(400, 404, 409, 413, 422),
+        **not_allowed_docs("start"),
     },
 )
 def start_run(wf: str, service: Service, user: Caller, body: OptionalBody = None) -> Response[RunStarted]:

@@ -12,7 +12,7 @@ from flowdeck.control.workflow_state import SetWorkflowState
 from flowdeck.definition.views import WorkflowDetail, WorkflowList, WorkflowStateChanged
 from flowdeck.runs.service import RunService
 from lambdas.deps import caller, run_service
-from lambdas.responses import answer_docs, error_docs
+from lambdas.responses import answer_docs, error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
 
@@ -61,7 +61,8 @@ def get_workflow(wf: str, service: Service, user: Caller) -> WorkflowDetail:
         **answer_docs(
             200, "The workflow's state now, and whether this call changed it", WorkflowStateChanged
         ),
-        **error_docs(400, 403, 404, 413, 422),
+        **error_docs(400, 404, 413, 422),
+        **not_allowed_docs("pause"),
     },
 )
 def set_workflow_state(

@@ -335,3 +335,23 @@ def test_cli_cancel_refused_prints_what_it_needs_and_cancels_nothing(api):
     assert started.exit_code == 1
     assert "start of guarded needs team platform or user ops@example.com" in started.output
     assert api.executions("guarded") == []
+
+
+def test_openapi_documents_the_403_of_each_guarded_action(api):
+    status, document = api.call("GET", "/openapi.json")
+    guarded = {
+        ("/workflows/{wf}/runs", "post"): "start",
+        ("/runs/{run_id}/cancel", "post"): "cancel",
+        ("/runs/{run_id}/retry", "post"): "retry",
+        ("/runs/{run_id}/steps/{step}/retry", "post"): "retry",
+        ("/runs/{run_id}/steps/{step}/skip", "post"): "skip",
+        ("/workflows/{wf}/state", "put"): "pause",
+    }
+
+    assert status == 200
+    for (path, method), action in guarded.items():
+        forbidden = document["paths"][path][method]["responses"]["403"]
+        assert forbidden["description"].startswith(f"NotAllowed: the workflow's `permissions.{action}`")
+        assert forbidden["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
