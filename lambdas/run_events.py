@@ -15,6 +15,7 @@ from flowdeck.control.cancelling import CancelSettler
 from flowdeck.control.concurrency import ConcurrencyControl
 from flowdeck.control.owed_answers import AnswerSender
 from flowdeck.runs.events import Reaction, RunEvents, StepReaction, record_duration
+from flowdeck.runs.unrun import record_unrun_steps
 from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.runs import RunStore
@@ -43,6 +44,9 @@ def reactions() -> list[Reaction]:
         build_ended_approvals().on_run_change,
         # A cancel under way whose run has nothing left running reads cancelled (conditional UpdateItem).
         cancel_settler().on_run_change,
+        # Steps an ended run never reached read skipped (or cancelled), with why: Query and conditional
+        # UpdateItem on the runs table.
+        record_unrun_steps(RunStore(get_settings().runs_table)),
     ]
 
 

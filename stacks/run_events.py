@@ -134,7 +134,8 @@ class RunEventsHandler(Construct):
                 ],
             )
         )
-        # Reactions update run items (duration) and the concurrency slots item, and read the queue.
+        # Reactions update run items (duration), step items an ended run never reached (skipped) and the
+        # concurrency slots item, and read the queue.
         table.grant_read_write_data(self.function)
         # Trigger history rows for runs Scheduler and EventBridge started: a conditional PutItem only.
         deliveries_table.grant_write_data(self.function)

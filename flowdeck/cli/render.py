@@ -145,7 +145,7 @@ def _header(run: dict[str, Any]) -> str:
 
 
 def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
-    """(timing, detail) of a step: `1.2s (attempt 2)` and its summary or error."""
+    """(timing, detail) of a step: `1.2s (attempt 2)` and its summary, error or why it never ran."""
     status = step.get("status")
     if status == "skipped":
         timing = "skipped"
@@ -171,6 +171,9 @@ def _step_parts(step: dict[str, Any]) -> tuple[str, str]:
         detail = error_text(step["error"], step.get("cause"))
     if isinstance(step.get("approval"), dict):
         detail = approval_detail(step)
+    if step.get("not_run"):
+        # A step the ended run never reached (flowdeck.runs.unrun).
+        detail = f"not run: {step['not_run']}"
     if not detail:
         return timing, ""
     # An error keeps its cause whole (the terminal wraps it); a summary is one line.

@@ -19,6 +19,7 @@ from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.errors import BadRequest, Conflict, FlowdeckError
 from flowdeck.runs.service import RunService, StartRun, idempotent_run_id, new_run_id
+from flowdeck.runs.unrun import planning_status
 from flowdeck.status import FINISHED_RUN_STATUSES, RunStatus, StepStatus, Trigger
 from flowdeck.stores.run_lookup import load_run
 
@@ -118,7 +119,7 @@ class Retries:
         plan = plan_retry(
             definition,
             status,
-            {step: str(item.get("status")) for step, item in step_items.items()},
+            {step: planning_status(item) for step, item in step_items.items()},
             request.from_step,
         )
         # Checked before anything is written: a refused retry changes nothing.

@@ -89,6 +89,8 @@ def step_message(run_id: str, step_id: str, item: dict[str, Any]) -> dict[str, A
         "error": _cut(item.get("error"), MAX_ERROR_TEXT),
         "summary": _cut(item.get("summary"), MAX_ERROR_TEXT),
         "cost_usd": money_text(item.get("cost_usd")),
+        # A step the ended run never reached: why (flowdeck.runs.unrun).
+        **({"not_run": item["not_run"]} if item.get("not_run") else {}),
         # Paused on failure: since when and until when it waits (never its token).
         **(
             {

@@ -21,7 +21,8 @@ from flowdeck.costs.models import money_text
 from flowdeck.definition.inputs import resolve_inputs
 from flowdeck.runs.actions import run_actions, step_actions
 from flowdeck.runs.history import READ_FACTOR, decode_cursor, encode_cursor, plan_history
-from flowdeck.status import RunStatus, StepStatus, Trigger
+from flowdeck.runs.unrun import NOT_RUN, ended_status, not_run_reason, unreached
+from flowdeck.status import FINISHED_RUN_STATUSES, RunStatus, StepStatus, Trigger
 from flowdeck.stores.executions import Executions
 from flowdeck.stores.run_lookup import load_run
 from flowdeck.stores.runs import RunStore
@@ -253,6 +254,8 @@ class RunService:
             "error": item.get("error"),
             "cause": item.get("cause"),
             "summary": item.get("summary"),
+            # Why a step of an ended run never ran ("the run failed at deploy"); null for one that did.
+            NOT_RUN: item.get(NOT_RUN),
             "exit_code": item.get("exit_code"),
             "process_seconds": item.get("process_seconds"),
             # Priced when recorded (the breakdown at /runs/{id}/costs re-prices with today's calculator).
@@ -302,17 +305,24 @@ class RunService:
             )
             for s in run.get("plan", [])
         ]
-        if run.get("status") == RunStatus.CANCELLED and run.get("cancel_mode"):
+        status = str(run.get("status") or "queued")
+        if status in FINISHED_RUN_STATUSES:
+            # Steps the ended run never reached: recorded so by a run-events reaction, which trails
+            # the run's own record by a moment; until then the view says the same (flowdeck.runs.unrun).
+            failed = [step["id"] for step in steps if step["status"] == StepStatus.FAILED]
+            by_id = {step["id"]: step for step in steps}
+            for step_id in unreached(by_id, {s: step["status"] for s, step in by_id.items()}):
+                by_id[step_id] |= {"status": ended_status(status), NOT_RUN: not_run_reason(status, failed)}
+        if status == RunStatus.CANCELLED and run.get("cancel_mode"):
             # Cancelled by a person or tool, and nothing of it runs: what never finished will not.
             for step in steps:
-                if step["status"] in ("pending", "running", "waiting"):
+                if step["status"] in ("running", "waiting"):
                     step["status"] = StepStatus.CANCELLED.value
         elif run.get("cancel_requested_at"):
             # A cancel under way: the steps still running show it until their process has ended.
             for step in steps:
                 if step["status"] == StepStatus.RUNNING:
                     step |= {key: run.get(key) for key in CANCEL_FIELDS}
-        status = str(run.get("status") or "queued")
         for step in steps:
             step["actions"] = step_actions(status, step)
         return self.run_row(run) | {

@@ -22,7 +22,7 @@ class View(BaseModel):
 
 
 class StepView(View):
-    """One step of a run (GET /runs/{id}); a step with nothing recorded yet is `pending`."""
+    """One step of a run (GET /runs/{id}); a step not started yet is `pending` while the run has not ended."""
 
     id: str
     kind: str
@@ -34,6 +34,11 @@ class StepView(View):
     error: str | None
     cause: str | None
     summary: str | None
+    not_run: str | None = Field(
+        description="Why a step of an ended run never ran (it reads skipped, or cancelled with a "
+        "cancelled run): e.g. 'the run failed at deploy'; null for a step that ran or was skipped "
+        "by its condition or a person."
+    )
     exit_code: int | None
     process_seconds: float | None
     cost_usd: str | None = Field(description="Priced when recorded; a decimal string, never a float.")

@@ -563,6 +563,24 @@ class RunStore:
             )
         return write.held
 
+    def mark_not_run(self, run_id: str, step_id: str, status: str, reason: str) -> bool:
+        """Record a step the ended run never reached as `status` (why: `not_run`); False if it has one."""
+        with conditional() as write:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._step_key(run_id, step_id),
+                UpdateExpression="SET #step = :step, #status = :status, not_run = :reason",
+                ConditionExpression="attribute_not_exists(#status) OR #status = :pending",
+                ExpressionAttributeNames={"#step": "step", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":step": {"S": step_id},
+                    ":status": {"S": status},
+                    ":reason": {"S": reason},
+                    ":pending": {"S": "pending"},
+                },
+            )
+        return write.held
+
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, str]) -> None:
         self.client.put_item(
             TableName=self.table,

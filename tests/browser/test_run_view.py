@@ -153,6 +153,20 @@ def test_the_failure_panel_and_retry_step_starts_a_linked_run(
     assert (retry["retry_of"], retry["retry_from"]) == (run_id, ["deploy"])
 
 
+def test_a_failed_runs_step_that_never_ran_reads_skipped_with_why(
+    page: Page, dashboard_url: str, failed
+) -> None:
+    open_route(page, dashboard_url, f"/runs/{failed['run_id']}")
+    row = page.locator(".step-list [data-step='notify']")
+    expect(row).to_have_attribute("data-status", "skipped")
+    expect(row.locator(".step-not-run")).to_have_text("not run: the run failed at deploy")
+    node = page.locator(".dag [data-step='notify']")
+    expect(node).to_have_attribute("data-status", "skipped")
+    expect(node).to_have_attribute("title", "not run: the run failed at deploy")
+    # The step that ran and failed says nothing of the kind.
+    expect(page.locator(".step-list [data-step='deploy'] .step-not-run")).to_have_count(0)
+
+
 def test_a_step_paused_on_failure_offers_retry_and_skip(
     page: Page, dashboard_url: str, api: httpx.Client
 ) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flowdeck.constants import RUNS_TABLE
 from flowdeck.local.stack import LocalStack
+from flowdeck.stores.runs import RunStore
 from tests.e2e.conftest import start, steps_by_id, wait
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +56,9 @@ def test_production_deploy_runs_every_step_and_passes_outputs_on(api: httpx.Clie
     assert run["duration_s"] >= steps["plan"]["duration_s"] + steps["apply"]["duration_s"]
 
 
-def test_failing_step_fails_the_run_with_its_error_and_stops_there(api: httpx.Client) -> None:
+def test_failing_step_fails_the_run_with_its_error_and_stops_there(
+    api: httpx.Client, stack: LocalStack
+) -> None:
     run = wait(api, start(api, "broken"))
 
     steps = steps_by_id(run)
@@ -63,8 +67,16 @@ def test_failing_step_fails_the_run_with_its_error_and_stops_there(api: httpx.Cl
     assert run["error_cause"] == "exit code 3: disk full"
     assert steps["first"]["status"] == "failed"
     assert steps["first"]["exit_code"] == 3
-    assert steps["second"]["status"] == "pending"
+    # The step the failed run never reached reads skipped, with why, and never ran.
+    assert (steps["second"]["status"], steps["second"]["not_run"]) == ("skipped", "the run failed at first")
     assert steps["second"]["attempts"] == []
+    # ... in its record too: the run-events reaction wrote it once the run ended.
+    store = RunStore(RUNS_TABLE, stack.client("dynamodb"))
+    deadline = time.monotonic() + 30
+    while (second := store.get_run_items(run["run_id"])[1].get("second", {})).get("status") != "skipped":
+        assert time.monotonic() < deadline, second
+        time.sleep(0.1)
+    assert second["not_run"] == "the run failed at first"
 
 
 def test_retries_run_the_step_again_until_it_succeeds(api: httpx.Client, tmp_path: Path) -> None:

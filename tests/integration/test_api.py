@@ -451,7 +451,7 @@ def test_get_run_shows_steps_in_order_with_outputs(history: Api) -> None:
     assert [(s["id"], s["kind"], s["status"]) for s in run["steps"]] == [
         ("plan", "run", "succeeded"),
         ("apply", "run", "failed"),
-        ("health", "run", "pending"),
+        ("health", "run", "skipped"),
     ]
     plan, apply, health = run["steps"]
     assert (plan["outputs"], plan["attempt"], plan["duration_s"], plan["summary"]) == (
@@ -467,13 +467,14 @@ def test_get_run_shows_steps_in_order_with_outputs(history: Api) -> None:
         2,
         {},
     )
-    # No item yet: pending, never attempted.
+    # No item: the failed run never reached it, so it reads skipped, with why, never attempted.
     assert (health["attempt"], health["attempts"], health["outputs"], health["started_at"]) == (
         0,
         [],
         {},
         None,
     )
+    assert health["not_run"] == "the run failed at apply"
     # The run record names no cause: the failed step's own cause explains the run.
     assert run["error_cause"] == "exit code 2: no credentials"
 
@@ -514,7 +515,7 @@ def test_get_run_shows_a_step_the_state_machine_recorded_lost(history: Api) -> N
 
     _, run = history.call("GET", "/runs/r8")
 
-    assert [s["status"] for s in run["steps"]] == ["succeeded", "failed", "pending"]
+    assert [s["status"] for s in run["steps"]] == ["succeeded", "failed", "skipped"]
     apply = run["steps"][1]
     assert (apply["error"], apply["cause"]) == (
         "WorkerLost",

@@ -48,7 +48,7 @@ def test_failed_run_shows_the_step_error_and_what_never_ran() -> None:
         [
             step("plan", "succeeded", 1.2),
             step("apply", "failed", 0.4, error="exit code 2\nTraceback (most recent call last): ..."),
-            step("health", "pending", attempt=0),
+            step("health", "skipped", attempt=0, not_run="the run failed at apply"),
         ],
         error="StepFailed",
     )
@@ -57,7 +57,7 @@ def test_failed_run_shows_the_step_error_and_what_never_ran() -> None:
 
     assert "Status: Failed ✗" in lines[0]
     assert lines[2] == "2. apply    ✗ 400ms  └─ exit code 2 ⏎ Traceback (most recent call last): ..."
-    assert lines[3] == "3. health   ○"
+    assert lines[3] == "3. health   ⊘ skipped  └─ not run: the run failed at apply"
     assert len(lines) == 4, "the step already tells the error"
 
 

@@ -127,3 +127,95 @@ test("a stored batch completes one whose frame part was lost, and what waited on
   );
   assert.ok(!buffer.merger.stalled);
 });
+
+// One run's stored log: six batches of two steps, both streams; seq 5 crosses the socket in two parts.
+const STORED = [
+  { seq: 1, step: "build", lines: [line("warning 50", "stderr"), line("compiled ok")] },
+  { seq: 2, step: "build", lines: [line("build line 1"), line("build line 2")] },
+  { seq: 3, step: "test", lines: [line("test line 1")] },
+  { seq: 4, step: "build", lines: [line("build line 3"), line("warning 100", "stderr")] },
+  { seq: 5, step: "build", lines: [line("build line 4"), line("build line 5"), line("build line 6")] },
+  { seq: 6, step: "test", lines: [line("test line 2")] },
+];
+const restPage = (batches) => ({
+  lines: batches.flatMap((b) => b.lines.map((l) => ({ seq: b.seq, step: b.step, ...l }))),
+  next_since_seq: batches.at(-1).seq,
+});
+const liveFrames = (batches) =>
+  batches.flatMap((b) =>
+    b.seq === 5
+      ? [
+          { ...b, part: 1, parts: 2, lines: b.lines.slice(0, 2) },
+          { ...b, part: 2, parts: 2, lines: b.lines.slice(2) },
+        ]
+      : [b],
+  );
+
+/** Every way to interleave two ordered lists (each keeps its own order). */
+function* interleavings(a, b) {
+  if (a.length === 0 || b.length === 0) {
+    yield [...a, ...b];
+    return;
+  }
+  for (const rest of interleavings(a.slice(1), b)) yield [a[0], ...rest];
+  for (const rest of interleavings(a, b.slice(1))) yield [b[0], ...rest];
+}
+
+test("the stored pages and the live replay give the same numbered rows in every arrival order", () => {
+  // The view's two sources: REST pages (each then advances the merger, as useRunLog does) and the
+  // socket's replay-then-live frames from seq 2, which overlap the pages.
+  const pages = [STORED.slice(0, 3), STORED.slice(3)].map((batches) => (buffer) => {
+    buffer.addPage(restPage(batches));
+    buffer.merger.advanceTo(batches.at(-1).seq);
+  });
+  const frames = liveFrames(STORED.slice(1)).map((frame) => (buffer) => buffer.addFrame(frame));
+  const expected = [
+    ["build", 1, "warning 50"],
+    ["build", 2, "compiled ok"],
+    ["build", 3, "build line 1"],
+    ["build", 4, "build line 2"],
+    ["test", 1, "test line 1"],
+    ["build", 5, "build line 3"],
+    ["build", 6, "warning 100"],
+    ["build", 7, "build line 4"],
+    ["build", 8, "build line 5"],
+    ["build", 9, "build line 6"],
+    ["test", 2, "test line 2"],
+  ];
+  let orders = 0;
+  for (const order of interleavings(pages, frames)) {
+    const buffer = new LogBuffer();
+    for (const arrive of order) arrive(buffer);
+    assert.deepEqual(
+      buffer.rows.map((r) => [r.step, r.line, r.text]),
+      expected,
+    );
+    assert.equal(buffer.rows[buffer.findLine("build", 1)].text, "warning 50");
+    assert.ok(!buffer.merger.stalled);
+    orders += 1;
+  }
+  assert.equal(orders, 28); // C(8, 2): two pages among six frames
+});
+
+test("a reconnect's replay repeating frames the view has adds nothing and keeps the numbering", () => {
+  const buffer = new LogBuffer();
+  buffer.addPage(restPage(STORED.slice(0, 2)));
+  buffer.merger.advanceTo(2);
+  // Live from seq 3; the socket dropped after part 1 of seq 5 and the replay resumes from seq 4.
+  const [p1, p2] = liveFrames([STORED[4]]);
+  for (const frame of [STORED[2], STORED[3], p1, STORED[3], p1, p2, STORED[5]]) buffer.addFrame(frame);
+  assert.deepEqual(
+    buffer.view("build", "all").map((i) => [buffer.rows[i].line, buffer.rows[i].text]),
+    [
+      [1, "warning 50"],
+      [2, "compiled ok"],
+      [3, "build line 1"],
+      [4, "build line 2"],
+      [5, "build line 3"],
+      [6, "warning 100"],
+      [7, "build line 4"],
+      [8, "build line 5"],
+      [9, "build line 6"],
+    ],
+  );
+});

@@ -70,6 +70,7 @@ export function Dag({ run, workflow, selected, onSelect }) {
             data-status=${step.status}
             aria-pressed=${selected === node.id ? "true" : "false"}
             aria-current=${step.status === "running" ? "step" : undefined}
+            title=${step.not_run ? `not run: ${step.not_run}` : undefined}
             onClick=${() => onSelect(selected === node.id ? null : node.id)}
           >
             <span class="dag-name">${node.name}</span>

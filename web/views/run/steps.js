@@ -1,5 +1,6 @@
-// The step list: status, duration, attempts, summary, and the buttons for what each step allows now
-// (the run view's `actions`, from the API); a waiting approval opens its request with Approve/Reject.
+// The step list: status, duration, attempts, summary, why a step of an ended run never ran, and the
+// buttons for what each step allows now (the run view's `actions`, from the API); a waiting approval
+// opens its request with Approve/Reject.
 import { html } from "htm/preact";
 import { useState } from "preact/hooks";
 import { elapsedMs, formatDuration } from "../../lib/format.js";
@@ -90,6 +91,7 @@ export function StepList({ run, workflow, selected, onSelect, act }) {
               <${StepActions} run=${run} step=${step} act=${act} />
             </div>
             ${step.summary && html`<p class="step-summary">${step.summary}</p>`}
+            ${step.not_run && html`<p class="step-summary step-not-run">not run: ${step.not_run}</p>`}
             ${step.error && step.status !== "succeeded" && html`<p class="step-error">${step.error}</p>`}
             ${(approving || (step.approval && step.status === "waiting")) &&
             html`<${ApprovalPanel} run=${run} step=${step} definition=${definitions.get(step.id)} act=${act} />`}
