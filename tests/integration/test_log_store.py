@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,3 +110,68 @@ def test_search_filters_stream_step_and_text_across_many_query_pages(logs_ddb):
         {"seq": 59, "step": "build", "t": 1763750000.123, "stream": "stdout", "text": "build out 58"},
         {"seq": 60, "step": "test", "t": 1763750000.123, "stream": "stdout", "text": "test out 59"},
     ]
+
+
+def test_a_batch_is_stored_as_compressed_json_and_read_back_exactly(logs_ddb):
+    store = LogStore(LOGS_TABLE, logs_ddb)
+    batch = [
+        {"t": 1763750000.123, "stream": "stdout", "text": 'ünïcode \x1b[1mbold\x1b[0m "quoted" \\ back'},
+        {"t": 1763750000.5, "stream": "stderr", "text": "x" * 3000, "cont": True},
+    ]
+    store.append("run-1", "build", 1, batch, 0)
+    item = logs_ddb.get_item(TableName=LOGS_TABLE, Key={"run_id": {"S": "run-1"}, "seq": {"N": "1"}})["Item"]
+    stored = item["lines"]["B"]
+    assert json.loads(zlib.decompress(stored)) == batch
+    assert len(stored) < len(json.dumps(batch)) / 10
+    assert store.batches_after("run-1", 0)[0]["lines"] == batch
+
+
+def test_batches_of_the_earlier_layouts_are_still_read_in_seq_order_with_new_ones(logs_ddb):
+    # Given a run whose first batches were stored as typed maps, then as JSON text, then compressed
+    def put(seq: int, lines_value: dict[str, Any]) -> None:
+        item = {
+            "run_id": {"S": "run-1"},
+            "seq": {"N": str(seq)},
+            "step": {"S": "build"},
+            "lines": lines_value,
+        }
+        logs_ddb.put_item(TableName=LOGS_TABLE, Item=item | {"attempt": {"N": "1"}})
+
+    typed = {
+        "M": {
+            "t": {"N": "1.5"},
+            "stream": {"S": "stderr"},
+            "text": {"S": "old error"},
+            "cont": {"BOOL": True},
+        }
+    }
+    put(1, {"L": [typed]})
+    put(2, {"S": json.dumps([{"t": 2.5, "stream": "stdout", "text": "text error"}])})
+    store = LogStore(LOGS_TABLE, logs_ddb)
+    store.append("run-1", "build", 1, lines("stdout", "new error"), 0)
+    # Then every reader sees all three, in order
+    assert [b["lines"] for b in store.batches_after("run-1", 0)] == [
+        [{"t": 1.5, "stream": "stderr", "text": "old error", "cont": True}],
+        [{"t": 2.5, "stream": "stdout", "text": "text error"}],
+        [{"t": 1763750000.123, "stream": "stdout", "text": "new error"}],
+    ]
+    assert [(line["seq"], line["text"]) for line in store.search("run-1", q="ERROR")] == [
+        (1, "old error"),
+        (2, "text error"),
+        (3, "new error"),
+    ]
+
+
+def test_a_search_over_megabytes_of_output_reads_one_query_page(logs_ddb):
+    # Given 60 full batches (~1.8 MB of line JSON: two 1 MB Query pages if stored as text)
+    store = LogStore(LOGS_TABLE, logs_ddb)
+    for b in range(60):
+        texts = [f"{b * 300 + i:07d} the quick brown fox jumps over the lazy dog" for i in range(300)]
+        store.append("run-1", "flood", 1, lines("stdout", *texts), 0)
+    pages: list[int] = []
+    logs_ddb.meta.events.register("after-call.dynamodb.Query", lambda **kwargs: pages.append(1))
+    # When the whole log is searched
+    found = [line["text"] for line in store.search("run-1", q="99 THE")]
+    # Then every match is found, from one page
+    assert found == [f"{n:07d} the quick brown fox jumps over the lazy dog" for n in range(99, 18_000, 100)]
+    assert len(pages) == 1
