@@ -41,6 +41,12 @@ CONT_OVERHEAD = 14
 MAX_SEQ_ATTEMPTS = 50
 # Last seqs kept per store (a long-lived worker sees many runs); a run dropped from it costs one Query.
 MAX_CACHED_RUNS = 1024
+# How a line's JSON starts and follows another, as encode_lines writes the LogWriter's lines.
+LINE_START = '{"t":'
+NEXT_LINE = ',{"t":'
+# A search parses the lines holding its needle one by one when there are at most this many in a batch
+# (of ~300 lines); with more a whole parse is cheaper (one parse per line costs ~4x its share of one).
+MAX_PICKED_LINES = 32
 
 
 def json_len(text: str) -> int:
@@ -53,19 +59,64 @@ def encode_lines(lines: list[dict[str, Any]]) -> bytes:
     return zlib.compress(json.dumps(lines, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def _inflate(data: bytes | str) -> str:
+    """A binary `lines` value's JSON text (boto3 hands bytes; a Lambda stream event, base64 text)."""
+    return zlib.decompress(base64.b64decode(data) if isinstance(data, str) else data).decode()
+
+
 def decode_lines(value: dict[str, Any]) -> list[dict[str, Any]]:
     """The `lines` attribute value, in any layout the table has held, as plain lines."""
     if "B" in value:
-        data = value["B"]
-        # boto3 hands binary as bytes; a Lambda stream event carries it as base64 text.
-        lines: list[dict[str, Any]] = json.loads(
-            zlib.decompress(base64.b64decode(data) if isinstance(data, str) else data)
-        )
+        lines: list[dict[str, Any]] = json.loads(_inflate(value["B"]))
         return lines
     if "S" in value:
         old: list[dict[str, Any]] = json.loads(value["S"])
         return old
     return [line_from_ddb(v) for v in value["L"]]
+
+
+def matching_lines(value: dict[str, Any], needle: str) -> list[dict[str, Any]]:
+    """The lines of a `lines` attribute value whose text contains `needle` (casefolded)."""
+    if "B" in value:
+        text = _inflate(value["B"])
+        picked = _pick_matches(text, needle)
+        lines: list[dict[str, Any]] = json.loads(text) if picked is None else picked
+    else:
+        lines = decode_lines(value)
+    return [line for line in lines if needle in line["text"].casefold()]
+
+
+def _pick_matches(text: str, needle: str) -> list[dict[str, Any]] | None:
+    """The lines of a batch's JSON text where `needle` occurs, each parsed alone; None: parse it whole."""
+    # Most of a large log never matches: finding the needle in the text and parsing only the lines it
+    # occurs in is several times cheaper than parsing every line. The caller checks each line picked.
+    # Only in ASCII text are the folded text's offsets the text's own (casefold is lower there).
+    if not text.isascii():
+        return None
+    # The needle as it reads inside a JSON string: quotes, backslashes and control characters escaped.
+    target = json.dumps(needle, ensure_ascii=False)[1:-1]
+    folded = text.lower()
+    if folded.count(target) > MAX_PICKED_LINES:
+        return None
+    picked: list[dict[str, Any]] = []
+    start = -1
+    at = folded.find(target)
+    while at != -1:
+        # Where the line holding `at` starts: `{"t":` never occurs inside a string (its quote would
+        # be escaped), so it only marks the start of a line in the writer's key order.
+        line_start = text.rfind(LINE_START, 0, at + len(LINE_START))
+        if line_start == -1 or len(picked) == MAX_PICKED_LINES:
+            return None
+        if line_start != start:
+            start = line_start
+            end = text.find(NEXT_LINE, at)
+            try:
+                # Another key order spans two lines here and fails to parse: then the whole parse decides.
+                picked.append(json.loads(text[start : end if end != -1 else len(text) - 1]))
+            except ValueError:
+                return None
+        at = folded.find(target, at + 1)
+    return picked
 
 
 def line_from_ddb(value: dict[str, Any]) -> dict[str, Any]:
@@ -76,12 +127,14 @@ def line_from_ddb(value: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def batch_from_item(item: dict[str, Any]) -> dict[str, Any]:
+def batch_from_item(item: dict[str, Any], needle: str | None = None) -> dict[str, Any]:
     """A logs table item (DynamoDB JSON, as Query or a stream NEW_IMAGE has it) as a plain batch."""
+    # With a (casefolded) needle the batch holds only the lines whose text contains it.
+    value = item["lines"]
     batch: dict[str, Any] = {
         "seq": int(Decimal(item["seq"]["N"])),
         "step": item["step"]["S"],
-        "lines": decode_lines(item["lines"]),
+        "lines": decode_lines(value) if needle is None else matching_lines(value, needle),
     }
     if "attempt" in item:
         batch["attempt"] = int(item["attempt"]["N"])
@@ -173,10 +226,11 @@ class LogStore:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def iter_batches(
-        self, run_id: str, since_seq: int = 0, step: str | None = None
+        self, run_id: str, since_seq: int = 0, step: str | None = None, q: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Batches `{seq, step, attempt, lines}` with seq > since_seq (of one step if given), in seq order."""
-        return (batch_from_item(item) for item in self._items(run_id, since_seq, step))
+        """Batches `{seq, step, attempt, lines}` after since_seq in order (of `step`; lines holding `q`)."""
+        needle = q.casefold() if q else None
+        return (batch_from_item(item, needle) for item in self._items(run_id, since_seq, step))
 
     def batches_after(self, run_id: str, since_seq: int, limit: int | None = None) -> list[dict[str, Any]]:
         """Batches `{seq, step, attempt, lines}` with seq > since_seq, in seq order (at most `limit`)."""
@@ -196,11 +250,7 @@ class LogStore:
         since_seq: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Lines `{seq, step, t, stream, text[, cont]}` of the whole stored log, filtered (`q`: any case)."""
-        needle = q.casefold() if q else None
-        for batch in self.iter_batches(run_id, since_seq, step):
+        for batch in self.iter_batches(run_id, since_seq, step, q):
             for line in batch["lines"]:
-                if stream != "all" and line["stream"] != stream:
-                    continue
-                if needle is not None and needle not in line["text"].casefold():
-                    continue
-                yield {"seq": batch["seq"], "step": batch["step"], **line}
+                if stream == "all" or line["stream"] == stream:
+                    yield {"seq": batch["seq"], "step": batch["step"], **line}
