@@ -32,7 +32,12 @@ from flowdeck.constants import TTL_ATTRIBUTE
 from flowdeck.stores.conditions import conditional
 
 Stream = Literal["stdout", "stderr", "all"]
-# One Query page; DynamoDB also stops a page at 1 MB, whichever comes first.
+# Query pages grow: the first asks for FIRST_QUERY_PAGE batches, each next one PAGE_GROWTH times more,
+# up to QUERY_PAGE (DynamoDB also stops a page at 1 MB). A reader that stops early (a viewer's first
+# 500 lines are 1-2 full batches) reads and pays for little more than it uses; a whole read of a
+# 200,000-line step (730 compressed batches) takes 5 pages.
+FIRST_QUERY_PAGE = 8
+PAGE_GROWTH = 4
 QUERY_PAGE = 500
 # JSON around one line's text: {"t": 1763750000.123, "stream": "stdout", "text": }, (and "cont": true).
 LINE_OVERHEAD = 56
@@ -206,13 +211,13 @@ class LogStore:
     def _items(
         self, run_id: str, since_seq: int, step: str | None = None, page: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every item of the run after `since_seq`, in seq order, page by page (consistent reads)."""
+        """Every item of the run after `since_seq`, in seq order, in growing pages (consistent reads)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "run_id = :r AND seq > :s",
             "ExpressionAttributeValues": {":r": {"S": run_id}, ":s": {"N": str(since_seq)}},
             "ConsistentRead": True,
-            "Limit": min(page or self.page_size, self.page_size),
+            "Limit": min(page or FIRST_QUERY_PAGE, self.page_size),
         }
         if step is not None:
             kwargs["FilterExpression"] = "#step = :step"
@@ -224,6 +229,7 @@ class LogStore:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            kwargs["Limit"] = min(kwargs["Limit"] * PAGE_GROWTH, self.page_size)
 
     def iter_batches(
         self, run_id: str, since_seq: int = 0, step: str | None = None, q: str | None = None

@@ -162,16 +162,40 @@ def test_batches_of_the_earlier_layouts_are_still_read_in_seq_order_with_new_one
     ]
 
 
-def test_a_search_over_megabytes_of_output_reads_one_query_page(logs_ddb):
-    # Given 60 full batches (~1.8 MB of line JSON: two 1 MB Query pages if stored as text)
+def query_pages(ddb: Any) -> list[tuple[int, int]]:
+    """(Limit asked, items answered) of each Query the client sends from now on."""
+    pages: list[tuple[int, int]] = []
+    asked: list[int] = []
+    ddb.meta.events.register(
+        "before-parameter-build.dynamodb.Query", lambda params, **_: asked.append(params["Limit"])
+    )
+    ddb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: pages.append((asked.pop(), parsed["Count"]))
+    )
+    return pages
+
+
+def test_a_search_over_megabytes_of_output_reads_few_pages_that_1_mb_never_cuts(logs_ddb):
+    # Given 200 full batches (~6 MB of line JSON: stored as text, 1 MB would end a page every ~33)
     store = LogStore(LOGS_TABLE, logs_ddb)
-    for b in range(60):
+    for b in range(200):
         texts = [f"{b * 300 + i:07d} the quick brown fox jumps over the lazy dog" for i in range(300)]
         store.append("run-1", "flood", 1, lines("stdout", *texts), 0)
-    pages: list[int] = []
-    logs_ddb.meta.events.register("after-call.dynamodb.Query", lambda **kwargs: pages.append(1))
+    pages = query_pages(logs_ddb)
     # When the whole log is searched
     found = [line["text"] for line in store.search("run-1", q="99 THE")]
-    # Then every match is found, from one page
-    assert found == [f"{n:07d} the quick brown fox jumps over the lazy dog" for n in range(99, 18_000, 100)]
-    assert len(pages) == 1
+    # Then every match is found, from four growing pages, each as long as it asked
+    assert found == [f"{n:07d} the quick brown fox jumps over the lazy dog" for n in range(99, 60_000, 100)]
+    assert pages == [(8, 8), (32, 32), (128, 128), (500, 32)]
+
+
+def test_a_reader_that_stops_early_reads_one_small_page(logs_ddb):
+    store = LogStore(LOGS_TABLE, logs_ddb)
+    for b in range(100):
+        store.append("run-1", "build", 1, lines("stdout", f"line {b}"), 0)
+    pages = query_pages(logs_ddb)
+    batches = store.iter_batches("run-1")
+    assert [next(batches)["lines"][0]["text"] for _ in range(2)] == ["line 0", "line 1"]
+    assert pages == [(8, 8)]
+    assert len(store.batches_after("run-1", 50, limit=3)) == 3
+    assert pages == [(8, 8), (3, 3)]
