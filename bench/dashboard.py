@@ -8,9 +8,7 @@
      dashboard_search_first_ms  the first of those searches
      dashboard_search_matches   the count shown (the search matches exactly 2,000 lines)
      dashboard_search_api_ms    the same search as one API call, no page (where the time goes), median
-     dashboard_search_api_cpu_ms       CPU of one such call in this process (the API server's handler)
-     dashboard_search_emulator_cpu_ms  and in the emulator (DynamoDB Query), background polling taken
-                                       off: unlike the wall clock, barely changed by what else runs
+                                (bench/log_search.py splits it into Query pages and CPU per process)
 2. a running step printing its own timestamp 10 times a second, watched live:
      dashboard_live_p95_ms      line printed -> row in the page (same machine clock)        (goal <= 400)
 3. dashboard_js_kb_gzip         all the page loaded (HTML, JS, CSS; not API answers), gzipped (goal <= 150)
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import statistics
 import sys
 import tempfile
@@ -110,12 +107,6 @@ def axe_serious(page: Page) -> int:
     return sum(len(v["nodes"]) for v in violations if v.get("impact") in ("serious", "critical"))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def search_once(page: Page) -> float:
     """Search for NEEDLE from an empty search box; ms until the match count shows."""
     search = page.get_by_role("searchbox", name="Search")
@@ -129,30 +120,17 @@ def search_once(page: Page) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-def measure_api_search(api: httpx.Client, run_id: str, emulator_pid: int, runs: int) -> dict[str, float]:
-    """The search as API calls, `runs` times: medians of the wall clock and of the CPU it cost."""
-    walls, own, emulator = [], [], []
+def measure_api_search(api: httpx.Client, run_id: str, runs: int) -> float:
+    """The search as one API call, no page, `runs` times: the median ms."""
+    walls = []
     for _ in range(runs):
-        own_at, emulator_at = time.process_time(), cpu_seconds(emulator_pid)
         began = time.perf_counter()
         answer = api.get(f"/runs/{run_id}/logs", params={"q": NEEDLE})
-        wall = time.perf_counter() - began
-        own_cpu, emulator_cpu = time.process_time() - own_at, cpu_seconds(emulator_pid) - emulator_at
+        walls.append((time.perf_counter() - began) * 1000)
         answer.raise_for_status()
         if len(answer.json()["lines"]) != 2000:
             raise SystemExit(f"the API search found {len(answer.json()['lines'])} lines, not 2000")
-        # Both processes also poll (streams, queues) all the time: what they spend in as long a quiet
-        # spell right after the call is taken off the call's CPU.
-        own_at, emulator_at = time.process_time(), cpu_seconds(emulator_pid)
-        time.sleep(wall)
-        walls.append(wall * 1000)
-        own.append((own_cpu - (time.process_time() - own_at)) * 1000)
-        emulator.append((emulator_cpu - (cpu_seconds(emulator_pid) - emulator_at)) * 1000)
-    return {
-        "wall": statistics.median(walls),
-        "cpu": statistics.median(own),
-        "emulator_cpu": statistics.median(emulator),
-    }
+    return statistics.median(walls)
 
 
 def measure_volume(page: Page, url: str, total: int, searches: int) -> dict[str, Any]:
@@ -237,8 +215,7 @@ def main() -> None:
                 volume = measure_volume(
                     context.new_page(), f"{stack.dashboard_url}#/runs/{volume_run}", args.lines, args.searches
                 )
-            emulator = next(p for p in stack.processes if "flowdeck.local.emulator" in p.args)
-            search_api = measure_api_search(api, volume_run, emulator.pid, args.searches)
+            search_api_ms = measure_api_search(api, volume_run, args.searches)
             live_run = start(api, "bench-dash-live")
             with browser.new_context(viewport=viewport) as context:
                 live = measure_live(
@@ -250,9 +227,7 @@ def main() -> None:
     print(f"dashboard_search_ms={volume['search_ms']:.0f}")
     print(f"dashboard_search_first_ms={volume['search_first_ms']:.0f}")
     print(f"dashboard_search_matches={volume['matches']}")
-    print(f"dashboard_search_api_ms={search_api['wall']:.0f}")
-    print(f"dashboard_search_api_cpu_ms={search_api['cpu']:.0f}")
-    print(f"dashboard_search_emulator_cpu_ms={search_api['emulator_cpu']:.0f}")
+    print(f"dashboard_search_api_ms={search_api_ms:.0f}")
     print(f"dashboard_live_p50_ms={live['p50']:.0f}")
     print(f"dashboard_live_p95_ms={live['p95']:.0f}")
     print(f"dashboard_live_lines_seen={live['lines']}")
