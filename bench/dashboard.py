@@ -3,9 +3,12 @@
 1. a finished run whose step printed 200,000 lines, opened cold in a fresh browser context:
      dashboard_first_lines_ms   page opened -> its first log lines visible                  (goal <= 1000)
      dashboard_dom_log_rows     log rows in the DOM once every line is loaded, scrolled mid-log (goal <= 300)
-     dashboard_search_ms        a search over that log -> its match count shown              (goal <= 500)
+     dashboard_search_ms        a search over that log -> its match count shown, median of --searches
+                                                                                            (goal <= 500)
+     dashboard_search_first_ms  the first of those searches
      dashboard_search_matches   the count shown (the search matches exactly 2,000 lines)
-     dashboard_search_api_ms    the same search as one API call, no page (where the time goes)
+     dashboard_search_api_ms    the same search as one API call, no page (where the time goes), median
+                                (bench/log_search.py splits it into Query pages and CPU per process)
 2. a running step printing its own timestamp 10 times a second, watched live:
      dashboard_live_p95_ms      line printed -> row in the page (same machine clock)        (goal <= 400)
 3. dashboard_js_kb_gzip         all the page loaded (HTML, JS, CSS; not API answers), gzipped (goal <= 150)
@@ -104,7 +107,33 @@ def axe_serious(page: Page) -> int:
     return sum(len(v["nodes"]) for v in violations if v.get("impact") in ("serious", "critical"))
 
 
-def measure_volume(page: Page, url: str, total: int) -> dict[str, Any]:
+def search_once(page: Page) -> float:
+    """Search for NEEDLE from an empty search box; ms until the match count shows."""
+    search = page.get_by_role("searchbox", name="Search")
+    search.fill("")
+    search.press("Enter")
+    page.locator(".search-count:not([data-search-count])").wait_for(state="attached")
+    search.fill(NEEDLE)
+    began = time.perf_counter()
+    search.press("Enter")
+    page.locator(".search-count[data-search-count]").wait_for(timeout=120_000)
+    return (time.perf_counter() - began) * 1000
+
+
+def measure_api_search(api: httpx.Client, run_id: str, runs: int) -> float:
+    """The search as one API call, no page, `runs` times: the median ms."""
+    walls = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        answer = api.get(f"/runs/{run_id}/logs", params={"q": NEEDLE})
+        walls.append((time.perf_counter() - began) * 1000)
+        answer.raise_for_status()
+        if len(answer.json()["lines"]) != 2000:
+            raise SystemExit(f"the API search found {len(answer.json()['lines'])} lines, not 2000")
+    return statistics.median(walls)
+
+
+def measure_volume(page: Page, url: str, total: int, searches: int) -> dict[str, Any]:
     loaded: dict[str, bytes] = {}
 
     def keep(response: Any) -> None:
@@ -123,19 +152,16 @@ def measure_volume(page: Page, url: str, total: int) -> dict[str, Any]:
     page.locator(".log-scroll").evaluate("(el) => { el.scrollTop = el.scrollHeight / 2; }")
     page.wait_for_timeout(200)
     rows = page.locator(".log-row").count()
-    search = page.get_by_role("searchbox", name="Search")
-    search.fill(NEEDLE)
-    began = time.perf_counter()
-    search.press("Enter")
-    page.locator(".search-count[data-search-count]").wait_for(timeout=120_000)
-    search_ms = (time.perf_counter() - began) * 1000
+    # Each search reads the whole stored log again (nothing is cached): a median of several.
+    search_ms = [search_once(page) for _ in range(searches)]
     matches = int(page.locator(".search-count").get_attribute("data-search-count") or -1)
     page.remove_listener("response", keep)
     gzip_kb = sum(len(gzip.compress(body)) for body in loaded.values()) / 1024
     return {
         "first_ms": first_ms,
         "rows": rows,
-        "search_ms": search_ms,
+        "search_ms": statistics.median(search_ms),
+        "search_first_ms": search_ms[0],
         "matches": matches,
         "gzip_kb": gzip_kb,
         "files": len(loaded),
@@ -165,6 +191,7 @@ def main() -> None:
     )
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--live-lines", type=int, default=100)
+    parser.add_argument("--searches", type=int, default=7, help="searches timed, in the page and by API")
     args = parser.parse_args()
     if not AXE.exists():
         raise SystemExit(f"{AXE} is missing: run `make setup`")
@@ -186,11 +213,9 @@ def main() -> None:
             # A fresh context: nothing cached, as a first visit.
             with browser.new_context(viewport=viewport) as context:
                 volume = measure_volume(
-                    context.new_page(), f"{stack.dashboard_url}#/runs/{volume_run}", args.lines
+                    context.new_page(), f"{stack.dashboard_url}#/runs/{volume_run}", args.lines, args.searches
                 )
-            began = time.perf_counter()
-            api.get(f"/runs/{volume_run}/logs", params={"q": NEEDLE}).raise_for_status()
-            search_api_ms = (time.perf_counter() - began) * 1000
+            search_api_ms = measure_api_search(api, volume_run, args.searches)
             live_run = start(api, "bench-dash-live")
             with browser.new_context(viewport=viewport) as context:
                 live = measure_live(
@@ -200,6 +225,7 @@ def main() -> None:
     print(f"dashboard_first_lines_ms={volume['first_ms']:.0f}")
     print(f"dashboard_dom_log_rows={volume['rows']}")
     print(f"dashboard_search_ms={volume['search_ms']:.0f}")
+    print(f"dashboard_search_first_ms={volume['search_first_ms']:.0f}")
     print(f"dashboard_search_matches={volume['matches']}")
     print(f"dashboard_search_api_ms={search_api_ms:.0f}")
     print(f"dashboard_live_p50_ms={live['p50']:.0f}")

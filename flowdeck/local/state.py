@@ -52,6 +52,28 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _base64(value: object) -> str:
+    """A binary attribute's bytes as DynamoDB JSON writes them (base64 text): what json.dumps cannot."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not a DynamoDB attribute value")
+
+
+def _binary_back(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value read back from DynamoDB JSON, its binary members bytes again."""
+    # boto3 takes text for a binary as the bytes themselves: base64 text would be stored as is.
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(v) for v in inner]}
+    if kind == "L":
+        return {"L": [_binary_back(v) for v in inner]}
+    if kind == "M":
+        return {"M": {k: _binary_back(v) for k, v in inner.items()}}
+    return value
+
+
 @dataclass
 class Restored:
     """What a start found on disk: counts, and the runs that were in flight."""
@@ -96,7 +118,9 @@ class LocalState:
         for table in ddb.list_tables()["TableNames"]:
             if table in NOT_KEPT_TABLES:
                 continue
-            lines = [json.dumps(item, separators=(",", ":")) for item in self._scan(ddb, table)]
+            lines = [
+                json.dumps(item, separators=(",", ":"), default=_base64) for item in self._scan(ddb, table)
+            ]
             _write_atomically(self.tables_dir / f"{table}.jsonl", "\n".join(lines))
 
     @staticmethod
@@ -172,7 +196,11 @@ class LocalState:
             table = path.stem
             if table not in existing or table in NOT_KEPT_TABLES:
                 continue
-            items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            items = [
+                {name: _binary_back(value) for name, value in json.loads(line).items()}
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line
+            ]
             for start in range(0, len(items), 25):
                 batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
                 pending: dict[str, Any] = {table: batch}

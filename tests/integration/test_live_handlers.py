@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from moto import mock_aws
 
 from flowdeck.live.service import LiveService
 from flowdeck.stores.connections import Connections
-from flowdeck.stores.logs import LogStore
+from flowdeck.stores.logs import LogStore, encode_lines
 from flowdeck.stores.schema import create_connections_table_kwargs, create_logs_table_kwargs
 from lambdas import fanout, live_deps, ws
 from tests.integration.test_live import FakeRuns, Socket
@@ -80,3 +81,20 @@ def test_bad_message_answers_an_error_frame_and_keeps_the_connection(
     other["requestContext"] = other["requestContext"] | {"routeKey": "$default"}
     assert ws.lambda_handler(other, lambda_context) == {"statusCode": 200}
     assert [(f["type"], f["error"]) for f in socket.frames[CONNECTION]] == [("error", "BadRequest")] * 2
+
+
+def test_a_compressed_batch_in_a_lambda_stream_event_reaches_the_connection(
+    socket: Socket, lambda_context: Any
+) -> None:
+    # Given the logs record as Lambda delivers today's layout: the binary `lines` as base64 text
+    stream = event("dynamodb_stream_runs_and_logs.json")
+    logs_record = stream["Records"][-1]["dynamodb"]["NewImage"]
+    lines = [{"t": 1795280001.5, "stream": "stderr", "text": 'ünïcode \x1b[31mred\x1b[0m "quoted"'}]
+    logs_record["lines"] = {"B": base64.b64encode(encode_lines(lines)).decode("ascii")}
+    ws.lambda_handler(connect_event(), lambda_context)
+    ws.lambda_handler(event("ws_subscribe.json"), lambda_context)
+    # When the fan-out handles it
+    fanout.lambda_handler(stream, lambda_context)
+    # Then the viewer gets the lines decoded
+    frame = socket.frames[CONNECTION][-1]
+    assert (frame["type"], frame["seq"], frame["lines"]) == ("log", 1, lines)

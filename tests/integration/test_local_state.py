@@ -18,6 +18,7 @@ from flowdeck import constants
 from flowdeck.local.stack import default_data_dir
 from flowdeck.local.state import STOPPED_ERROR, LocalState
 from flowdeck.local.sweeper import ScratchSweeper
+from flowdeck.stores.logs import LogStore
 from flowdeck.stores.schema import create_logs_table_kwargs, create_table_kwargs
 
 
@@ -76,6 +77,27 @@ def test_a_saved_state_comes_back_in_a_new_emulator(saved: Path) -> None:
         assert body["Body"].read() == b"hi"
         assert clients("secretsmanager").get_secret_value(SecretId="deploy-hook")["SecretString"] == "s3cret"
         assert oct((saved / "secrets.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_compressed_log_batches_come_back_byte_for_byte(tmp_path: Path) -> None:
+    # Given a run's log batch (a binary attribute) saved by one emulator
+    batch = [{"t": 1.5, "stream": "stdout", "text": "ünïcode \x1b[1mbold\x1b[0m"}]
+    with mock_aws():
+        bootstrap()
+        LogStore(constants.LOGS_TABLE, clients("dynamodb")).append("r-done", "build", 1, batch, 0)
+        stored = clients("dynamodb").scan(TableName=constants.LOGS_TABLE)["Items"]
+        LocalState(tmp_path / "state", clients).save()
+    # When a new emulator restores it
+    with mock_aws():
+        bootstrap()
+        restored = LocalState(tmp_path / "state", clients).restore()
+        # Then the item is the same, and the log reads as it did
+        assert restored.items[constants.LOGS_TABLE] == 1
+        assert clients("dynamodb").scan(TableName=constants.LOGS_TABLE)["Items"] == stored
+        assert (
+            LogStore(constants.LOGS_TABLE, clients("dynamodb")).batches_after("r-done", 0)[0]["lines"]
+            == batch
+        )
 
 
 def test_runs_left_in_flight_are_failed_once_at_the_time_the_stack_stopped(saved: Path) -> None:
