@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck import aws
 from flowdeck.clock import now_iso
 from flowdeck.config import Settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
@@ -19,7 +20,7 @@ from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.messages import StepMessage, StepResult
 from flowdeck.runner import artifacts as step_artifacts
-from flowdeck.runner.budget import BUDGET_EXCEEDED, budget_cause
+from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
 from flowdeck.runner.cancel_watch import CancelWatch
 from flowdeck.runner.heartbeat import Heartbeat
 from flowdeck.runner.logs import LogWriter
@@ -67,6 +68,20 @@ class StepRunner:
         # Small I/O that can overlap the critical path of a step (reads beside writes).
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
 
+    @classmethod
+    def for_settings(cls, settings: Settings, sfn: Any) -> StepRunner:
+        """A runner wired to the configured table, logs, artifacts and budget guard (one fresh task)."""
+        artifacts = ArtifactStore(settings.artifacts_bucket, s3_client(settings))
+        runs_client = aws.client("dynamodb", settings)
+        return cls(
+            settings,
+            RunStore(settings.runs_table, runs_client, artifacts=artifacts),
+            sfn,
+            artifacts,
+            logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
+            budget=BudgetGuard(settings.runs_table, runs_client, sfn, settings.state_machine_arn_prefix),
+        )
+
     @staticmethod
     def context(message: StepMessage, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """What conditions and templates read: inputs, earlier steps' outputs, the run."""
@@ -97,6 +112,9 @@ class StepRunner:
             except ValueError as exc:
                 condition_error = str(exc)
         fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None, "cause": None}
+        if message.task_arn is not None:
+            # A fresh step's own task, on the attempt: a cancel stops it, a person can find it in ECS.
+            fields["task_arn"] = message.task_arn
         started = self.runs.start_attempt(
             message.run_id, message.step, message.token, message.attempt, fields
         )

@@ -12,6 +12,7 @@ from flowdeck import aws
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
+from flowdeck.stores.fresh_tasks import FreshTasks
 from flowdeck.stores.runs import RunStore
 from lambdas.deps import caller
 from lambdas.responses import error_docs
@@ -30,6 +31,7 @@ def run_canceller() -> RunCanceller:
         aws.client("sqs", settings),
         settings.steps_queue_url,
         settings.state_machine_arn_prefix,
+        FreshTasks(settings.fresh_cluster, aws.client("ecs", settings)) if settings.fresh_cluster else None,
     )
 
 
