@@ -9,6 +9,8 @@ unchanged. Facts about moto 5.2.5 this works around:
   here with the service model, as Step Functions does.
 - Every DescribeTasks advances a task towards STOPPED; the `ecs::task` transition is set to manual,
   so a task runs until its process ends or StopTask stops it.
+- It sets a callback's heartbeat up only once the service call has answered, and refuses a beat
+  before that (InvalidToken); a runner started inside RunTask beats that early, which AWS accepts.
 - It never starts anything: RunTask here starts the task's runner container as a local process
   (no images locally: the container's `python` is this interpreter), with the environment ECS
   would give it (the task definition's, then the overrides), plus what ECS's task metadata
@@ -66,6 +68,20 @@ def _convert_integration() -> None:
 
     StateTaskServiceEcs._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     StateTaskServiceEcs._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _early_heartbeats() -> None:
+    """A heartbeat for a token whose task is still being started counts as received (AWS takes it)."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    original = CallbackEndpoint.notify_heartbeat
+
+    def notify_heartbeat(self: Any) -> bool:
+        if self._heartbeat_endpoint is None and self.get_outcome() is None:
+            return True  # the heartbeat clock starts when the wait is set up, right after this call
+        return bool(original(self))
+
+    CallbackEndpoint.notify_heartbeat = notify_heartbeat  # type: ignore[method-assign]
 
 
 def _container_environment(container: dict[str, Any], overrides: dict[str, Any]) -> dict[str, str]:
@@ -155,6 +171,7 @@ def install_ecs_tasks() -> LocalTasks:
     from moto.moto_api import state_manager
 
     _convert_integration()
+    _early_heartbeats()
     state_manager.set_transition(
         model_name="ecs::task", transition={"progression": "manual", "times": _NEVER}
     )
