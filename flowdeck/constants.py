@@ -66,6 +66,7 @@ ASL_APPROVALS_QUEUE_URL: Final = "ApprovalsQueueUrl"
 ASL_FRESH_CLUSTER: Final = "FreshClusterArn"
 ASL_FRESH_SUBNETS: Final = "FreshSubnetIds"
 ASL_FRESH_SECURITY_GROUP: Final = "FreshSecurityGroupId"
+ASL_FRESH_PUBLIC_IP: Final = "FreshAssignPublicIp"  # ENABLED | DISABLED
 ASL_FRESH_TASK_PREFIX: Final = "FreshTask"
 
 # A fresh task's containers: the Flowdeck runner (answers the token) and, for a step with its own

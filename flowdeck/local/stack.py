@@ -340,6 +340,7 @@ class LocalStack:
             constants.ASL_FRESH_CLUSTER: cluster,
             constants.ASL_FRESH_SUBNETS: subnets[0]["SubnetId"],
             constants.ASL_FRESH_SECURITY_GROUP: group,
+            constants.ASL_FRESH_PUBLIC_IP: "DISABLED",
         }
         environment = [{"name": k, "value": v} for k, v in self.env.items()]
         for key, shape in shapes.items():

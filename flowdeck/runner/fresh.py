@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -134,9 +135,20 @@ def step_message(
     )
 
 
+def beside_the_step(settings: Settings) -> Settings:
+    """With a step container: scratch space and workspace on the shared volume, where the step sees them."""
+    if settings.shim_dir is None:
+        return settings
+    workspace = settings.shim_dir / "workspace"
+    if settings.workspace.is_dir():
+        shutil.copytree(settings.workspace, workspace, symlinks=True, dirs_exist_ok=True)
+    return settings.model_copy(update={"scratch_dir": settings.shim_dir / "scratch", "workspace": workspace})
+
+
 def run_fresh_step(settings: Settings, environ: Mapping[str, str], started_at: float) -> bool:
     """Run this task's one step; False when the run no longer waits for it (nothing was run)."""
     task = FreshTask.from_environ(environ)
+    settings = beside_the_step(settings)
     sfn = aws.client("stepfunctions", settings)
     # First thing: the heartbeat clock has run since RunTask; this one says the cold start is over.
     if not TaskTokens(sfn).heartbeat(task.token):

@@ -25,13 +25,16 @@ from flowdeck.runner.cancel_watch import CancelWatch
 from flowdeck.runner.heartbeat import Heartbeat
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.process import (
+    Launcher,
     LineSink,
     ProcessOutcome,
+    launch_local,
     prepare_scratch,
     read_outputs,
     run_process,
     step_environment,
 )
+from flowdeck.runner.shim import ShimLauncher
 from flowdeck.runner.usage import Budget, NoBudget, UsageRecorder
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
@@ -53,8 +56,11 @@ class StepRunner:
         logs: LogStore | None = None,
         budget: Budget | None = None,
         calculator: CostCalculator | None = None,
+        launch: Launcher = launch_local,
     ) -> None:
         self.settings = settings
+        # How the step's process starts: a local process group, or in the step's own container.
+        self.launch = launch
         # Told the run's cost after each usage flush; may stop the step (the budget guard).
         self.budget: Budget = budget or NoBudget()
         self.calculator = calculator or load_calculator(settings.cost_calculator, settings.rate_card)
@@ -80,6 +86,7 @@ class StepRunner:
             artifacts,
             logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
             budget=BudgetGuard(settings.runs_table, runs_client, sfn, settings.state_machine_arn_prefix),
+            launch=ShimLauncher(settings.shim_dir) if settings.shim_dir is not None else launch_local,
         )
 
     @staticmethod
@@ -196,6 +203,7 @@ class StepRunner:
                     beat.gone,
                     grace=spec.grace_period,
                     kill=watch.kill,
+                    launch=self.launch,
                 )
             )
             ended = step_artifacts.now()
