@@ -78,13 +78,15 @@ def test_a_fresh_step_starts_a_fargate_task_and_waits_for_its_token(mixed):
     assert task["Resource"] == RUN_TASK_AND_WAIT
     parameters = task["Parameters"]
     assert parameters["Cluster"] == "${FreshClusterArn}"
-    assert parameters["TaskDefinition"] == "${" + shape_of(definition_of(MIXED).step("build")).placeholder + "}"
+    assert (
+        parameters["TaskDefinition"] == "${" + shape_of(definition_of(MIXED).step("build")).placeholder + "}"
+    )
     assert parameters["LaunchType"] == "FARGATE"
     vpc = parameters["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert vpc == {
         "Subnets.$": "States.StringSplit('${FreshSubnetIds}', ',')",
         "SecurityGroups": ["${FreshSecurityGroupId}"],
-        "AssignPublicIp": "DISABLED",
+        "AssignPublicIp": "${FreshAssignPublicIp}",
     }
     assert task["ResultPath"] is None
 
@@ -132,14 +134,17 @@ def test_a_fresh_step_keeps_the_pool_step_retries_and_lost_runner_record(mixed):
         {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}
     ]
     assert catcher(build, LOST_ERRORS)["Next"] == "build:WorkerLost"
-    name, recorder = lost_recorder(mixed, "build")
+    _, recorder = lost_recorder(mixed, "build")
     cause = recorder["Parameters"]["ExpressionAttributeValues"][":cause"]["S"]
     assert cause.startswith("the task running step build stopped answering")
 
 
 def test_a_paused_fresh_step_tells_its_runner_the_attempts_so_far(mixed):
     env = mixed["States"]["report"]["Parameters"]["Overrides"]["ContainerOverrides"][0]["Environment"]
-    assert {"Name": "FLOWDECK_FRESH_ATTEMPT_BASE", "Value.$": "States.Format('{}', $.pauses.p3.attempts)"} in env
+    assert {
+        "Name": "FLOWDECK_FRESH_ATTEMPT_BASE",
+        "Value.$": "States.Format('{}', $.pauses.p3.attempts)",
+    } in env
     assert mixed["States"]["report"]["Catch"][-1]["Next"] == "report:Paused"
 
 
@@ -152,4 +157,3 @@ def test_one_task_definition_per_distinct_image_and_resources():
     ]
     other = definition_of(MIXED.replace("name: mixed", "name: other"))
     assert fresh_shapes([definition, other]) == shapes
-
