@@ -19,8 +19,10 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flowdeck import aws
@@ -34,6 +36,7 @@ from flowdeck.constants import (
     ENV_FRESH_TOKEN,
     ENV_FRESH_WORKFLOW,
 )
+from flowdeck.definition.loader import load_workflow
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.step_runner import StepRunner
@@ -135,6 +138,16 @@ def step_message(
     )
 
 
+def load_definition(directory: Path, workflow: str) -> WorkflowDefinition:
+    """The workflow's definition: its own file when named after it (one parse), else the whole folder's."""
+    path = directory / f"{workflow}.yaml"
+    if path.is_file():
+        definition = load_workflow(path)
+        if definition.name == workflow:
+            return definition
+    return Catalog.from_dir(directory).get(workflow)
+
+
 def beside_the_step(settings: Settings) -> Settings:
     """With a step container: scratch space and workspace on the shared volume, where the step sees them."""
     if settings.shim_dir is None:
@@ -151,15 +164,18 @@ def run_fresh_step(settings: Settings, environ: Mapping[str, str], started_at: f
     settings = beside_the_step(settings)
     sfn = aws.client("stepfunctions", settings)
     # First thing: the heartbeat clock has run since RunTask; this one says the cold start is over.
-    if not TaskTokens(sfn).heartbeat(task.token):
-        log.info("run %s no longer waits for step %s (ended while the task started)", task.run_id, task.step)
-        return False
+    # The run record and the definition are read meanwhile; the step starts once the beat landed.
+    beat = ThreadPoolExecutor(1, thread_name_prefix="first-beat")
+    alive = beat.submit(TaskTokens(sfn).heartbeat, task.token)
     try:
         runner = StepRunner.for_settings(settings, sfn)
-        definition = Catalog.from_dir(settings.workflows_dir).get(task.workflow)
+        definition = load_definition(settings.workflows_dir, task.workflow)
         run, _, _ = runner.runs.get_run_items(task.run_id)
         task_arn, pulled_at = task_identity(environ)
         message = step_message(task, definition, run or {}, task_arn, pulled_at or started_at)
+        if not alive.result():
+            log.info("run %s no longer waits for step %s (ended while it started)", task.run_id, task.step)
+            return False
         runner.handle(message)
     except Exception as exc:
         # Fail the step now rather than leave the run waiting for the heartbeat timeout.
@@ -167,6 +183,8 @@ def run_fresh_step(settings: Settings, environ: Mapping[str, str], started_at: f
         why = f"the fresh task's runner failed: {exc.__class__.__name__}"
         TaskTokens(sfn).fail(task.token, "RunnerError", why)
         raise
+    finally:
+        beat.shutdown()
     return True
 
 
