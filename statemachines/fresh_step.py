@@ -14,6 +14,7 @@ from typing import Any
 
 from flowdeck.constants import (
     ASL_FRESH_CLUSTER,
+    ASL_FRESH_PUBLIC_IP,
     ASL_FRESH_SECURITY_GROUP,
     ASL_FRESH_SUBNETS,
     ASL_FRESH_TASK_PREFIX,
@@ -90,7 +91,7 @@ def fresh_task(step: Step, definition: WorkflowDefinition) -> dict[str, Any]:
             "AwsvpcConfiguration": {
                 "Subnets.$": "States.StringSplit('${" + ASL_FRESH_SUBNETS + "}', ',')",
                 "SecurityGroups": ["${" + ASL_FRESH_SECURITY_GROUP + "}"],
-                "AssignPublicIp": "DISABLED",
+                "AssignPublicIp": "${" + ASL_FRESH_PUBLIC_IP + "}",
             }
         },
         "Overrides": {"ContainerOverrides": [{"Name": FRESH_RUNNER_CONTAINER, "Environment": environment}]},
