@@ -12,12 +12,17 @@ _: Any = None
 _.trace  # flowdeck/cli/client.py ApiClient.__exit__
 _.tb  # flowdeck/local/stack.py and flowdeck/stores/conditions.py __exit__
 _.state_credentials  # flowdeck/local/emulator.py: moto's boto_client_for signature
+_.boto_service_name  # flowdeck/local/ecs_tasks.py: moto's _normalise_parameters/_response signature
 
 # Attributes libraries read after we set them.
 _.justify  # flowdeck/cli/costs.py: rich Column alignment
 _.requires_request_body  # flowdeck/cli/sigv4.py: httpx.Auth reads it before auth_flow
 _.auth_flow  # flowdeck/cli/sigv4.py: httpx.Auth calls it for every request
 _._outcome  # flowdeck/local/emulator.py: moto's callback endpoint, reset for a new attempt
+_._normalise_parameters  # flowdeck/local/ecs_tasks.py: moto's ECS integration calls it
+_._normalise_response  # flowdeck/local/ecs_tasks.py: moto's ECS integration calls it
+_.stopped_reason  # flowdeck/local/ecs_tasks.py: moto's ECS task, read by DescribeTasks
+_.last_status  # flowdeck/local/ecs_tasks.py: moto's ECS task, read by DescribeTasks
 _.protocol_version  # flowdeck/local/emulator.py: werkzeug's request handler (keep-alive)
 _.raw_headers  # flowdeck/local/http.py: starlette Response headers
 _.should_exit  # flowdeck/local/http.py: uvicorn Server stops when set

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # Per-step scratch space: outputs and usage files, downloaded artifacts.
     scratch_dir: Path = Path(tempfile.gettempdir()) / "flowdeck"
     worker_concurrency: int = 4
+    # The ECS cluster fresh steps' tasks run in (a cancel stops them there); empty: no fresh steps.
+    fresh_cluster: str = ""
+    # In a fresh task whose step has its own image: the volume shared with the step's container
+    # (flowdeck.runner.shim); the step runs there, not as the runner's child.
+    shim_dir: Path | None = None
     # SQS long polling: an idle worker's receives are billed, so wait as long as SQS allows (20 s).
     worker_poll_seconds: int = Field(default=20, ge=0, le=20)
     # AWS only (set by the CDK app): pausing a workflow disables its Scheduler schedules (in this

@@ -26,6 +26,7 @@ ENV_STEPS_QUEUE_URL: Final = "FLOWDECK_STEPS_QUEUE_URL"
 ENV_ARTIFACTS_BUCKET: Final = "FLOWDECK_ARTIFACTS_BUCKET"
 ENV_STATE_MACHINE_ARN_PREFIX: Final = "FLOWDECK_STATE_MACHINE_ARN_PREFIX"
 ENV_WORKFLOWS_DIR: Final = "FLOWDECK_WORKFLOWS_DIR"
+ENV_FRESH_CLUSTER: Final = "FLOWDECK_FRESH_CLUSTER"
 ENV_AWS_ENDPOINT_URL: Final = "FLOWDECK_AWS_ENDPOINT_URL"
 ENV_LOGS_TABLE: Final = "FLOWDECK_LOGS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "FLOWDECK_CONNECTIONS_TABLE"
@@ -60,6 +61,28 @@ ENV_HANDLER_LOG: Final = "FLOWDECK_HANDLER_LOG"
 ASL_RUNS_TABLE: Final = "RunsTableName"
 ASL_STEPS_QUEUE_URL: Final = "StepsQueueUrl"
 ASL_APPROVALS_QUEUE_URL: Final = "ApprovalsQueueUrl"
+# Fresh mode (one Fargate task per step): the cluster, the tasks' subnets (comma-separated) and
+# security group, and one task definition per distinct image/resources pair (FreshTask<key>).
+ASL_FRESH_CLUSTER: Final = "FreshClusterArn"
+ASL_FRESH_SUBNETS: Final = "FreshSubnetIds"
+ASL_FRESH_SECURITY_GROUP: Final = "FreshSecurityGroupId"
+ASL_FRESH_PUBLIC_IP: Final = "FreshAssignPublicIp"  # ENABLED | DISABLED
+ASL_FRESH_TASK_PREFIX: Final = "FreshTask"
+
+# A fresh task's containers: the Flowdeck runner (answers the token) and, for a step with its own
+# image, the step's container, which the runner reaches through a shared volume (flowdeck.runner.shim).
+FRESH_RUNNER_CONTAINER: Final = "runner"
+FRESH_STEP_CONTAINER: Final = "step"
+# What the state machine tells a fresh task's runner (container overrides, at most 8,192 characters:
+# identity only; inputs and earlier outputs are read from the run record).
+ENV_FRESH_TOKEN: Final = "FLOWDECK_FRESH_TOKEN"  # noqa: S105 - a variable's name
+ENV_FRESH_RUN_ID: Final = "FLOWDECK_FRESH_RUN_ID"
+ENV_FRESH_WORKFLOW: Final = "FLOWDECK_FRESH_WORKFLOW"
+ENV_FRESH_STEP: Final = "FLOWDECK_FRESH_STEP"
+ENV_FRESH_RETRY_COUNT: Final = "FLOWDECK_FRESH_RETRY_COUNT"
+ENV_FRESH_ATTEMPT_BASE: Final = "FLOWDECK_FRESH_ATTEMPT_BASE"
+# The group every fresh task of a run is started in (`flowdeck:<run id>`): a cancel finds them by it.
+FRESH_GROUP_PREFIX: Final = "flowdeck:"
 
 # Runs table layout: one item per run (sk RUN) plus one per step (sk STEP#<id>): status, attempts, outputs.
 PK: Final = "pk"

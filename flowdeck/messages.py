@@ -53,6 +53,11 @@ class StepMessage(BaseModel):
     reuse: list[str] = Field(default_factory=list)
     # Attempts a step paused on failure had before a person chose Retry step: numbering goes on.
     attempt_base: int = 0
+    # Where the step runs. A fresh step's runner builds its own message (flowdeck.runner.fresh) and
+    # adds its task's ARN and when the task began (its image pull, epoch seconds: Fargate bills from then).
+    mode: Literal["pool", "fresh"] = "pool"
+    task_arn: str | None = None
+    task_started_at: float | None = None
 
     @property
     def attempt(self) -> int:

@@ -8,6 +8,7 @@ from typing import Final
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from flowdeck.constants import ENV_FRESH_CLUSTER
 from flowdeck.definition import load_workflows
 from flowdeck.triggers.switch import trigger_resources
 from stacks.api import ApiStack
@@ -53,10 +54,20 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
 
     data = DataStack(app, DATA_STACK, definitions=definitions)
     compute = ComputeStack(
-        app, COMPUTE_STACK, table=data.run_store.table, artifacts=data.artifacts, logs_table=data.logs_table
+        app,
+        COMPUTE_STACK,
+        table=data.run_store.table,
+        artifacts=data.artifacts,
+        logs_table=data.logs_table,
+        definitions=definitions,
     )
     workflows = WorkflowsStack(
-        app, WORKFLOWS_STACK, definitions=definitions, table=data.run_store.table, queue=compute.workers.queue
+        app,
+        WORKFLOWS_STACK,
+        definitions=definitions,
+        table=data.run_store.table,
+        queue=compute.workers.queue,
+        fresh=compute.fresh,
     )
     # In the workflows stack: it starts their executions (queued runs) with grants on the machines.
     RunEventsHandler(
@@ -80,6 +91,10 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         # Pausing a workflow disables its schedules and rules (the triggers stack names them so).
         triggers=[t for d in definitions.values() for t in trigger_resources(d)],
     )
+    if compute.fresh.shapes:
+        # A cancel stops the run's fresh tasks (those still starting; with force, every one).
+        compute.fresh.grant_stop(api.runs_api.role)
+        api.runs_api.function.add_environment(ENV_FRESH_CLUSTER, compute.fresh.cluster.cluster_name)
     # The API starts executions of state machines it names by ARN, not by reference: deploy them first.
     api.add_stack_dependency(workflows)
     live = LiveStack(app, LIVE_STACK, runs_table=data.run_store.table, logs_table=data.logs_table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import ArnFormat, Duration, IgnoreMode, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_dynamodb as dynamodb
@@ -22,8 +24,10 @@ from flowdeck.constants import (
     ENV_STEPS_QUEUE_URL,
     STATE_MACHINE_PREFIX,
 )
+from flowdeck.definition import WorkflowDefinition
 from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
 from stacks.data import ArtifactStore
+from stacks.fresh import FreshSteps, runner_environment
 
 WORKER_COMMAND = ["python", "-m", "flowdeck.runner.worker"]
 # One worker runs up to FLOWDECK_WORKER_CONCURRENCY (default 4) steps at once.
@@ -56,6 +60,13 @@ class StepWorkers(Construct):
         logs_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Synth only stages the build context; the image is built by `cdk deploy` (needs Docker).
+        self.image = ecs.ContainerImage.from_asset(
+            str(REPO_ROOT),
+            exclude=WORKER_IMAGE_EXCLUDE,
+            ignore_mode=IgnoreMode.GLOB,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
         self.dead_letter_queue, self.queue = self._build_queues()
         self.vpc = self._build_vpc()
         self.cluster = ecs.Cluster(
@@ -136,13 +147,7 @@ class StepWorkers(Construct):
         )
         container = task_definition.add_container(
             "worker",
-            # Synth only stages the build context; the image is built by `cdk deploy` (needs Docker).
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                exclude=WORKER_IMAGE_EXCLUDE,
-                ignore_mode=IgnoreMode.GLOB,
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            ),
+            image=self.image,
             command=WORKER_COMMAND,
             environment={
                 ENV_RUNS_TABLE: table.table_name,
@@ -162,25 +167,46 @@ class StepWorkers(Construct):
 
     def _grant_budget_guard(self, task_role: iam.IRole, container: ecs.ContainerDefinition) -> None:
         """StopExecution on Flowdeck's own executions only; the ARN prefix names an execution if needed."""
-        stack = Stack.of(self)
-        container.add_environment(
-            ENV_STATE_MACHINE_ARN_PREFIX,
-            stack.format_arn(
-                service="states",
-                resource="stateMachine",
-                resource_name=STATE_MACHINE_PREFIX,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            ),
-        )
-        executions = stack.format_arn(
+        container.add_environment(ENV_STATE_MACHINE_ARN_PREFIX, self.state_machine_arn_prefix)
+        grant_budget_guard(task_role)
+
+    @property
+    def state_machine_arn_prefix(self) -> str:
+        return Stack.of(self).format_arn(
             service="states",
-            resource="execution",
-            resource_name=f"{STATE_MACHINE_PREFIX}*:*",
+            resource="stateMachine",
+            resource_name=STATE_MACHINE_PREFIX,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=BUDGET_GUARD_ACTIONS, resources=[executions])
+
+    def build_fresh_steps(
+        self,
+        definitions: Mapping[str, WorkflowDefinition],
+        table: dynamodb.ITable,
+        artifacts: ArtifactStore,
+        logs_table: dynamodb.ITable,
+    ) -> FreshSteps:
+        """The fresh steps' task definitions: this pool's cluster, subnets, no-ingress group and image."""
+        fresh = FreshSteps(
+            self,
+            "FreshSteps",
+            definitions=definitions,
+            cluster=self.cluster,
+            image=self.image,
+            subnet_ids=[subnet.subnet_id for subnet in self.vpc.public_subnets],
+            security_group_id=self.security_group.security_group_id,
+            runner_environment=runner_environment(
+                table, logs_table, artifacts, self.state_machine_arn_prefix
+            ),
         )
+        fresh.grant_runner(table, logs_table, artifacts)
+        fresh.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"])
+        )
+        grant_budget_guard(fresh.task_role)
+        suppress_runner_findings(fresh.task_role)
+        suppress_execution_role_findings(fresh.execution_role)
+        return fresh
 
     def _build_security_group(self) -> ec2.SecurityGroup:
         return ec2.SecurityGroup(
@@ -236,52 +262,11 @@ class StepWorkers(Construct):
                 ),
             ],
         )
-        NagSuppressions.add_resource_suppressions(
-            self.task_definition.task_role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat do not support "
-                    "resource-level permissions (the task token is the authorization).",
-                    applies_to=["Resource::*"],
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="Object-level S3 actions must name objects; scoped to the runs/ prefix of "
-                    "the artifacts bucket only.",
-                    applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="Budget guard: states:StopExecution on the executions of Flowdeck's own state "
-                    "machines only (flowdeck-*:*); execution names are run ids, and the worker pool serves "
-                    "every workflow, so no finer ARN is known when the stack is built.",
-                    applies_to=[
-                        {
-                            "regex": "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                            f"<AWS::AccountId>:execution:{STATE_MACHINE_PREFIX}\\*:\\*$/g"
-                        }
-                    ],
-                ),
-            ],
-            apply_to_children=True,
-        )
+        suppress_runner_findings(self.task_definition.task_role)
         execution_role = self.task_definition.execution_role
         if execution_role is None:  # pragma: no cover - created by the asset image's ECR pull grant
             raise RuntimeError("the task definition has no execution role")
-        NagSuppressions.add_resource_suppressions(
-            execution_role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="ecr:GetAuthorizationToken does not support resource-level permissions "
-                    "(CDK's standard ECR pull grant; the image pull itself is scoped to the asset "
-                    "repository).",
-                    applies_to=["Resource::*"],
-                ),
-            ],
-            apply_to_children=True,
-        )
+        suppress_execution_role_findings(execution_role)
 
     def _grant_logs(self, logs_table: dynamodb.ITable) -> None:
         # PutItem for new batches; Query (consistent) to find a run's last seq after a conflict.
@@ -289,8 +274,71 @@ class StepWorkers(Construct):
         logs_table.grant_read_write_data(self.task_definition.task_role)
 
 
+def grant_budget_guard(task_role: iam.IRole) -> None:
+    """StopExecution on the executions of Flowdeck's own state machines only."""
+    executions = Stack.of(task_role).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{STATE_MACHINE_PREFIX}*:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    task_role.add_to_principal_policy(
+        iam.PolicyStatement(actions=BUDGET_GUARD_ACTIONS, resources=[executions])
+    )
+
+
+def suppress_runner_findings(task_role: iam.IRole) -> None:
+    """The runner role's wildcards, each with its reason (pool workers and fresh tasks alike)."""
+    NagSuppressions.add_resource_suppressions(
+        task_role,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat do not support "
+                "resource-level permissions (the task token is the authorization).",
+                applies_to=["Resource::*"],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="Object-level S3 actions must name objects; scoped to the runs/ prefix of "
+                "the artifacts bucket only.",
+                applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="Budget guard: states:StopExecution on the executions of Flowdeck's own state "
+                "machines only (flowdeck-*:*); execution names are run ids, and the worker pool serves "
+                "every workflow, so no finer ARN is known when the stack is built.",
+                applies_to=[
+                    {
+                        "regex": "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                        f"<AWS::AccountId>:execution:{STATE_MACHINE_PREFIX}\\*:\\*$/g"
+                    }
+                ],
+            ),
+        ],
+        apply_to_children=True,
+    )
+
+
+def suppress_execution_role_findings(execution_role: iam.IRole) -> None:
+    NagSuppressions.add_resource_suppressions(
+        execution_role,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="ecr:GetAuthorizationToken does not support resource-level permissions "
+                "(CDK's standard ECR pull grant; the image pull itself is scoped to the asset "
+                "repository).",
+                applies_to=["Resource::*"],
+            ),
+        ],
+        apply_to_children=True,
+    )
+
+
 class ComputeStack(Stack):
-    """Workers and the queue that dispatches steps to them."""
+    """Workers and the queue that dispatches steps to them, and the fresh steps' task definitions."""
 
     def __init__(
         self,
@@ -300,8 +348,10 @@ class ComputeStack(Stack):
         table: dynamodb.ITable,
         artifacts: ArtifactStore,
         logs_table: dynamodb.ITable,
+        definitions: Mapping[str, WorkflowDefinition] | None = None,
     ) -> None:
         super().__init__(scope, construct_id, description="Flowdeck compute: steps queue and Fargate workers")
         self.workers = StepWorkers(
             self, "StepWorkers", table=table, artifacts=artifacts, logs_table=logs_table
         )
+        self.fresh = self.workers.build_fresh_steps(definitions or {}, table, artifacts, logs_table)

@@ -22,7 +22,9 @@ from flowdeck.constants import (
 )
 from flowdeck.definition import WorkflowDefinition
 from stacks.data import retention_days
+from stacks.fresh import FreshSteps
 from statemachines import compile_workflow
+from statemachines.fresh_step import shape_of
 
 # CloudWatch Logs accepts only these retention periods (days); the first one that covers a
 # workflow's retention is used, so execution logs live about as long as its artifacts.
@@ -88,9 +90,12 @@ class WorkflowStateMachine(Construct):
         table: dynamodb.ITable,
         queue: sqs.IQueue,
         approvals_queue: sqs.IQueue | None = None,
+        fresh: FreshSteps | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.definition = definition
+        # Only workflows with fresh steps start tasks: substituted and granted for those.
+        self.fresh = fresh if fresh is not None and definition.fresh_steps() else None
         self.asl = json.dumps(compile_workflow(definition))
         # Only workflows with an approval step send to the approvals queue: bound and granted to those.
         self.approvals_queue = approvals_queue if f"${{{ASL_APPROVALS_QUEUE_URL}}}" in self.asl else None
@@ -122,6 +127,7 @@ class WorkflowStateMachine(Construct):
                 ASL_RUNS_TABLE: table.table_name,
                 ASL_STEPS_QUEUE_URL: queue.queue_url,
                 **({ASL_APPROVALS_QUEUE_URL: self.approvals_queue.queue_url} if self.approvals_queue else {}),
+                **(self.fresh.substitutions() if self.fresh else {}),
             },
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
@@ -135,6 +141,9 @@ class WorkflowStateMachine(Construct):
         queue.grant_send_messages(self.state_machine)
         if self.approvals_queue is not None:
             self.approvals_queue.grant_send_messages(self.state_machine)
+        if self.fresh is not None:
+            shapes = {shape_of(step).key: shape_of(step) for step in self.definition.fresh_steps()}
+            self.fresh.grant_run(self.state_machine.role, list(shapes.values()))
 
     def _suppress_findings(self) -> None:
         NagSuppressions.add_resource_suppressions(
@@ -165,6 +174,7 @@ class WorkflowsStack(Stack):
         definitions: Mapping[str, WorkflowDefinition],
         table: dynamodb.ITable,
         queue: sqs.IQueue,
+        fresh: FreshSteps | None = None,
     ) -> None:
         super().__init__(
             scope, construct_id, description="Flowdeck workflows: one state machine per workflow"
@@ -178,6 +188,7 @@ class WorkflowsStack(Stack):
                 table=table,
                 queue=queue,
                 approvals_queue=approvals_queue,
+                fresh=fresh,
             )
             for name, definition in sorted(definitions.items())
         }

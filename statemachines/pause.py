@@ -8,6 +8,7 @@ from flowdeck.definition.models import Step, WorkflowDefinition
 from flowdeck.messages import WAIT_MESSAGE_TYPE
 from statemachines.asl import SEND_AND_WAIT, STEPS_QUEUE_URL, Scope, branch_end, fail_path
 from statemachines.deadline import deadline_states
+from statemachines.fresh_step import pass_attempt_base
 
 PAUSED = "Paused"
 DECISION = "Decision"
@@ -32,7 +33,7 @@ def pause_states(step: Step, task: dict[str, Any], scope: Scope, next_name: str 
     """Paused (a token waits; no compute), Decision (retry -> the step again, skip -> on), deadline."""
     key = pause_key(scope.definition, step)
     # A retried step numbers its attempts on from those already recorded (the decision says how many).
-    task["Parameters"]["MessageBody"]["attempt_base.$"] = f"$.pauses.{key}.attempts"
+    pass_attempt_base(task["Parameters"], f"$.pauses.{key}.attempts")
     paused, decision, timed_out = (f"{step.id}:{name}" for name in (PAUSED, DECISION, PAUSE_TIMED_OUT))
     fail = fail_path(step, scope)
     scope.states[paused] = _paused_state(step, scope, key, decision, timed_out, fail)

@@ -1,6 +1,8 @@
-"""A run or notify step: one `sqs:sendMessage.waitForTaskToken` task answered by a pool worker.
+"""A run or notify step: one task answered by a runner, with its retries and failure paths.
 
-A notify step is the same task (the worker renders and sends the message); only its spec differs.
+In pool mode the task is `sqs:sendMessage.waitForTaskToken` to the steps queue (a warm worker
+answers); in fresh mode `ecs:runTask.waitForTaskToken` (statemachines.fresh_step: a new Fargate
+task answers). A notify step is the same task (the runner renders and sends the message).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS, LOST_TOKEN
-from flowdeck.definition.models import Step
+from flowdeck.definition.models import Step, WorkflowDefinition
 from statemachines.asl import (
     RECORD_RUN_FAILED,
     RUNS_TABLE,
@@ -22,6 +24,7 @@ from statemachines.asl import (
     named_failure,
     step_key,
 )
+from statemachines.fresh_step import COLD_START_SECONDS, RUN_TASK_AND_WAIT, fresh_task
 from statemachines.pause import pause_states
 
 WORKER_LOST = "WorkerLost"
@@ -71,7 +74,8 @@ def run_step_state(step: Step, scope: Scope, next_name: str | None) -> dict[str,
     # A live worker reports its own failures, a timeout included (StepTimeout). A heartbeat
     # timeout, or no answer by the backstop timeout, means the worker is gone: the state
     # machine records that itself. (The emulator reports heartbeat timeouts as States.Timeout.)
-    cause = f"the worker running step {step.id} stopped answering (no heartbeat or no result in time)"
+    runner = "task" if scope.definition.mode_of(step) == "fresh" else "worker"
+    cause = f"the {runner} running step {step.id} stopped answering (no heartbeat or no result in time)"
     recorder = f"{step.id}:{WORKER_LOST}"
     if step.on_failure == "pause":
         # A lost worker pauses the step too: a person decides, as for any other failure.
@@ -86,12 +90,32 @@ def run_step_state(step: Step, scope: Scope, next_name: str | None) -> dict[str,
     return task
 
 
-def _worker_task(step: Step, scope: Scope) -> dict[str, Any]:
-    """The message to the steps queue, with the heartbeat and backstop timeout that watch the worker."""
-    config = scope.definition.runtime_config
+def watch_seconds(step: Step, definition: WorkflowDefinition) -> tuple[int, int]:
+    """The task's HeartbeatSeconds and TimeoutSeconds: what a runner must beat within, and the backstop."""
     timeout = (step.timeout or DEFAULT_STEP_TIMEOUT_SECONDS) + TIMEOUT_MARGIN_SECONDS
+    heartbeat = definition.runtime_config.heartbeat_seconds
+    if definition.mode_of(step) == "fresh":
+        # The clock runs from RunTask: placement and the image pull come before the first beat.
+        timeout += COLD_START_SECONDS
+        heartbeat += COLD_START_SECONDS
     # Step Functions refuses a heartbeat that is not shorter than the timeout.
-    heartbeat = min(config.heartbeat_seconds, timeout - 1)
+    return min(heartbeat, timeout - 1), timeout
+
+
+def _worker_task(step: Step, scope: Scope) -> dict[str, Any]:
+    """The dispatch (pool message or fresh task), with the heartbeat and backstop timeout that watch it."""
+    config = scope.definition.runtime_config
+    heartbeat, timeout = watch_seconds(step, scope.definition)
+    if scope.definition.mode_of(step) == "fresh":
+        return {
+            "Type": "Task",
+            "Comment": step.name or f"{step.kind} step {step.id} (fresh task)",
+            "Resource": RUN_TASK_AND_WAIT,
+            "Parameters": fresh_task(step, scope.definition),
+            "HeartbeatSeconds": heartbeat,
+            "TimeoutSeconds": timeout,
+            "ResultPath": None,
+        }
     body: dict[str, Any] = {
         "token.$": "$$.Task.Token",
         "run_id.$": "$$.Execution.Name",

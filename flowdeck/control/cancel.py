@@ -36,7 +36,9 @@ from flowdeck.runner.budget import execution_arn
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
 from flowdeck.stores.cancels import CancelRecords
 from flowdeck.stores.executions import stop_execution
+from flowdeck.stores.fresh_tasks import FreshTasks, family_name
 from flowdeck.stores.runs import RunStore
+from statemachines.fresh_step import fresh_shapes
 
 log = logging.getLogger("flowdeck.cancel")
 
@@ -83,6 +85,7 @@ class RunCanceller:
         sqs: Any,
         steps_queue_url: str,
         state_machine_arn_prefix: str,
+        fresh_tasks: FreshTasks | None = None,
     ) -> None:
         self.catalog = catalog
         self.permissions = Permissions(catalog)
@@ -91,6 +94,8 @@ class RunCanceller:
         self.sqs = sqs
         self.queue_url = steps_queue_url
         self.arn_prefix = state_machine_arn_prefix
+        # Stops the Fargate tasks of fresh steps (None: no fresh cluster configured).
+        self.fresh_tasks = fresh_tasks
 
     def cancel(self, run_id: str, request: CancelRun, caller: str) -> Cancelled:
         """Cancel the run: 404 when unknown, 403 when the caller may not, 409 when it has ended or a
@@ -106,6 +111,7 @@ class RunCanceller:
             return self.second_press(run_id, request, caller)
         fail_waiting_steps(self.runs, self.sfn, run_id, CANCELLED_ERROR, reason)
         self.stop_run(run, run_id, workflow, reason)
+        self.stop_fresh_tasks(run_id, workflow, request.mode, reason)
         cleanup_status = self.queue_cleanup(run_id, cleanup) if cleanup is not None else None
         # Nothing of the run may run (queued, only waiting steps): then it reads cancelled at once.
         settle(self.runs, run_id)
@@ -177,6 +183,29 @@ class RunCanceller:
             log.warning("run %s: StopExecution failed: %s", run_id, exc.response["Error"]["Code"])
         except BotoCoreError as exc:
             log.warning("run %s: StopExecution failed: %s", run_id, exc.__class__.__name__)
+
+    def stop_fresh_tasks(self, run_id: str, workflow: str, mode: str, reason: str) -> None:
+        """StopTask the run's fresh tasks: those still starting (or pulling), and with force every one.
+
+        A task whose runner recorded the step's start is left to it (graceful, cleanup): its cancel
+        watch gives the step its grace period, which ECS's stop timeout would cut short.
+        """
+        definition = self.catalog.definitions.get(workflow)
+        if self.fresh_tasks is None or definition is None:
+            return
+        families = [family_name(key) for key in fresh_shapes([definition])]
+        if not families:
+            return
+        spare: set[str] = set()
+        if mode != "force":
+            _, steps, _ = self.runs.get_run_items(run_id)
+            spare = {
+                str(s["task_arn"])
+                for s in steps.values()
+                if s.get("task_arn") and s.get("status") == "running"
+            }
+        running = self.fresh_tasks.running_of_run_safe(run_id, families)
+        self.fresh_tasks.stop([arn for arn in running if arn not in spare], run_id, reason)
 
     def cleanup_message(self, run_id: str, workflow: str) -> CleanupMessage:
         """Every declared cleanup of the run's workflow, for the worker that runs them."""

@@ -103,7 +103,7 @@ class RateCardCalculator:
         if rate is None:
             return Decimal(0)
         # str() first: the float measurements enter Decimal arithmetic at their printed value.
-        hours = Decimal(str(usage.seconds)) / SECONDS_PER_HOUR
+        hours = Decimal(str(usage.billed_seconds)) / SECONDS_PER_HOUR
         per_hour = Decimal(str(usage.vcpu)) * rate.vcpu_hour + Decimal(str(usage.memory_gb)) * rate.gb_hour
         return hours * per_hour
 

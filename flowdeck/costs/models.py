@@ -37,14 +37,27 @@ class ModelUsage(BaseModel):
     output_tokens: int = Field(default=0, ge=0)
 
 
+# Fargate bills a task for at least one minute (from the start of its image pull to its stop).
+FARGATE_MINIMUM_SECONDS = 60.0
+
+
 class ComputeUsage(BaseModel):
-    """Process time of one step and the resource class it ran in."""
+    """Compute time of one step and the resource class it ran in.
+
+    Pool: the process's seconds in a shared worker. Fresh: the step's own task, from the start of
+    its image pull to the end of the step (the task stops right after).
+    """
 
     seconds: float = Field(default=0.0, ge=0)
     vcpu: float = 0.25
     memory_gb: float = 0.5
     mode: str = "pool"
     architecture: str = "x86_64"
+
+    @property
+    def billed_seconds(self) -> float:
+        """The seconds a price applies to: a fresh task is billed one minute at least."""
+        return max(self.seconds, FARGATE_MINIMUM_SECONDS) if self.mode == "fresh" else self.seconds
 
     @property
     def resource_class(self) -> str:

@@ -93,8 +93,12 @@ class Concurrency(_Model):
     on_limit: Literal["queue", "reject"] = "queue"
 
 
+Mode = Literal["pool", "fresh"]
+
+
 class RuntimeConfig(_Model):
-    mode: Literal["pool", "fresh"] = "pool"
+    # pool: warm workers poll the steps queue; fresh: one new Fargate task per step (its own image).
+    mode: Mode = "pool"
     retention_hours: int = Field(default=24, ge=1, le=24 * 3650)
     concurrency: Concurrency = Field(default_factory=Concurrency)
     max_cost_usd: float | None = Field(default=None, gt=0)
@@ -203,7 +207,10 @@ class Step(_Model):
     command: list[str] | None = Field(default=None, min_length=1)
     approval: Approval | None = None
     notify: Notify | None = None
-    image: str | None = None
+    # Where the step runs; default the workflow's runtime_config.mode. Approval steps run nothing.
+    mode: Mode | None = None
+    # The fresh task's image (any image with /bin/sh); default the Flowdeck runner image.
+    image: str | None = Field(default=None, min_length=1, max_length=1024)
     resources: Resources = Field(default_factory=Resources)
     env: dict[EnvName, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
     timeout: Annotated[Seconds, Field(gt=0)] | None = None
@@ -223,6 +230,8 @@ class Step(_Model):
         if len(kinds) != 1:
             found = ", ".join(kinds) if kinds else "none"
             raise ValueError(f"a step has exactly one of: run, command, approval, notify (found {found})")
+        if self.approval is not None and (self.mode is not None or self.image is not None):
+            raise ValueError("an approval step runs no process: it takes no mode or image")
         return self
 
     @property
@@ -245,6 +254,14 @@ class WorkflowDefinition(_Model):
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
+
+    def mode_of(self, step: Step) -> Mode:
+        """Where the step runs: its own `mode`, else the workflow's."""
+        return step.mode or self.runtime_config.mode
+
+    def fresh_steps(self) -> list[Step]:
+        """The steps that each run in a new Fargate task."""
+        return [s for s in self.steps if s.approval is None and self.mode_of(s) == "fresh"]
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each step's `needs`, with the default (the previous step) filled in."""

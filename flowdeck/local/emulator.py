@@ -217,6 +217,10 @@ def serve(host: str, port: int) -> None:
     _forget_used_shard_iterators()
     _atomic_item_writes()
     _answers_per_attempt()
+    # Fresh steps: RunTask starts the step's runner as a local process, StopTask signals it.
+    from flowdeck.local.ecs_tasks import install_ecs_tasks
+
+    install_ecs_tasks()
     if os.environ.get("FLOWDECK_EMULATOR_COUNT") == "1":  # opt-in request counter (bench/aws_cost.py)
         from flowdeck.local.metering import install_emulator_counter
 

@@ -22,6 +22,7 @@ from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
 from flowdeck.local.state import LocalState, PeriodicSave, Restored
 from flowdeck.local.sweeper import ArtifactSweeper, ScratchSweeper
+from flowdeck.stores.fresh_tasks import family_name
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.schema import (
     create_connections_table_kwargs,
@@ -30,11 +31,15 @@ from flowdeck.stores.schema import (
     create_table_kwargs,
 )
 from statemachines import compile_workflow, render_definition
+from statemachines.fresh_step import fresh_shapes
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowdeck-local-state-machine"
 STEPS_VISIBILITY_TIMEOUT = 60
+FRESH_CLUSTER = "flowdeck-fresh"
+# ECS's longest stop timeout on Fargate: a StopTask gives a runner this long before SIGKILL.
+FRESH_STOP_TIMEOUT_SECONDS = 120
 # A failed approval delivery comes back this soon (the notifier retries it a few times).
 APPROVALS_VISIBILITY_TIMEOUT = 5
 
@@ -277,18 +282,6 @@ class LocalStack:
         )["QueueUrl"]
         s3.create_bucket(Bucket=constants.ARTIFACTS_BUCKET)
         self._bootstrap_approvals(sqs)
-        substitutions = {
-            constants.ASL_RUNS_TABLE: constants.RUNS_TABLE,
-            constants.ASL_STEPS_QUEUE_URL: self.steps_queue_url,
-            constants.ASL_APPROVALS_QUEUE_URL: self.approvals_queue_url,
-        }
-        for name, definition in self.catalog.definitions.items():
-            sfn.create_state_machine(
-                name=constants.STATE_MACHINE_PREFIX + name,
-                definition=render_definition(compile_workflow(definition), substitutions),
-                roleArn=STATE_MACHINE_ROLE,
-                type="STANDARD",
-            )
         self.env = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
@@ -314,7 +307,64 @@ class LocalStack:
             "FLOWDECK_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "FLOWDECK_TRUST_USER_HEADER": "true",
             constants.ENV_HANDLER_LOG: str(self.data_dir / "logs" / "handlers.log"),
+            constants.ENV_FRESH_CLUSTER: FRESH_CLUSTER,
         }
+        substitutions = {
+            constants.ASL_RUNS_TABLE: constants.RUNS_TABLE,
+            constants.ASL_STEPS_QUEUE_URL: self.steps_queue_url,
+            constants.ASL_APPROVALS_QUEUE_URL: self.approvals_queue_url,
+            **self._bootstrap_fresh(),
+        }
+        for name, definition in self.catalog.definitions.items():
+            sfn.create_state_machine(
+                name=constants.STATE_MACHINE_PREFIX + name,
+                definition=render_definition(compile_workflow(definition), substitutions),
+                roleArn=STATE_MACHINE_ROLE,
+                type="STANDARD",
+            )
+
+    def _bootstrap_fresh(self) -> dict[str, str]:
+        """The fresh steps' cluster and task definitions (the runner gets this stack's settings, as the
+        CDK app gives them on AWS), in the default VPC; the ASL substitutions that name them."""
+        shapes = fresh_shapes(list(self.catalog.definitions.values()))
+        if not shapes:
+            return {}
+        ecs, ec2 = self.client("ecs"), self.client("ec2")
+        cluster = ecs.create_cluster(clusterName=FRESH_CLUSTER)["cluster"]["clusterArn"]
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+        group = ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+        )["SecurityGroups"][0]["GroupId"]
+        substitutions = {
+            constants.ASL_FRESH_CLUSTER: cluster,
+            constants.ASL_FRESH_SUBNETS: subnets[0]["SubnetId"],
+            constants.ASL_FRESH_SECURITY_GROUP: group,
+            constants.ASL_FRESH_PUBLIC_IP: "DISABLED",
+        }
+        environment = [{"name": k, "value": v} for k, v in self.env.items()]
+        for key, shape in shapes.items():
+            registered = ecs.register_task_definition(
+                family=family_name(key),
+                networkMode="awsvpc",
+                requiresCompatibilities=["FARGATE"],
+                cpu=str(shape.cpu),
+                memory=str(shape.memory),
+                containerDefinitions=[
+                    {
+                        "name": constants.FRESH_RUNNER_CONTAINER,
+                        "image": "flowdeck-runner",
+                        "command": ["python", "-m", "flowdeck.runner.fresh"],
+                        "essential": True,
+                        # moto wants a container-level size for Fargate; the task's is the step's.
+                        "memory": shape.memory,
+                        "stopTimeout": FRESH_STOP_TIMEOUT_SECONDS,
+                        "environment": environment,
+                    }
+                ],
+            )
+            substitutions[shape.placeholder] = registered["taskDefinition"]["taskDefinitionArn"]
+        return substitutions
 
     def _bootstrap_approvals(self, sqs: Any) -> None:
         """The approvals queue (+DLQ), the e-mail links' signing key (random) and SES's sender."""

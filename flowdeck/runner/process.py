@@ -156,14 +156,43 @@ def _pump(pipe: IO[bytes], stream: str, sink: LineSink | ChunkSink, tail: deque[
     pipe.close()
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+class StepProcess(Protocol):
+    """A started step process: a subprocess.Popen, or one in another container (flowdeck.runner.shim)."""
+
+    pid: int
+    returncode: int | None
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def wait(self) -> int: ...
+
+
+Launcher = Callable[[list[str], dict[str, str], Path], StepProcess]
+"""Starts the step's command with its environment in its folder (default: a local process group)."""
+
+
+def launch_local(command: list[str], env: dict[str, str], cwd: Path) -> StepProcess:
+    return subprocess.Popen(  # noqa: S603 - running the user's step is the point
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so timeouts reach grandchildren too
+    )
+
+
+def _signal_group(process: StepProcess, sig: int) -> None:
+    signal_group = getattr(process, "signal_group", None)
+    if signal_group is not None:  # a process elsewhere signals its own group
+        signal_group(sig)
+        return
     with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(process.pid, sig)
 
 
-def _end_within(
-    process: subprocess.Popen[bytes], exited: threading.Event, grace: float, kill: threading.Event
-) -> None:
+def _end_within(process: StepProcess, exited: threading.Event, grace: float, kill: threading.Event) -> None:
     """After SIGTERM: wait up to `grace` seconds for the exit, checking `kill` meanwhile; then SIGKILL."""
     until = time.monotonic() + grace
     while not exited.wait(min(0.1, max(until - time.monotonic(), 0.0))):
@@ -182,6 +211,7 @@ def run_process(
     stop: threading.Event,
     grace: float = KILL_GRACE_SECONDS,
     kill: threading.Event | None = None,
+    launch: Launcher = launch_local,
 ) -> ProcessOutcome:
     """Run to completion, timeout, `stop` or `kill`; the whole process group is ended on the way out.
 
@@ -191,15 +221,7 @@ def run_process(
     kill = kill or threading.Event()
     started = time.monotonic()
     command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv
-    process = subprocess.Popen(  # noqa: S603 - running the user's step is the point
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, so timeouts reach grandchildren too
-    )
+    process = launch(command, env, cwd)
     outcome = ProcessOutcome(exit_code=None, timed_out=False, stopped=False, seconds=0.0)
     if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE was asked for
         raise RuntimeError("the step's output pipes are missing")

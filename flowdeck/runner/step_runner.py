@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flowdeck import aws
 from flowdeck.clock import now_iso
 from flowdeck.config import Settings
 from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
@@ -19,18 +20,21 @@ from flowdeck.costs.models import StepUsage
 from flowdeck.expressions import evaluate_condition, render_template
 from flowdeck.messages import StepMessage, StepResult
 from flowdeck.runner import artifacts as step_artifacts
-from flowdeck.runner.budget import BUDGET_EXCEEDED, budget_cause
+from flowdeck.runner.budget import BUDGET_EXCEEDED, BudgetGuard, budget_cause
 from flowdeck.runner.cancel_watch import CancelWatch
 from flowdeck.runner.heartbeat import Heartbeat
 from flowdeck.runner.logs import LogWriter
 from flowdeck.runner.process import (
+    Launcher,
     LineSink,
     ProcessOutcome,
+    launch_local,
     prepare_scratch,
     read_outputs,
     run_process,
     step_environment,
 )
+from flowdeck.runner.shim import ShimLauncher
 from flowdeck.runner.usage import Budget, NoBudget, UsageRecorder
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
@@ -52,8 +56,11 @@ class StepRunner:
         logs: LogStore | None = None,
         budget: Budget | None = None,
         calculator: CostCalculator | None = None,
+        launch: Launcher = launch_local,
     ) -> None:
         self.settings = settings
+        # How the step's process starts: a local process group, or in the step's own container.
+        self.launch = launch
         # Told the run's cost after each usage flush; may stop the step (the budget guard).
         self.budget: Budget = budget or NoBudget()
         self.calculator = calculator or load_calculator(settings.cost_calculator, settings.rate_card)
@@ -66,6 +73,21 @@ class StepRunner:
         self.artifacts = artifacts or ArtifactStore(settings.artifacts_bucket, s3_client(settings))
         # Small I/O that can overlap the critical path of a step (reads beside writes).
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
+
+    @classmethod
+    def for_settings(cls, settings: Settings, sfn: Any) -> StepRunner:
+        """A runner wired to the configured table, logs, artifacts and budget guard (one fresh task)."""
+        artifacts = ArtifactStore(settings.artifacts_bucket, s3_client(settings))
+        runs_client = aws.client("dynamodb", settings)
+        return cls(
+            settings,
+            RunStore(settings.runs_table, runs_client, artifacts=artifacts),
+            sfn,
+            artifacts,
+            logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
+            budget=BudgetGuard(settings.runs_table, runs_client, sfn, settings.state_machine_arn_prefix),
+            launch=ShimLauncher(settings.shim_dir) if settings.shim_dir is not None else launch_local,
+        )
 
     @staticmethod
     def context(message: StepMessage, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -97,6 +119,9 @@ class StepRunner:
             except ValueError as exc:
                 condition_error = str(exc)
         fields = {"status": status, "started_at": started_at, "ended_at": None, "error": None, "cause": None}
+        if message.task_arn is not None:
+            # A fresh step's own task, on the attempt: a cancel stops it, a person can find it in ECS.
+            fields["task_arn"] = message.task_arn
         started = self.runs.start_attempt(
             message.run_id, message.step, message.token, message.attempt, fields
         )
@@ -178,6 +203,7 @@ class StepRunner:
                     beat.gone,
                     grace=spec.grace_period,
                     kill=watch.kill,
+                    launch=self.launch,
                 )
             )
             ended = step_artifacts.now()

@@ -112,13 +112,18 @@ class UsageTailer:
 
 
 def compute_usage(message: StepMessage, seconds: float) -> ComputeUsage:
-    """Process seconds in the step's resource class (from `resources`, Fargate units)."""
+    """Seconds in the step's resource class (from `resources`, Fargate units).
+
+    Pool: the process's seconds. Fresh: the task's, counted from the start of its image pull.
+    """
     resources = message.spec.resources
+    if message.mode == "fresh" and message.task_started_at is not None:
+        seconds = max(seconds, time.time() - message.task_started_at)
     return ComputeUsage(
         seconds=round(seconds, 3),
         vcpu=resources.get("cpu", DEFAULT_CPU) / 1024,
         memory_gb=resources.get("memory", DEFAULT_MEMORY) / 1024,
-        mode="pool",
+        mode=message.mode,
     )
 
 

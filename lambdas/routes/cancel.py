@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from flowdeck import aws
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
+from flowdeck.stores.fresh_tasks import FreshTasks
 from flowdeck.stores.runs import RunStore
 from lambdas.deps import caller, run_service
 from lambdas.responses import error_docs, not_allowed_docs
@@ -29,6 +30,7 @@ def run_canceller() -> RunCanceller:
         aws.client("sqs", settings),
         settings.steps_queue_url,
         settings.state_machine_arn_prefix,
+        FreshTasks(settings.fresh_cluster, aws.client("ecs", settings)) if settings.fresh_cluster else None,
     )
 
 

@@ -13,6 +13,7 @@ from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
     ENV_DASHBOARD_URL,
     ENV_DELIVERIES_TABLE,
+    ENV_FRESH_CLUSTER,
     ENV_LOGS_TABLE,
     ENV_MANAGE_TRIGGERS,
     ENV_RUNS_TABLE,
@@ -116,6 +117,8 @@ def test_handler_runs_the_api_module_with_powertools_and_config_env(
         # The dashboard's user pool and origin (FlowdeckWeb).
         ENV_USER_POOL_ID,
         ENV_DASHBOARD_URL,
+        # A cancel stops the fresh steps' tasks there (fixture fresh-build has fresh steps).
+        ENV_FRESH_CLUSTER,
         "POWERTOOLS_SERVICE_NAME",
     }
     assert env[ENV_WORKFLOWS_DIR] == "workflows"
@@ -145,10 +148,12 @@ def test_handler_starts_only_the_workflows_state_machines(api_template: assertio
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
 
     assert _arn_suffixes(as_list(by_action["states:StartExecution"]["Resource"])) == {
+        ":stateMachine:flowdeck-fresh-build",
         ":stateMachine:flowdeck-nightly-report",
         ":stateMachine:flowdeck-quick-check",
     }
     assert _arn_suffixes(as_list(by_action["states:DescribeExecution"]["Resource"])) == {
+        ":execution:flowdeck-fresh-build:*",
         ":execution:flowdeck-nightly-report:*",
         ":execution:flowdeck-quick-check:*",
     }

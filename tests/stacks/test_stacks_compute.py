@@ -16,6 +16,16 @@ from flowdeck.constants import (
 from stacks.compute import DLQ_MAX_RECEIVE_COUNT, TASK_TOKEN_ACTIONS, WORKER_COMMAND
 
 
+def worker_task_definition(compute_template: assertions.Template) -> dict:
+    """The pool workers' task definition (the fresh steps' ones are tests/stacks/test_stacks_fresh.py's)."""
+    (task,) = [
+        t
+        for t in resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
+        if t["Properties"]["ContainerDefinitions"][0]["Command"] == WORKER_COMMAND
+    ]
+    return task
+
+
 def _queues(compute_template: assertions.Template) -> tuple[dict, dict]:
     """(steps queue, dead-letter queue) properties."""
     queues = resources_of(compute_template, "AWS::SQS::Queue")
@@ -51,7 +61,7 @@ def test_queues_are_encrypted_and_tls_only(compute_template: assertions.Template
 def test_runner_task_runs_the_worker_with_resource_names_in_its_environment(
     compute_template: assertions.Template,
 ) -> None:
-    (task,) = resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
+    task = worker_task_definition(compute_template)
     props = task["Properties"]
     (container,) = props["ContainerDefinitions"]
 
@@ -128,7 +138,7 @@ def test_task_role_wildcard_is_only_the_task_token_actions(compute_template: ass
 
 
 def test_budget_guard_may_stop_only_flowdeck_executions(compute_template: assertions.Template) -> None:
-    statements = policy_statements(compute_template, "TaskRole")
+    statements = policy_statements(compute_template, "StepWorkersRunnerTaskRole")
 
     stops = [s for s in statements if "states:StopExecution" in as_list(s["Action"])]
     assert len(stops) == 1
@@ -136,7 +146,7 @@ def test_budget_guard_may_stop_only_flowdeck_executions(compute_template: assert
     (resource,) = as_list(stops[0]["Resource"])
     parts = resource["Fn::Join"][1]
     assert parts[-1] == ":execution:flowdeck-*:*"
-    (task,) = resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
+    task = worker_task_definition(compute_template)
     (container,) = task["Properties"]["ContainerDefinitions"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert env[ENV_STATE_MACHINE_ARN_PREFIX]["Fn::Join"][1][-1] == ":stateMachine:flowdeck-"

@@ -10,9 +10,18 @@ import pytest
 from aws_cdk import assertions
 from stack_helpers import FIXTURE_WORKFLOWS, as_list, policy_statements, resources_of, wildcard_actions
 
-from flowdeck.constants import ASL_APPROVALS_QUEUE_URL, ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL
-from flowdeck.definition import load_workflows
+from flowdeck.constants import (
+    ASL_APPROVALS_QUEUE_URL,
+    ASL_FRESH_CLUSTER,
+    ASL_FRESH_PUBLIC_IP,
+    ASL_FRESH_SECURITY_GROUP,
+    ASL_FRESH_SUBNETS,
+    ASL_RUNS_TABLE,
+    ASL_STEPS_QUEUE_URL,
+)
+from flowdeck.definition import WorkflowDefinition, load_workflows
 from statemachines import compile_workflow
+from statemachines.fresh_step import fresh_shapes
 
 WORKFLOWS = load_workflows(FIXTURE_WORKFLOWS)
 # What CDK's StateMachine adds for CloudWatch Logs delivery and X-Ray: none takes a resource ARN.
@@ -51,12 +60,21 @@ def _tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def fresh_substitution_names(definition: WorkflowDefinition) -> list[str]:
+    """The placeholders a workflow's fresh steps add (none without fresh steps)."""
+    shapes = fresh_shapes([definition])
+    if not shapes:
+        return []
+    fixed = [ASL_FRESH_CLUSTER, ASL_FRESH_SUBNETS, ASL_FRESH_SECURITY_GROUP, ASL_FRESH_PUBLIC_IP]
+    return fixed + [shape.placeholder for shape in shapes.values()]
+
+
 def test_one_standard_state_machine_per_workflow_named_with_the_prefix(
     workflows_template: assertions.Template,
 ) -> None:
     machines = _state_machines(workflows_template)
 
-    assert sorted(machines) == ["flowdeck-nightly-report", "flowdeck-quick-check"]
+    assert sorted(machines) == ["flowdeck-fresh-build", "flowdeck-nightly-report", "flowdeck-quick-check"]
     for props in machines.values():
         assert props["StateMachineType"] == "STANDARD"
         assert props["TracingConfiguration"] == {"Enabled": True}
@@ -76,6 +94,8 @@ def test_definition_is_the_compiled_asl_with_placeholders_bound_to_table_and_que
     # uses must be bound, and bound to this app's table name and queue URL (approvals: test_stacks_notify).
     has_approval = any(step.approval for step in WORKFLOWS[workflow].steps)
     expected = {ASL_RUNS_TABLE, ASL_STEPS_QUEUE_URL} | ({ASL_APPROVALS_QUEUE_URL} if has_approval else set())
+    # Fresh steps' cluster, network and task families: tests/stacks/test_stacks_fresh.py.
+    expected |= set(fresh_substitution_names(WORKFLOWS[workflow]))
     assert set(re.findall(r"\$\{(\w+)\}", text)) == expected
     substitutions = props["DefinitionSubstitutions"]
     assert set(substitutions) == expected
@@ -117,6 +137,7 @@ def test_execution_logs_are_kept_about_as_long_as_the_artifacts(
     }
 
     assert retention == {
+        "/aws/vendedlogs/states/flowdeck-fresh-build": 1,
         "/aws/vendedlogs/states/flowdeck-nightly-report": 3,  # 36 h -> 2 days -> next allowed value
         "/aws/vendedlogs/states/flowdeck-quick-check": 1,
     }
@@ -132,9 +153,11 @@ def test_state_machine_roles_update_the_table_and_send_to_the_queue_only(
         # The only "*" resources are the suppressed logging/tracing actions (cdk-nag IAM5).
         assert wildcard_actions(statements) == LOGGING_AND_TRACING_ACTIONS
         scoped = [s for s in statements if "*" not in as_list(s["Resource"])]
+        # A workflow with fresh steps also starts their tasks (tests/stacks/test_stacks_fresh.py).
+        fresh = {"ecs:RunTask", "iam:PassRole"} if "freshbuild" in role else set()
         assert {a for s in scoped for a in as_list(s["Action"])} == {
             "dynamodb:UpdateItem",
             "sqs:SendMessage",
             "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
-        }
+        } | fresh

@@ -1,0 +1,108 @@
+"""A cancel stops the run's fresh tasks on ECS (moto): those still starting, and with force every one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from flowdeck.catalog import Catalog
+from flowdeck.control.cancel import CancelRun, RunCanceller
+from flowdeck.stores.fresh_tasks import FreshTasks, family_name
+from flowdeck.stores.runs import RunStore
+from statemachines.fresh_step import fresh_shapes
+from tests.integration.conftest import ARN_PREFIX, TABLE
+from tests.integration.test_cancel import E2E_WORKFLOWS, seed
+
+CLUSTER = "flowdeck-fresh"
+
+
+@pytest.fixture
+def ecs(runs_ddb: Any, tmp_path: Path) -> tuple[Any, Catalog, str]:
+    """An ECS client over moto with the fresh-cancel workflow's task family registered."""
+    shutil.copy(E2E_WORKFLOWS / "fresh-cancel.yaml", tmp_path / "fresh-cancel.yaml")
+    catalog = Catalog.from_dir(tmp_path)
+    client = boto3.client("ecs", region_name="us-east-1")
+    client.create_cluster(clusterName=CLUSTER)
+    (key,) = fresh_shapes([catalog.get("fresh-cancel")])
+    family = family_name(key)
+    client.register_task_definition(
+        family=family,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "runner", "image": "runner", "memory": 512}],
+    )
+    return client, catalog, family
+
+
+def start_task(client: Any, family: str, run_id: str) -> str:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    (task,) = client.run_task(
+        cluster=CLUSTER,
+        taskDefinition=family,
+        launchType="FARGATE",
+        group=f"flowdeck:{run_id}",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+    )["tasks"]
+    return str(task["taskArn"])
+
+
+def canceller(runs_ddb: Any, client: Any, catalog: Catalog) -> RunCanceller:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="steps")["QueueUrl"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    runs = RunStore(TABLE, runs_ddb)
+    return RunCanceller(catalog, runs, sfn, sqs, queue_url, ARN_PREFIX, FreshTasks(CLUSTER, client))
+
+
+def stopped(client: Any, arns: list[str]) -> set[str]:
+    tasks = client.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]
+    return {t["taskArn"] for t in tasks if t["desiredStatus"] == "STOPPED"}
+
+
+def fresh_run(runs_ddb: Any, client: Any, family: str) -> tuple[str, str, str]:
+    """Run r1 with one task whose runner recorded the step running and one still starting; r2 beside."""
+    running, starting, other = (start_task(client, family, run) for run in ("r1", "r1", "r2"))
+    seed(runs_ddb, "r1", "running", {"trap": {"status": "running", "task_arn": running}})
+    runs_ddb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "r1"}, "sk": {"S": "RUN"}},
+        UpdateExpression="SET workflow = :w",
+        ExpressionAttributeValues={":w": {"S": "fresh-cancel"}},
+    )
+    return running, starting, other
+
+
+def test_the_run_tasks_are_found_by_their_group(runs_ddb: Any, ecs: Any) -> None:
+    client, _, family = ecs
+    running, starting, _ = fresh_run(runs_ddb, client, family)
+
+    assert sorted(FreshTasks(CLUSTER, client).running_of_run("r1", [family])) == sorted([running, starting])
+
+
+def test_a_graceful_cancel_stops_only_the_task_still_starting(runs_ddb: Any, ecs: Any) -> None:
+    client, catalog, family = ecs
+    running, starting, other = fresh_run(runs_ddb, client, family)
+
+    canceller(runs_ddb, client, catalog).cancel("r1", CancelRun(mode="graceful"), caller="jane")
+
+    # The running step's runner ends it with its grace period (the cancel record), then its task stops.
+    assert stopped(client, [running, starting, other]) == {starting}
+
+
+def test_a_forced_cancel_stops_every_task_of_the_run(runs_ddb: Any, ecs: Any) -> None:
+    client, catalog, family = ecs
+    running, starting, other = fresh_run(runs_ddb, client, family)
+
+    canceller(runs_ddb, client, catalog).cancel("r1", CancelRun(mode="force"), caller="jane")
+
+    assert stopped(client, [running, starting, other]) == {running, starting}
+    reason = client.describe_tasks(cluster=CLUSTER, tasks=[running])["tasks"][0]["stoppedReason"]
+    assert reason == "cancelled by jane"
