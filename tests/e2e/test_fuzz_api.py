@@ -30,6 +30,9 @@ from schemathesis.specs.openapi.checks import (
 
 from flowdeck.local.stack import LocalStack
 from flowdeck.runs.service import idempotent_run_id
+from lambdas.routes.approvals import approval_decisions, link_key
+from lambdas.routes.hooks import trigger_service
+from lambdas.routes.slack import slack_interactions
 from tests.e2e.conftest import wait
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +98,10 @@ def target(stack: LocalStack) -> Iterator[Target]:
         yield Target(stack.api_url, names - {WORKFLOW})
         # PUT /workflows/{wf}/state may have paused it: leave the session's stack as it was.
         client.put(f"/workflows/{WORKFLOW}/state", json={"active": True})
+    # The handler remembers a missing secret for a minute (as a Lambda container does): the fuzzer asked
+    # for the GitHub, Slack and link secrets before the tests that store them, so start those afresh.
+    for dependency in (trigger_service, slack_interactions, link_key, approval_decisions):
+        dependency.cache_clear()
 
 
 @schema.parametrize()
