@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from functools import cache
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -83,14 +84,28 @@ def _spec_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
     }
     # Any caller may be refused: on AWS a signed-in person without a verified e-mail in the user pool.
     forbidden = {"description": "Forbidden"} | {k: v for k, v in ours.items() if k == "content"}
-    for operation in (op for path in document["paths"].values() for op in path.values()):
-        if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
-            operation["responses"]["422"] = ours
-        operation["responses"].setdefault("403", forbidden)
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
+                operation["responses"]["422"] = ours
+            operation["responses"].setdefault("403", forbidden)
+            # A path parameter no route pattern accepts (a newline, a slash) answers no_route's 404.
+            if "{" in template:
+                _answers_error_body(operation, 404)
+            # Refused before any route reads the body: over 1 MiB, a multipart type without its boundary.
+            if method in ("post", "put"):
+                _answers_error_body(operation, 400)
+                _answers_error_body(operation, 413)
     schemas = document.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(unused, None)
     return document
+
+
+def _answers_error_body(operation: dict[str, Any], status: int) -> None:
+    """Document `status` with SPEC §3's JSON body (beside an HTML page where the route answers one)."""
+    answer = operation["responses"].setdefault(str(status), {"description": HTTPStatus(status).phrase})
+    answer.setdefault("content", {})[content_types.APPLICATION_JSON] = {"schema": {"$ref": _ERROR_BODY_REF}}
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -141,6 +156,14 @@ def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
     return error_response(400, "BadRequest", f"send the request body as application/json, not {sent_as}")
 
 
+@app.exception_handler(UnicodeDecodeError)
+def body_not_utf8(error: UnicodeDecodeError) -> Response:
+    # Powertools decodes a base64 body as UTF-8 text to read it as JSON or a form.
+    if _base64_body_is_not_utf8(app.current_event.raw_event):
+        return error_response(400, "BadRequest", "the request body is not UTF-8 text: send JSON in UTF-8")
+    return unexpected_error(error)
+
+
 @app.not_found
 def no_route(_: NotFoundError) -> Response:
     # Also for a known path with another method: 404 rather than 405 (powertools does not tell them apart).
@@ -165,23 +188,47 @@ def refuse_large_bodies(handler: Handler, event: dict[str, Any], context: Lambda
     """413 before validation parses the body (API Gateway lets up to 10 MB through; we accept 1 MiB)."""
     if _body_size(event) <= MAX_REQUEST_BODY_BYTES:
         return handler(event, context)
-    body = ErrorBody(error="PayloadTooLarge", message=f"request body is over {MAX_REQUEST_BODY_BYTES} bytes")
+    return _error_answer(413, "PayloadTooLarge", f"request body is over {MAX_REQUEST_BODY_BYTES} bytes")
+
+
+def _error_answer(status: int, code: str, message: str) -> dict[str, Any]:
+    """A SPEC §3 error as the Lambda proxy answer, for refusals made before the resolver runs."""
     return {
-        "statusCode": 413,
+        "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {},
-        "body": json.dumps(body.model_dump()),
+        "body": json.dumps(ErrorBody(error=code, message=message).model_dump()),
         "isBase64Encoded": False,
     }
 
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART_FORM = "multipart/form-data"
 
 
 def _content_type(event: dict[str, Any]) -> str:
     """The request's media type, lower case, without parameters; '' when not given."""
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     return str(headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def _base64_body_is_not_utf8(event: dict[str, Any]) -> bool:
+    if not event.get("isBase64Encoded"):
+        return False
+    try:
+        base64.b64decode(event.get("body") or "").decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return True
+    return False
+
+
+def _has_boundary(content_type: str) -> bool:
+    """Whether powertools' multipart parser finds a boundary here (it reads `boundary=` in lower case)."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name == "boundary":
+            return bool(value.strip('"'))
+    return False
 
 
 def _looks_like_json(event: dict[str, Any]) -> bool:
@@ -212,8 +259,40 @@ def read_json_bodies(handler: Handler, event: dict[str, Any], context: LambdaCon
     return handler(event, context)
 
 
+@lambda_handler_decorator
+def read_multipart_bodies(handler: Handler, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A multipart body without a boundary is refused (400); one that arrived as text is passed on as the
+    bytes sent, base64-encoded as API Gateway does for a binary media type (powertools reads text as
+    latin-1: a character outside it raised, one inside it came out garbled)."""
+    # Powertools parses every media type that starts so as multipart.
+    if not _content_type(event).startswith(MULTIPART_FORM):
+        return handler(event, context)
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    if not _has_boundary(headers.get("content-type", "")):
+        message = f"Content-Type {MULTIPART_FORM} needs a boundary parameter: send JSON with application/json"
+        return _error_answer(400, "BadRequest", message)
+    if event.get("body") and not event.get("isBase64Encoded"):
+        sent = base64.b64encode(str(event["body"]).encode("utf-8")).decode("ascii")
+        event = event | {"body": sent, "isBase64Encoded": True}
+    return handler(event, context)
+
+
+@lambda_handler_decorator
+def refuse_control_characters(
+    handler: Handler, event: dict[str, Any], context: LambdaContext
+) -> dict[str, Any]:
+    """No route's path holds a control character; one that ends in a newline would match a route anyway
+    (powertools' patterns end in `$`, which Python also matches before a final newline)."""
+    path = str(event.get("path") or "")
+    if not any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return handler(event, context)
+    return _error_answer(404, "NotFound", f"no route for {event.get('httpMethod')} {path}")
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@refuse_control_characters
 @refuse_large_bodies
+@read_multipart_bodies
 @read_json_bodies
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

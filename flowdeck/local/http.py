@@ -23,7 +23,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from flowdeck.constants import LOCAL_API_HOST, LOCAL_API_PORT, MAX_REQUEST_BODY_BYTES
 from flowdeck.local.metering import METER
@@ -161,6 +162,17 @@ async def read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+class ProxyRoute(Route):
+    """API Gateway's greedy `/{proxy+}` resource: every path goes to the handler, a newline in it too
+    (Starlette's `{path:path}` stops at one, and its router answered a plain-text `Not Found`)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        child_scope = {"endpoint": self.endpoint, "path_params": {"path": scope["path"]}}
+        return (Match.FULL if scope["method"] in (self.methods or ()) else Match.PARTIAL), child_scope
+
+
 class ApiServer:
     """uvicorn in a background thread, serving `handler` as API Gateway would; `with ApiServer(h): ...`."""
 
@@ -187,7 +199,7 @@ class ApiServer:
     def app(self) -> Starlette:
         """The ASGI app: extra routes first, then every other path to the handler."""
         # SPEC §4's WebSocket endpoint (ws://127.0.0.1:8765/ws) goes in `routes`: WebSocketRoute("/ws", ...).
-        return Starlette(routes=[*self.routes, Route("/{path:path}", self._proxy, methods=METHODS)])
+        return Starlette(routes=[*self.routes, ProxyRoute("/{path:path}", self._proxy, methods=METHODS)])
 
     async def _proxy(self, request: Request) -> Response:
         body = await read_body(request)
@@ -196,7 +208,8 @@ class ApiServer:
         request_id = str(uuid.uuid4())
         event = api_gateway_event(
             method=request.method,
-            path=request.url.path,
+            # Decoded as API Gateway passes it (request.url.path re-escapes `?`, `#`, `\` and drops newlines).
+            path=request.scope["path"],
             query_string=request.url.query,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             body=body,

@@ -52,10 +52,11 @@ class RunQuery(BaseModel):
     """Query of GET /runs."""
 
     model_config = ConfigDict(extra="forbid")
-    workflow: str | None = None
+    # Filters are index keys: DynamoDB refuses an empty key, and one over 2,048 bytes (4 bytes a character).
+    workflow: str | None = Field(default=None, min_length=1, max_length=64)
     status: RunStatus | None = None
     trigger: Trigger | None = None
-    started_by: str | None = None
+    started_by: str | None = Field(default=None, min_length=1, max_length=512)
     since: datetime | None = None
     until: datetime | None = None
     sort: Literal["started_at", "duration", "cost"] = "started_at"

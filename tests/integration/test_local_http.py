@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -89,6 +90,25 @@ def test_binary_body_is_base64(http: httpx.Client, recorder: Recorder) -> None:
     [event] = recorder.events
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\x00\xfe"
+
+
+@pytest.mark.parametrize("path", ["/workflows/\n", "/runs/\nJ?/costs", "/approvals/<#\\\n0"])
+def test_a_path_with_a_newline_reaches_the_handler_as_api_gateways_proxy_resource_passes_it(
+    http: httpx.Client, recorder: Recorder, path: str
+) -> None:
+    # Starlette's `{path:path}` stopped at a newline: its router answered a plain-text `Not Found`.
+    response = http.get(quote(path))
+
+    assert response.status_code == 200
+    [event] = recorder.events
+    assert (event["path"], event["pathParameters"]) == (path, {"proxy": path.lstrip("/")})
+
+
+def test_a_method_api_gateway_does_not_route_is_not_passed_on(http: httpx.Client, recorder: Recorder) -> None:
+    response = http.request("TRACE", "/workflows")
+
+    assert response.status_code == 405
+    assert recorder.events == []
 
 
 @pytest.mark.parametrize("chunked", [False, True])
