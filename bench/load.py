@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import tempfile
@@ -159,7 +160,7 @@ async def watch(port: int, viewer: int, watch_: Watch, expected: int, timeout: f
                     watch_.ended = True
                 elif message["type"] == "error":
                     watch_.error = f"{message.get('error')}: {message.get('message')}"
-    except Exception as exc:  # noqa: BLE001 - a bench reports what went wrong and goes on
+    except Exception as exc:
         watch_.error = repr(exc)
 
 
@@ -188,7 +189,7 @@ def viewer_plan(run_ids: list[str], viewers: int) -> list[list[str]]:
     """Viewer v watches its own share of the runs and the first run of the next share (two viewers)."""
     shares = [run_ids[index::viewers] for index in range(viewers)]
     return [
-        share + [shares[(index + 1) % viewers][0]] if viewers > 1 and shares[(index + 1) % viewers] else share
+        [*share, shares[(index + 1) % viewers][0]] if viewers > 1 and shares[(index + 1) % viewers] else share
         for index, share in enumerate(shares)
         if share
     ]
@@ -275,7 +276,7 @@ def check_stored(store: LogStore, run_id: str, lines: int) -> Stored:
     # Steps run one after another, so the whole run's lines are in print order too.
     order = {text: position for position, text in enumerate(expected)}
     positions = [order.get(text, -1) for text in texts]
-    result.out_of_order = sum(1 for a, b in zip(positions, positions[1:], strict=False) if b < a)
+    result.out_of_order = sum(1 for a, b in itertools.pairwise(positions) if b < a)
     return result
 
 
