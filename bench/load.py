@@ -291,12 +291,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=CLIENTS, help="threads starting the runs")
     parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS, help="how long a step prints")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the local stack")
+    parser.add_argument("--worker-concurrency", type=int, default=4, help="steps one worker runs at once")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every run")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the stack's folder (logs) here instead of a temporary one"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         folder = root / "workflows"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         (folder / "printer.py").write_text(PRINTER)
         (folder / "load-open.yaml").write_text(workflow("load-open", args.lines, args.step_seconds, False))
         (folder / "load-limited.yaml").write_text(
@@ -308,7 +312,12 @@ def main() -> None:
         ]
         with (
             LocalStack(
-                folder, port=free_port(), workers=args.workers, data_dir=root / "data", keep_state=False
+                folder,
+                port=free_port(),
+                workers=args.workers,
+                worker_concurrency=args.worker_concurrency,
+                data_dir=root / "data",
+                keep_state=False,
             ) as stack,
             httpx.Client(base_url=stack.api_url, timeout=120) as api,
         ):
@@ -379,6 +388,13 @@ def main() -> None:
     for run in runs.values():
         statuses[str(run.get("status"))] += 1
     print("load_statuses=" + ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())))
+    failures: dict[str, int] = defaultdict(int)
+    for run in runs.values():
+        for step in run.get("steps", []):
+            if step.get("status") not in ("succeeded", None):
+                failures[f"{step.get('status')}:{step.get('error') or '-'}"] += 1
+    if failures:
+        print("load_step_failures=" + ",".join(f"{k}:{v}" for k, v in sorted(failures.items())))
     errors = [w.error for w in watches if w.error]
     if errors:
         print(f"load_viewer_errors={len(errors)} first={errors[0]}")
