@@ -86,12 +86,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 # -- starting -------------------------------------------------------------------------------------
-def start_all(api_url: str, names: list[str], clients: int) -> list[tuple[str, str, float]]:
-    """Start one run of each name at once from `clients` threads: (run id, workflow, requested at)."""
+def start_all(api_url: str, names: list[str], clients: int) -> list[tuple[str, str, float, float]]:
+    """One run of each name, started at once from `clients` threads: (id, workflow, asked, answered)."""
     barrier = threading.Barrier(clients)
     shares = [names[index::clients] for index in range(clients)]
 
-    def client(share: list[str]) -> list[tuple[str, str, float]]:
+    def client(share: list[str]) -> list[tuple[str, str, float, float]]:
         started = []
         with httpx.Client(base_url=api_url, timeout=120) as api:
             barrier.wait()
@@ -101,7 +101,7 @@ def start_all(api_url: str, names: list[str], clients: int) -> list[tuple[str, s
                 if answer.status_code != 202:
                     print(f"start of {name} answered {answer.status_code}: {answer.text[:200]}")
                     continue
-                started.append((answer.json()["run_id"], name, asked))
+                started.append((answer.json()["run_id"], name, asked, time.time()))
         return started
 
     with ThreadPoolExecutor(clients) as pool:
@@ -203,14 +203,19 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.api_url, self.workflow = api_url, workflow_name
         self.counts: list[int] = []
+        self.failed = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         with httpx.Client(base_url=self.api_url, timeout=60) as api:
             while not self.stop.wait(SAMPLE_EVERY):
-                answer = api.get(
-                    "/runs", params={"workflow": self.workflow, "status": "running", "limit": 50}
-                )
+                try:
+                    answer = api.get(
+                        "/runs", params={"workflow": self.workflow, "status": "running", "limit": 50}
+                    )
+                except httpx.HTTPError:
+                    self.failed += 1  # an answer slower than the client's timeout: no sample
+                    continue
                 if answer.status_code == 200:
                     self.counts.append(len(answer.json()["runs"]))
 
@@ -225,26 +230,36 @@ def overlap_excess(intervals: list[tuple[float, float]], limit: int) -> int:
 
 
 # -- reading back ---------------------------------------------------------------------------------
-def wait_all(api: httpx.Client, run_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+def finished(api: httpx.Client, workflows: set[str]) -> set[str]:
+    """Ids of the runs of these workflows that ended, from the history list (one page per 100 runs)."""
+    ended: set[str] = set()
+    for name in workflows:
+        cursor = None
+        while True:
+            params = {"workflow": name, "limit": 100} | ({"cursor": cursor} if cursor else {})
+            page = api.get("/runs", params=params).json()
+            ended |= {run["run_id"] for run in page["runs"] if run["status"] in FINISHED}
+            if not (cursor := page.get("next_cursor")):
+                break
+    return ended
+
+
+def wait_all(
+    api: httpx.Client, started: list[tuple[str, str, float, float]], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Every run once it ended (or as it is at the timeout), read whole."""
     deadline = time.monotonic() + timeout
-    runs: dict[str, dict[str, Any]] = {}
-    pending = list(run_ids)
-    while pending and time.monotonic() < deadline:
-        still = []
-        for run_id in pending:
-            answer = api.get(f"/runs/{run_id}")
-            run = answer.json() if answer.status_code == 200 else {}
-            if run.get("status") in FINISHED:
-                runs[run_id] = run
-            else:
-                still.append(run_id)
-        pending = still
-        if pending:
-            time.sleep(1.0)
-    for run_id in pending:
-        answer = api.get(f"/runs/{run_id}")
-        runs[run_id] = answer.json() if answer.status_code == 200 else {}
-    return runs
+    run_ids = {run_id for run_id, *_ in started}
+    workflows = {name for _, name, *_ in started}
+    # The history list, not one read per run: the bench's own reads would load the API it measures.
+    while time.monotonic() < deadline:
+        try:
+            if run_ids <= finished(api, workflows):
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(2.0)
+    return {run_id: api.get(f"/runs/{run_id}").json() for run_id in sorted(run_ids)}
 
 
 def expected_lines(run_id: str, lines: int) -> list[str]:
@@ -326,12 +341,12 @@ def main() -> None:
             began = time.time()
             started = start_all(stack.api_url, names, min(args.clients, args.runs))
             starts_answered = time.time()
-            run_ids = [run_id for run_id, _, _ in started]
+            run_ids = [run_id for run_id, *_ in started]
             viewers = Viewers(
                 stack.port, viewer_plan(run_ids, args.viewers), STEPS * args.lines, args.timeout
             )
             viewers.start()
-            runs = wait_all(api, run_ids, args.timeout)
+            runs = wait_all(api, started, args.timeout)
             sampler.stop.set()
             viewers.join(args.timeout)
             store = LogStore(constants.LOGS_TABLE, client=stack.client("dynamodb"))
@@ -350,7 +365,8 @@ def main() -> None:
         for run in runs.values()
         if run.get("ended_at") and run.get("started_at")
     ]
-    asked = {run_id: at for run_id, _, at in started}
+    asked = {run_id: at for run_id, _, at, _ in started}
+    start_answers = [answered - at for _, _, at, answered in started]
     start_to_end = [
         parse_time(run["ended_at"]) - asked[run_id] for run_id, run in runs.items() if run.get("ended_at")
     ]
@@ -380,9 +396,13 @@ def main() -> None:
     print(f"load_viewer_duplicates={sum(w.duplicates for w in watches)}")
     print(f"load_viewer_seq_gaps={sum(w.seq_gaps() for w in watches)}")
     print(f"load_starts_seconds={starts_answered - began:.1f}")
+    if start_answers:
+        print(f"load_start_answer_p50_s={statistics.median(start_answers):.2f}")
+        print(f"load_start_answer_p95_s={percentile(start_answers, 0.95):.2f}")
     print(f"load_run_p50_s={statistics.median(durations):.1f}" if durations else "load_run_p50_s=nan")
     print(f"load_start_to_end_p95_s={percentile(start_to_end, 0.95):.1f}" if start_to_end else "")
-    print(f"load_limit_samples={len(sampler.counts)} load_limit_max_sampled={max(sampler.counts, default=0)}")
+    print(f"load_limit_samples={len(sampler.counts)} load_limit_samples_failed={sampler.failed}")
+    print(f"load_limit_max_sampled={max(sampler.counts, default=0)}")
     print(f"load_seconds={elapsed:.1f}")
     statuses: dict[str, int] = defaultdict(int)
     for run in runs.values():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +35,8 @@ KEEP_EVERY_SECONDS = HEARTBEAT_EVERY_SECONDS / 2
 MAX_RECEIVES = 100
 # Messages taken to be kept are hidden this long: enough to beat and put back a batch of ten.
 HOLD_SECONDS = 15
+# Heartbeats of one received batch (at most 10) sent side by side.
+BEATS_AT_ONCE = 10
 
 
 class QueueKeeper(Periodic):
@@ -52,6 +55,7 @@ class QueueKeeper(Periodic):
         self.queue_url = queue_url
         self.tokens = tokens
         self.busy = busy
+        self._pool = ThreadPoolExecutor(BEATS_AT_ONCE, thread_name_prefix="keeper")
 
     def beat(self) -> bool:
         if self.busy():
@@ -82,16 +86,15 @@ class QueueKeeper(Periodic):
 
     def _keep(self, messages: list[dict[str, Any]], beat: set[str]) -> None:
         """Put every message of a received batch back as a new one, beating the steps among `beat` first."""
-        resend: list[dict[str, Any]] = []
-        drop: list[dict[str, Any]] = []
-        for raw in messages:
-            token = _step_token(raw["Body"])
-            # Cleanups and pauses have no heartbeat; they are put back too, so their receive count
-            # (the dead-letter queue's measure) is not spent by being kept.
-            if token is None or raw["MessageId"] not in beat or self.tokens.heartbeat(token):
-                resend.append(raw)
-            else:
-                drop.append(raw)  # nobody waits for this step any more: there is nothing to run
+        tokens = {raw["MessageId"]: _step_token(raw["Body"]) for raw in messages}
+        due = {id_: token for id_, token in tokens.items() if token is not None and id_ in beat}
+        # Side by side: a round must stay well inside the heartbeat however slow one answer is.
+        alive = dict(zip(due, self._pool.map(self._beat, due.values()), strict=True))
+        # Cleanups and pauses have no heartbeat; they are put back too, so their receive count
+        # (the dead-letter queue's measure) is not spent by being kept.
+        resend = [raw for raw in messages if alive.get(raw["MessageId"], True)]
+        # A step nobody waits for any more (its run was cancelled or ended) has nothing to run.
+        drop = [raw for raw in messages if not alive.get(raw["MessageId"], True)]
         if resend:
             self.sqs.send_message_batch(
                 QueueUrl=self.queue_url,
@@ -104,6 +107,14 @@ class QueueKeeper(Periodic):
                 {"Id": str(i), "ReceiptHandle": raw["ReceiptHandle"]} for i, raw in enumerate(resend + drop)
             ],
         )
+
+    def _beat(self, token: str) -> bool:
+        """False only when the token no longer waits; a failed beat keeps the step (next round retries)."""
+        try:
+            return self.tokens.heartbeat(token)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("heartbeat of a waiting step failed: %s", exc)
+            return True
 
 
 def _step_token(body: str) -> str | None:

@@ -12,15 +12,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
+from flowdeck.config import Settings
 from flowdeck.local.stack import REGION, STATE_MACHINE_ROLE, _wait_for_port, free_port
 from flowdeck.runner.queue_keeper import QueueKeeper
+from flowdeck.runner.step_runner import StepRunner
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
-from tests.integration.test_worker import message
+from tests.integration.test_worker import TABLE, FakeStepFunctions, Lines, message
 
 HEARTBEAT_SECONDS = 4
 KEEP_EVERY = 1.0
@@ -38,7 +43,7 @@ def emulator() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port, process)
+        _wait_for_port(port, process, timeout=90)  # a loaded machine starts it slowly
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -55,10 +60,8 @@ def client(endpoint: str, service: str) -> Any:
     )
 
 
-@pytest.fixture
-def queues(emulator: str) -> tuple[Any, str, str]:
+def make_queues(sqs: Any) -> tuple[Any, str, str]:
     """(sqs, steps queue url, dead-letter queue url): a fresh pair with the local stack's redrive policy."""
-    sqs = client(emulator, "sqs")
     name = f"steps-{time.monotonic_ns()}"
     dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -67,6 +70,19 @@ def queues(emulator: str) -> tuple[Any, str, str]:
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
     )["QueueUrl"]
     return sqs, url, dlq
+
+
+@pytest.fixture
+def emulator_queues(emulator: str) -> tuple[Any, str, str]:
+    """Queues in the emulator, where Step Functions' executor sends its step messages."""
+    return make_queues(client(emulator, "sqs"))
+
+
+@pytest.fixture
+def queues() -> Iterator[tuple[Any, str, str]]:
+    """Queues on moto in this process: the keeper's own behaviour needs no Step Functions."""
+    with mock_aws():
+        yield make_queues(boto3.client("sqs", region_name=REGION))
 
 
 def waiting_step(url: str, heartbeat: int) -> dict[str, Any]:
@@ -112,10 +128,10 @@ def take_one(sqs: Any, url: str) -> dict[str, Any]:
 
 
 def test_a_step_waiting_in_the_queue_longer_than_its_heartbeat_is_not_lost_while_kept(
-    emulator: str, queues: tuple[Any, str, str]
+    emulator: str, emulator_queues: tuple[Any, str, str]
 ) -> None:
     # Given a state machine whose step waits in the queue (every worker busy) for 2.5 heartbeats
-    sqs, url, _ = queues
+    sqs, url, _ = emulator_queues
     sfn = client(emulator, "stepfunctions")
     machine = sfn.create_state_machine(
         name=f"keeper-{time.monotonic_ns()}",
@@ -136,10 +152,10 @@ def test_a_step_waiting_in_the_queue_longer_than_its_heartbeat_is_not_lost_while
 
 
 def test_without_the_keeper_the_same_wait_fails_the_step_at_its_heartbeat(
-    emulator: str, queues: tuple[Any, str, str]
+    emulator: str, emulator_queues: tuple[Any, str, str]
 ) -> None:
     # The control: what the keeper prevents (a step lost for waiting in the queue).
-    sqs, url, _ = queues
+    sqs, url, _ = emulator_queues
     sfn = client(emulator, "stepfunctions")
     machine = sfn.create_state_machine(
         name=f"unkept-{time.monotonic_ns()}",
@@ -243,3 +259,20 @@ def test_a_failing_queue_does_not_stop_the_keeper(queues: tuple[Any, str, str]) 
     keeper = QueueKeeper(sqs, missing, FakeTokens(), busy=lambda: True)  # type: ignore[arg-type]
 
     assert keeper.beat()  # logged; the next round tries again
+
+
+def test_a_worker_beats_at_once_when_it_takes_a_step(runs_ddb: Any, tmp_path: Path) -> None:
+    # A step taken after a long wait in the queue has little heartbeat time left: the first beat
+    # must not wait a whole interval (10 s by default) after the worker took it.
+    (tmp_path / "workspace").mkdir()
+    settings = Settings(runs_table=TABLE, scratch_dir=tmp_path / "scratch", workspace=tmp_path / "workspace")
+    sfn = FakeStepFunctions()
+    runner = StepRunner(settings, RunStore(TABLE, runs_ddb), sfn)
+    try:
+        result = runner.handle(message(heartbeat_seconds=30, command=[sys.executable, "-c", "pass"]), Lines())
+    finally:
+        runner.io.shutdown(wait=True)
+
+    assert result is not None and result.status == "succeeded"
+    # The step took a fraction of the 10 s interval: only a beat at once explains a heartbeat.
+    assert ("heartbeat", {"taskToken": message().token}) in sfn.calls
