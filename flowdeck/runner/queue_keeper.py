@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,7 +35,9 @@ KEEP_EVERY_SECONDS = HEARTBEAT_EVERY_SECONDS / 2
 MAX_RECEIVES = 100
 # Messages taken to be kept are hidden this long: enough to beat and put back a batch of ten.
 HOLD_SECONDS = 15
-# Heartbeats of one received batch (at most 10) sent side by side.
+# Received batches handled side by side, and heartbeats of one batch (at most 10) sent side by side:
+# a round over 100 waiting steps must end well inside their heartbeat however slow one answer is.
+BATCHES_AT_ONCE = 4
 BEATS_AT_ONCE = 10
 
 
@@ -55,7 +57,8 @@ class QueueKeeper(Periodic):
         self.queue_url = queue_url
         self.tokens = tokens
         self.busy = busy
-        self._pool = ThreadPoolExecutor(BEATS_AT_ONCE, thread_name_prefix="keeper")
+        self._batches = ThreadPoolExecutor(BATCHES_AT_ONCE, thread_name_prefix="keeper")
+        self._beats = ThreadPoolExecutor(BEATS_AT_ONCE, thread_name_prefix="keeper-beat")
 
     def beat(self) -> bool:
         if self.busy():
@@ -68,6 +71,7 @@ class QueueKeeper(Periodic):
     def keep_waiting(self) -> int:
         """One round over the queue: each message waiting now is put back once (step ones beaten first)."""
         seen: set[str] = set()
+        kept: list[Future[None]] = []
         for _ in range(MAX_RECEIVES):
             messages = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -79,17 +83,19 @@ class QueueKeeper(Periodic):
                 break
             fresh = [raw for raw in messages if raw["Body"] not in seen]
             seen.update(raw["Body"] for raw in fresh)
-            self._keep(messages, beat={raw["MessageId"] for raw in fresh})
+            kept.append(self._batches.submit(self._keep, messages, {raw["MessageId"] for raw in fresh}))
             if not fresh:
                 break  # round done: the queue hands out only what this round put back
+        wait(kept)
+        for batch in kept:
+            batch.result()  # the first failure is logged by beat(); the others' messages come back
         return len(seen)
 
     def _keep(self, messages: list[dict[str, Any]], beat: set[str]) -> None:
         """Put every message of a received batch back as a new one, beating the steps among `beat` first."""
         tokens = {raw["MessageId"]: _step_token(raw["Body"]) for raw in messages}
         due = {id_: token for id_, token in tokens.items() if token is not None and id_ in beat}
-        # Side by side: a round must stay well inside the heartbeat however slow one answer is.
-        alive = dict(zip(due, self._pool.map(self._beat, due.values()), strict=True))
+        alive = dict(zip(due, self._beats.map(self._beat, due.values()), strict=True))
         # Cleanups and pauses have no heartbeat; they are put back too, so their receive count
         # (the dead-letter queue's measure) is not spent by being kept.
         resend = [raw for raw in messages if alive.get(raw["MessageId"], True)]
