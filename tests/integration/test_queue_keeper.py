@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from flowdeck.config import Settings
 from flowdeck.local.stack import REGION, STATE_MACHINE_ROLE, _wait_for_port, free_port
 from flowdeck.runner.queue_keeper import QueueKeeper
 from flowdeck.runner.step_runner import StepRunner
+from flowdeck.runner.worker import Worker
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
 from tests.integration.test_worker import TABLE, FakeStepFunctions, Lines, message
@@ -276,3 +278,43 @@ def test_a_worker_beats_at_once_when_it_takes_a_step(runs_ddb: Any, tmp_path: Pa
     assert result is not None and result.status == "succeeded"
     # The step took a fraction of the 10 s interval: only a beat at once explains a heartbeat.
     assert ("heartbeat", {"taskToken": message().token}) in sfn.calls
+
+
+def test_a_busy_worker_keeps_the_step_waiting_behind_it_alive(runs_ddb: Any, tmp_path: Path) -> None:
+    # Given a worker with one slot, a step that runs for a few seconds and one more step behind it
+    sqs, url, _ = make_queues(boto3.client("sqs", region_name=REGION))
+    (tmp_path / "workspace").mkdir()
+    settings = Settings(
+        runs_table=TABLE,
+        steps_queue_url=url,
+        scratch_dir=tmp_path / "scratch",
+        workspace=tmp_path / "workspace",
+        worker_poll_seconds=1,
+    )
+    worker = Worker(settings, concurrency=1)
+    sfn = FakeStepFunctions()
+    worker.tokens = worker.keeper.tokens = worker.runner.tokens = TaskTokens(sfn)
+    worker.keeper.every = 0.5
+    slow = message(step="slow", command=[sys.executable, "-c", "import time; time.sleep(4)"])
+    behind = message(step="behind", command=[sys.executable, "-c", "pass"])
+    sqs.send_message(QueueUrl=url, MessageBody=slow.model_copy(update={"token": "slow"}).model_dump_json())
+    time.sleep(0.1)  # moto hands messages out in the order they were sent
+    sqs.send_message(
+        QueueUrl=url, MessageBody=behind.model_copy(update={"token": "behind"}).model_dump_json()
+    )
+
+    # When the worker runs both
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while ("success", {"taskToken": "behind"}) not in [
+        (k, {"taskToken": a["taskToken"]}) for k, a in sfn.calls
+    ]:
+        assert time.monotonic() < deadline, sfn.calls
+        time.sleep(0.1)
+    worker.shutdown.set()
+    thread.join(10)
+
+    # Then the step behind was beaten while the slow one still ran (before the slow one's answer)
+    calls = [(kind, args["taskToken"]) for kind, args in sfn.calls]
+    assert calls.index(("heartbeat", "behind")) < calls.index(("success", "slow")), calls
