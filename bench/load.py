@@ -236,7 +236,7 @@ def finished(api: httpx.Client, workflows: set[str]) -> set[str]:
     for name in workflows:
         cursor = None
         while True:
-            params = {"workflow": name, "limit": 100} | ({"cursor": cursor} if cursor else {})
+            params: dict[str, Any] = {"workflow": name, "limit": 100} | ({"cursor": cursor} if cursor else {})
             page = api.get("/runs", params=params).json()
             ended |= {run["run_id"] for run in page["runs"] if run["status"] in FINISHED}
             if not (cursor := page.get("next_cursor")):
