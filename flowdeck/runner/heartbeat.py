@@ -17,7 +17,8 @@ class Heartbeat(Periodic):
     """Keeps the task token alive; notices when the execution no longer wants the step."""
 
     def __init__(self, tokens: TaskTokens, token: str, every: float) -> None:
-        super().__init__(every, name="heartbeat")
+        # At once: the step may have waited in the queue for most of its heartbeat time already.
+        super().__init__(every, name="heartbeat", at_once=True)
         self.tokens = tokens
         self.token = token
         self.gone = threading.Event()

@@ -25,6 +25,7 @@ from flowdeck.messages import WAIT_MESSAGE_TYPE, StepMessage, WaitMessage
 from flowdeck.runner.budget import BudgetGuard
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, QueueLease, message_type
 from flowdeck.runner.pause import PauseRecorder
+from flowdeck.runner.queue_keeper import QueueKeeper
 from flowdeck.runner.step_runner import StepRunner
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
@@ -62,11 +63,25 @@ class Worker:
         self.pauses = PauseRecorder(self.runner.runs, self.sfn)
         self.concurrency = concurrency or settings.worker_concurrency
         self.slots = threading.Semaphore(self.concurrency)
+        self._taken = 0  # messages handed to the pool and not yet done
+        self._taken_lock = threading.Lock()
+        # While every slot is busy, steps waiting in the queue are kept alive (flowdeck.runner.queue_keeper).
+        self.keeper = QueueKeeper(self.sqs, settings.steps_queue_url, self.tokens, self.busy)
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
         self.shutdown = threading.Event()
 
     def run_forever(self, wait_seconds: int | None = None) -> None:
         wait_seconds = self.settings.worker_poll_seconds if wait_seconds is None else wait_seconds
+        with self.keeper:
+            self._poll(wait_seconds)
+        self.pool.shutdown(wait=True)
+
+    def busy(self) -> bool:
+        """Every slot runs a step: nothing this worker takes from the queue would start now."""
+        with self._taken_lock:
+            return self._taken >= self.concurrency
+
+    def _poll(self, wait_seconds: int) -> None:
         while not self.shutdown.is_set():
             self.slots.acquire()
             free = 1
@@ -89,8 +104,9 @@ class Worker:
             for _ in range(free - len(messages)):
                 self.slots.release()
             for raw in messages:
+                with self._taken_lock:
+                    self._taken += 1
                 self.pool.submit(self._take, raw)
-        self.pool.shutdown(wait=True)
 
     def _take(self, raw: dict[str, Any]) -> None:
         try:
@@ -119,6 +135,8 @@ class Worker:
             log.exception("step message failed")
             self._fail_fast(raw.get("Body", ""), exc)
         finally:
+            with self._taken_lock:
+                self._taken -= 1
             self.slots.release()
 
     def _fail_fast(self, body: str, exc: Exception) -> None:
