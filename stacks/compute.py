@@ -20,7 +20,9 @@ from flowdeck.constants import (
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
+    ENV_WORKER_STOP_SECONDS,
     STATE_MACHINE_PREFIX,
+    WORKER_STOP_TIMEOUT_SECONDS,
 )
 from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
 from stacks.data import ArtifactStore
@@ -32,8 +34,9 @@ WORKER_MEMORY_MIB = 2048
 MIN_WORKERS = 1
 MAX_WORKERS = 10
 DLQ_MAX_RECEIVE_COUNT = 3
-# Fargate's maximum: the time SIGTERM gives the runner to stop the step's process gracefully.
-WORKER_STOP_TIMEOUT = Duration.seconds(120)
+# Fargate's maximum: after SIGTERM (scale-in, deploy) a worker finishes its steps within it or hands
+# them back (flowdeck.runner.worker); the worker is told the same figure.
+WORKER_STOP_TIMEOUT = Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS)
 # The worker deletes a message as soon as it takes it (the Step Functions heartbeat, not SQS
 # redelivery, catches a worker that dies mid-step), so this only covers receive-to-delete.
 QUEUE_VISIBILITY_TIMEOUT = Duration.minutes(5)
@@ -63,6 +66,8 @@ class StepWorkers(Construct):
         )
         self.log_group = logs.LogGroup(self, "WorkerLogs", retention=LOG_RETENTION)
         self.task_definition, self.container = self._build_task_definition(table, artifacts)
+        # The ECS agent's scale-in protection endpoint calls UpdateTaskProtection with the task role.
+        self.cluster.grant_task_protection(self.task_definition.task_role)
         self._grant_logs(logs_table)
         self.security_group = self._build_security_group()
         self.service = self._build_service()
@@ -148,6 +153,7 @@ class StepWorkers(Construct):
                 ENV_RUNS_TABLE: table.table_name,
                 ENV_STEPS_QUEUE_URL: self.queue.queue_url,
                 ENV_ARTIFACTS_BUCKET: artifacts.bucket.bucket_name,
+                ENV_WORKER_STOP_SECONDS: str(WORKER_STOP_TIMEOUT_SECONDS),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=self.log_group),
             stop_timeout=WORKER_STOP_TIMEOUT,
@@ -250,6 +256,17 @@ class StepWorkers(Construct):
                     reason="Object-level S3 actions must name objects; scoped to the runs/ prefix of "
                     "the artifacts bucket only.",
                     applies_to=[{"regex": "/^Resource::.*/runs/\\*$/g"}],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Scale-in protection: ecs:UpdateTaskProtection on the tasks of this cluster only; "
+                    "a worker protects its own task, whose id ECS assigns at launch.",
+                    applies_to=[
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:"
+                            "task\\/<StepWorkersCluster[A-Za-z0-9]+>\\/\\*$/g"
+                        }
+                    ],
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
