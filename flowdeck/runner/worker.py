@@ -92,6 +92,9 @@ class Worker:
         wait_seconds = self.settings.worker_poll_seconds if wait_seconds is None else wait_seconds
         while not self.shutdown.is_set():
             self.slots.acquire()
+            if self.shutdown.is_set():  # told to stop while every slot was busy: take nothing more
+                self.slots.release()
+                break
             free = 1
             while free < min(self.concurrency, 10) and self.slots.acquire(blocking=False):
                 free += 1
