@@ -53,6 +53,7 @@ synth: setup  ## synthesize the CDK app into cdk.out/ (offline, no AWS account)
 
 bench: setup  ## benchmarks that print figures (name=value lines)
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/idle_cpu.py
 	$(BIN)/python bench/start_read.py
 	$(BIN)/python bench/cancel.py
 

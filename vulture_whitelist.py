@@ -53,3 +53,6 @@ _.INCIDENT  # flowdeck/status.py Trigger
 # Loaded by dotted path ("module:Class"), the way a custom cost calculator is configured.
 _.FlatCalculator  # tests/unit/test_cost_calculators.py
 _.NotACalculator  # tests/unit/test_cost_calculators.py
+
+# http.server calls do_<METHOD> for each request.
+_.do_PUT  # tests/integration/test_task_protection.py: the ECS agent stand-in's PUT

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     shim_dir: Path | None = None
     # SQS long polling: an idle worker's receives are billed, so wait as long as SQS allows (20 s).
     worker_poll_seconds: int = Field(default=20, ge=0, le=20)
+    # How long ECS waits after SIGTERM before SIGKILL (the container's stopTimeout, set by the stack):
+    # a stopping worker finishes its steps within it or hands them back (flowdeck.runner.worker).
+    worker_stop_seconds: int = Field(default=constants.WORKER_STOP_TIMEOUT_SECONDS, ge=0)
+    # Injected by ECS into every container: the agent's endpoint for task scale-in protection.
+    ecs_agent_uri: str = Field(default="", validation_alias="ECS_AGENT_URI")
     # AWS only (set by the CDK app): pausing a workflow disables its Scheduler schedules (in this
     # group) and EventBridge rules; the local stack's scheduler and poller read the state instead.
     manage_triggers: bool = False

@@ -105,6 +105,14 @@ TOKENS_OUT_PREFIX: Final = "tokens_out#"
 # Step dispatch defaults.
 HEARTBEAT_EVERY_SECONDS: Final = 10
 DEFAULT_STEP_TIMEOUT_SECONDS: Final = 6 * 3600
+# A pool worker told to stop (ECS scale-in or deploy) fails a step it cannot finish in time with this
+# error; the state machine retries it on another worker up to WORKER_STOPPED_RETRIES times, beside the
+# step's own retries (statemachines/run_step.py).
+WORKER_STOPPED: Final = "WorkerStopped"
+WORKER_STOPPED_RETRIES: Final = 2
+# ECS's wait between SIGTERM and SIGKILL for a pool worker (the container's stopTimeout; Fargate's maximum).
+WORKER_STOP_TIMEOUT_SECONDS: Final = 120
+ENV_WORKER_STOP_SECONDS: Final = "FLOWDECK_WORKER_STOP_SECONDS"
 
 # Artifacts bucket layout: runs/<workflow>/<run_id>/<step>/<path>, so lifecycle rules expire per workflow.
 ARTIFACT_KEY_PREFIX: Final = "runs/"

@@ -63,11 +63,6 @@ class StepMessage(BaseModel):
     def attempt(self) -> int:
         return self.attempt_base + self.retry_count + 1
 
-    @property
-    def automatic_retries_left(self) -> bool:
-        """Whether the state machine's Retry runs the step again after this attempt fails."""
-        return self.retry_count + 1 < self.spec.max_attempts
-
 
 class WaitMessage(BaseModel):
     """A token that waits for a person (`type: wait`): a step paused on failure; answered by a decision."""

@@ -22,7 +22,9 @@ from flowdeck.constants import (
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
+    ENV_WORKER_STOP_SECONDS,
     STATE_MACHINE_PREFIX,
+    WORKER_STOP_TIMEOUT_SECONDS,
 )
 from flowdeck.definition import WorkflowDefinition
 from stacks.assets import REPO_ROOT, WORKER_IMAGE_EXCLUDE
@@ -36,8 +38,9 @@ WORKER_MEMORY_MIB = 2048
 MIN_WORKERS = 1
 MAX_WORKERS = 10
 DLQ_MAX_RECEIVE_COUNT = 3
-# Fargate's maximum: the time SIGTERM gives the runner to stop the step's process gracefully.
-WORKER_STOP_TIMEOUT = Duration.seconds(120)
+# Fargate's maximum: after SIGTERM (scale-in, deploy) a worker finishes its steps within it or hands
+# them back (flowdeck.runner.worker); the worker is told the same figure.
+WORKER_STOP_TIMEOUT = Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS)
 # The worker deletes a message as soon as it takes it (the Step Functions heartbeat, not SQS
 # redelivery, catches a worker that dies mid-step), so this only covers receive-to-delete.
 QUEUE_VISIBILITY_TIMEOUT = Duration.minutes(5)
@@ -74,6 +77,8 @@ class StepWorkers(Construct):
         )
         self.log_group = logs.LogGroup(self, "WorkerLogs", retention=LOG_RETENTION)
         self.task_definition, self.container = self._build_task_definition(table, artifacts)
+        # The ECS agent's scale-in protection endpoint calls UpdateTaskProtection with the task role.
+        self.cluster.grant_task_protection(self.task_definition.task_role)
         self._grant_logs(logs_table)
         self.security_group = self._build_security_group()
         self.service = self._build_service()
@@ -153,6 +158,7 @@ class StepWorkers(Construct):
                 ENV_RUNS_TABLE: table.table_name,
                 ENV_STEPS_QUEUE_URL: self.queue.queue_url,
                 ENV_ARTIFACTS_BUCKET: artifacts.bucket.bucket_name,
+                ENV_WORKER_STOP_SECONDS: str(WORKER_STOP_TIMEOUT_SECONDS),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=self.log_group),
             stop_timeout=WORKER_STOP_TIMEOUT,
@@ -263,6 +269,23 @@ class StepWorkers(Construct):
             ],
         )
         suppress_runner_findings(self.task_definition.task_role)
+        NagSuppressions.add_resource_suppressions(
+            self.task_definition.task_role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Scale-in protection: ecs:UpdateTaskProtection on the tasks of this cluster only; "
+                    "a worker protects its own task, whose id ECS assigns at launch.",
+                    applies_to=[
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:"
+                            "task\\/<StepWorkersCluster[A-Za-z0-9]+>\\/\\*$/g"
+                        }
+                    ],
+                ),
+            ],
+            apply_to_children=True,
+        )
         execution_role = self.task_definition.execution_role
         if execution_role is None:  # pragma: no cover - created by the asset image's ECR pull grant
             raise RuntimeError("the task definition has no execution role")

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdeck.constants import DEFAULT_STEP_TIMEOUT_SECONDS, LOST_TOKEN
+from flowdeck.constants import (
+    DEFAULT_STEP_TIMEOUT_SECONDS,
+    LOST_TOKEN,
+    WORKER_STOPPED,
+    WORKER_STOPPED_RETRIES,
+)
 from flowdeck.definition.models import Step, WorkflowDefinition
 from statemachines.asl import (
     RECORD_RUN_FAILED,
@@ -62,15 +67,21 @@ def step_spec(step: Step) -> dict[str, Any]:
 def run_step_state(step: Step, scope: Scope, next_name: str | None) -> dict[str, Any]:
     """The worker's task, its retries, and where each kind of failure goes."""
     task = _worker_task(step, scope)
+    # First, and whatever the step's own retries: a step handed back by a stopping worker (ECS
+    # scale-in or deploy) runs again on another worker; Step Functions uses the first retrier that
+    # matches, so a hand-back never spends the step's own retries.
+    task["Retry"] = [
+        {"ErrorEquals": [WORKER_STOPPED], "IntervalSeconds": 1, "MaxAttempts": WORKER_STOPPED_RETRIES}
+    ]
     if step.retries.max:
-        task["Retry"] = [
+        task["Retry"].append(
             {
                 "ErrorEquals": ["States.ALL"],
                 "IntervalSeconds": max(step.retries.interval, 1),
                 "MaxAttempts": step.retries.max,
                 "BackoffRate": step.retries.backoff,
             }
-        ]
+        )
     # A live worker reports its own failures, a timeout included (StepTimeout). A heartbeat
     # timeout, or no answer by the backstop timeout, means the worker is gone: the state
     # machine records that itself. (The emulator reports heartbeat timeouts as States.Timeout.)

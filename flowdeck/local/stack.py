@@ -42,6 +42,8 @@ FRESH_CLUSTER = "flowdeck-fresh"
 FRESH_STOP_TIMEOUT_SECONDS = 120
 # A failed approval delivery comes back this soon (the notifier retries it a few times).
 APPROVALS_VISIBILITY_TIMEOUT = 5
+# How long stop() waits for each process after SIGTERM before SIGKILL (ECS's stopTimeout, locally).
+WORKER_STOP_WAIT_SECONDS = 10
 
 
 def default_data_dir(port: int) -> Path:
@@ -194,7 +196,7 @@ class LocalStack:
                 process.terminate()
         for process in self.processes:
             try:
-                process.wait(10)
+                process.wait(WORKER_STOP_WAIT_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -423,6 +425,8 @@ class LocalStack:
                 "FLOWDECK_WORKER_CONCURRENCY": str(self.worker_concurrency),
                 # Receives are free locally; a short poll lets a stopping worker leave quickly.
                 "FLOWDECK_WORKER_POLL_SECONDS": "5",
+                # stop() waits this long for a worker before killing it: it hands back what it holds.
+                constants.ENV_WORKER_STOP_SECONDS: str(WORKER_STOP_WAIT_SECONDS),
             }
         )
         self.workers[index] = self._spawn(["flowdeck.runner.worker"], f"worker-{index}", env)

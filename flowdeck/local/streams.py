@@ -1,13 +1,16 @@
 """DynamoDB Streams -> a Lambda handler, locally: what an event source mapping does on AWS.
 
-One thread per stream reads the emulator's records (from LATEST at start) every POLL_SECONDS and
-calls the handler with the Lambda DynamoDB-stream event shape, a batch at a time, in order.
+One thread per stream reads the emulator's records (from LATEST at start) and calls the handler with
+the Lambda DynamoDB-stream event shape, a batch at a time, in order. The emulator's GetRecords waits
+for a record (flowdeck.local.emulator), so a reader asks again at once; only an empty answer that
+came back at once (no wait) is followed by a POLL_SECONDS pause.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,8 @@ from flowdeck.local.metering import METER
 Handler = Callable[[dict[str, Any], Any], Any]
 
 POLL_SECONDS = 0.02
+# An empty answer sooner than this did not wait for records (not our emulator): pause before asking again.
+WAITED_SECONDS = 0.1
 BATCH_SIZE = 100
 REGION = "us-east-1"
 
@@ -98,6 +103,7 @@ class StreamPoller:
             try:
                 if not iterator:
                     iterator = self._iterator(arn, shard)
+                asked = time.monotonic()
                 answer = self.streams.get_records(ShardIterator=iterator, Limit=BATCH_SIZE)
             except Exception:
                 if self._stop.is_set():
@@ -110,7 +116,7 @@ class StreamPoller:
             records = answer.get("Records", [])
             if records:
                 self._deliver(arn, records)
-            if len(records) < BATCH_SIZE:
+            if not records and time.monotonic() - asked < WAITED_SECONDS:
                 self._stop.wait(self.poll)
 
     def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:

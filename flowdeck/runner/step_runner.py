@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowdeck import aws
 from flowdeck.clock import now_iso
 from flowdeck.config import Settings
-from flowdeck.constants import HEARTBEAT_EVERY_SECONDS
+from flowdeck.constants import ATTEMPT_PREFIX, HEARTBEAT_EVERY_SECONDS, WORKER_STOPPED, WORKER_STOPPED_RETRIES
 from flowdeck.control.cancelling import CANCELLED_ERROR
 from flowdeck.costs.calculator import CostCalculator, load_calculator
 from flowdeck.costs.models import StepUsage
@@ -42,6 +44,10 @@ from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
 
 log = logging.getLogger("flowdeck.worker")
+
+# A step handed back by a stopping worker gets at most this long between SIGTERM and SIGKILL (or its
+# own grace_period if shorter): the worker must answer before ECS's stopTimeout ends.
+HANDBACK_GRACE_SECONDS = 10.0
 
 
 class StepRunner:
@@ -73,6 +79,11 @@ class StepRunner:
         self.artifacts = artifacts or ArtifactStore(settings.artifacts_bucket, s3_client(settings))
         # Small I/O that can overlap the critical path of a step (reads beside writes).
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
+        # Set when the worker is stopping and hands back the steps it still runs (hand_back()).
+        self.handing_back = threading.Event()
+        # The stop and kill events of each running process, so hand_back() can end them.
+        self._running: dict[tuple[str, str, int], tuple[threading.Event, threading.Event]] = {}
+        self._running_lock = threading.Lock()
 
     @classmethod
     def for_settings(cls, settings: Settings, sfn: Any) -> StepRunner:
@@ -191,21 +202,23 @@ class StepRunner:
             CancelWatch(self.runs, message.run_id, beat.gone) as watch,
         ):
             usage = self.prepare(message, scratch, sink, beat.gone, started)
-            outcome = (
-                ProcessOutcome(exit_code=None, timed_out=False, stopped=True, seconds=0.0)
-                if watch.cancelled  # cancelled before it started: never start the process
-                else run_process(
-                    argv,
-                    step_environment(message, earlier, scratch),
-                    scratch / "work",
-                    spec.timeout,
-                    sink,
-                    beat.gone,
-                    grace=spec.grace_period,
-                    kill=watch.kill,
-                    launch=self.launch,
+            with self._held(message, beat.gone, watch.kill):
+                outcome = (
+                    ProcessOutcome(exit_code=None, timed_out=False, stopped=True, seconds=0.0)
+                    # Cancelled or handed back before it started: never start the process.
+                    if watch.cancelled or self.handing_back.is_set()
+                    else run_process(
+                        argv,
+                        step_environment(message, earlier, scratch),
+                        scratch / "work",
+                        spec.timeout,
+                        sink,
+                        beat.gone,
+                        grace=spec.grace_period,
+                        kill=watch.kill,
+                        launch=self.launch,
+                    )
                 )
-            )
             ended = step_artifacts.now()
             step_usage, step_cost = usage.close(outcome.seconds)
             # Uploaded before the end is recorded and answered (failures too: a failing test's report
@@ -227,6 +240,29 @@ class StepRunner:
             "cost_usd": step_cost,
         }
         return self.outcome_result(message, outcome, watch, scratch / "outputs.json", base)
+
+    @contextmanager
+    def _held(self, message: StepMessage, stop: threading.Event, kill: threading.Event) -> Iterator[None]:
+        """The step's process can be ended by hand_back() while the block runs."""
+        key = (message.run_id, message.step, message.attempt)
+        with self._running_lock:
+            self._running[key] = (stop, kill)
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running.pop(key, None)
+
+    def hand_back(self) -> None:
+        """End every running step's process (SIGTERM, SIGKILL after a short grace) as handed back."""
+        self.handing_back.set()
+        with self._running_lock:
+            running = list(self._running.values())
+        for stop, kill in running:
+            stop.set()
+            timer = threading.Timer(HANDBACK_GRACE_SECONDS, kill.set)
+            timer.daemon = True
+            timer.start()
 
     def prepare(
         self,
@@ -271,6 +307,14 @@ class StepRunner:
             return StepResult(status="cancelled", error=BUDGET_EXCEEDED, cause=over, **base)
         if outcome.stopped and watch.cancelled:
             return StepResult(status="cancelled", error=CANCELLED_ERROR, cause=watch.reason, **base)
+        if outcome.stopped and self.handing_back.is_set():
+            return StepResult(
+                status="failed",
+                error=WORKER_STOPPED,
+                cause="the worker was told to stop (ECS scale-in or deploy) before the step ended; "
+                "the step runs again on another worker",
+                **base,
+            )
         if outcome.stopped:
             return StepResult(
                 status="cancelled", error="Cancelled", cause="the run no longer waits for this step", **base
@@ -306,9 +350,25 @@ class StepRunner:
             # The step's own record holds its usage; only the run's running total misses this delta.
             log.warning("run %s: step %s usage not added to the run: %s", message.run_id, message.step, exc)
 
+    @staticmethod
+    def retried(message: StepMessage, started: dict[str, Any], result: StepResult) -> bool:
+        """Whether the state machine runs a failed step again: its own retries, or a hand-back's.
+
+        Step Functions counts every retry of the state in one RetryCount, but each retrier (the
+        hand-back's, the step's own) has its own MaxAttempts: the earlier attempts' errors say which.
+        """
+        earlier = range(message.attempt_base + 1, message.attempt)
+        handed_back = sum(
+            1 for n in earlier if (started.get(f"{ATTEMPT_PREFIX}{n}") or {}).get("error") == WORKER_STOPPED
+        )
+        if result.error == WORKER_STOPPED:
+            return handed_back < WORKER_STOPPED_RETRIES
+        own_retries = message.retry_count - handed_back
+        return own_retries + 1 < message.spec.max_attempts
+
     def finish(self, message: StepMessage, started: dict[str, Any], result: StepResult) -> StepResult:
         """Record the end, then answer the state machine (so the record is final before the run moves)."""
-        retrying = result.status == "failed" and message.automatic_retries_left
+        retrying = result.status == "failed" and self.retried(message, started, result)
         summary = result.outputs.get("summary") if isinstance(result.outputs.get("summary"), str) else None
         attempt_fields: dict[str, Any] = {
             "status": result.status,

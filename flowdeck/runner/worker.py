@@ -25,8 +25,9 @@ from flowdeck.messages import WAIT_MESSAGE_TYPE, StepMessage, WaitMessage
 from flowdeck.runner.budget import BudgetGuard
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupMessage, CleanupRunner, QueueLease, message_type
 from flowdeck.runner.pause import PauseRecorder
+from flowdeck.runner.protection import ScaleInProtection
 from flowdeck.runner.queue_keeper import QueueKeeper
-from flowdeck.runner.step_runner import StepRunner
+from flowdeck.runner.step_runner import HANDBACK_GRACE_SECONDS, StepRunner
 from flowdeck.stores.artifacts import ArtifactStore, s3_client
 from flowdeck.stores.logs import LogStore
 from flowdeck.stores.runs import RunStore
@@ -37,6 +38,9 @@ log = logging.getLogger("flowdeck.worker")
 MESSAGE_VISIBILITY_SECONDS = 5
 # Set by the local stack: the worker exits when that process is gone.
 EXIT_WITH_PARENT_ENV = "FLOWDECK_EXIT_WITH_PARENT"
+# What a handed-back step needs after its process ends, within the stop timeout: the log's last lines,
+# the attempt's record and the answer to Step Functions.
+ANSWER_RESERVE_SECONDS = 10.0
 
 
 class Worker:
@@ -69,12 +73,34 @@ class Worker:
         self.keeper = QueueKeeper(self.sqs, settings.steps_queue_url, self.tokens, self.busy)
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
         self.shutdown = threading.Event()
+        # On while the worker holds a step, so a scale-in or a deploy stops an idle worker instead.
+        self.protection = ScaleInProtection.for_agent(settings.ecs_agent_uri)
+        self._hand_back_timer: threading.Timer | None = None
+
+    def stop(self) -> None:
+        """Take no more messages; finish the steps held, or hand them back before the stop timeout ends.
+
+        Finishing is worth the wait (most steps are short, and a step run again redoes its work);
+        a step still running when only the hand-back's time is left is ended and failed with
+        WorkerStopped, which the state machine retries on another worker, so it never waits for
+        the heartbeat timeout and is never recorded as a lost worker.
+        """
+        if self.shutdown.is_set():
+            return
+        self.shutdown.set()
+        finish_within = self.settings.worker_stop_seconds - HANDBACK_GRACE_SECONDS - ANSWER_RESERVE_SECONDS
+        self._hand_back_timer = threading.Timer(max(finish_within, 0.0), self.runner.hand_back)
+        self._hand_back_timer.daemon = True
+        self._hand_back_timer.start()
 
     def run_forever(self, wait_seconds: int | None = None) -> None:
         wait_seconds = self.settings.worker_poll_seconds if wait_seconds is None else wait_seconds
         with self.keeper:
             self._poll(wait_seconds)
         self.pool.shutdown(wait=True)
+        if self._hand_back_timer is not None:
+            self._hand_back_timer.cancel()
+        self.protection.close()
 
     def busy(self) -> bool:
         """Every slot runs a step: nothing this worker takes from the queue would start now."""
@@ -84,6 +110,9 @@ class Worker:
     def _poll(self, wait_seconds: int) -> None:
         while not self.shutdown.is_set():
             self.slots.acquire()
+            if self.shutdown.is_set():  # told to stop while every slot was busy: take nothing more
+                self.slots.release()
+                break
             free = 1
             while free < min(self.concurrency, 10) and self.slots.acquire(blocking=False):
                 free += 1
@@ -101,6 +130,9 @@ class Worker:
                 self.shutdown.wait(1)
                 response = {}
             messages = response.get("Messages", [])
+            if self.shutdown.is_set():
+                self._give_back(messages)  # received as the stop came: another worker takes them
+                messages = []
             for _ in range(free - len(messages)):
                 self.slots.release()
             for raw in messages:
@@ -108,7 +140,24 @@ class Worker:
                     self._taken += 1
                 self.pool.submit(self._take, raw)
 
+    def _give_back(self, messages: list[dict[str, Any]]) -> None:
+        """Make messages this stopping worker will not start visible again at once."""
+        for raw in messages:
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.settings.steps_queue_url,
+                    ReceiptHandle=raw["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                # It comes back anyway when its short visibility timeout ends.
+                log.warning("a message was not given back at once: %s", exc)
+
     def _take(self, raw: dict[str, Any]) -> None:
+        with self.protection.holding():
+            self._handle(raw)
+
+    def _handle(self, raw: dict[str, Any]) -> None:
         try:
             if message_type(raw["Body"]) == CLEANUP_TYPE:
                 # Kept until the cleanup is over: a worker dying meanwhile is found by its redelivery.
@@ -175,8 +224,9 @@ def main() -> None:
     if parent := os.environ.get(EXIT_WITH_PARENT_ENV):
         exit_with_parent(int(parent))
     worker = Worker(get_settings())
-    signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
-    signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
+    # ECS sends SIGTERM on a scale-in or a deploy, then SIGKILL after the stop timeout.
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
     worker.run_forever()
 
 

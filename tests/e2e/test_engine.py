@@ -158,6 +158,28 @@ def test_repeated_idempotency_key_starts_one_run(api: httpx.Client) -> None:
     assert wait(api, first.json()["run_id"])["status"] == "succeeded"
 
 
+def test_a_worker_told_to_stop_hands_its_step_back_to_run_on_another_worker(
+    stack: LocalStack, api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "stopped", piddir=str(tmp_path))
+    first = tmp_path / "attempt-1.pid"
+    deadline = time.monotonic() + 20
+    while not first.exists() or not first.read_text():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+
+    os.kill(int(first.read_text()), signal.SIGTERM)  # what ECS sends on a scale-in or a deploy
+    run = wait(api, run_id, timeout=60)
+
+    handed = steps_by_id(run)["handed"]
+    assert run["status"] == "succeeded"
+    assert (handed["status"], handed["attempt"]) == ("succeeded", 2)
+    attempts = {a["attempt"]: a for a in handed["attempts"]}
+    assert (attempts[1]["status"], attempts[1]["error"]) == ("failed", "WorkerStopped")
+    # Another worker process ran it the second time.
+    assert (tmp_path / "attempt-2.pid").read_text() != first.read_text()
+
+
 def test_killed_worker_fails_the_step_with_worker_lost(
     stack: LocalStack, api: httpx.Client, tmp_path: Path
 ) -> None:

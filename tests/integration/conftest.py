@@ -17,7 +17,7 @@ from openapi_contract import api_contract
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
 from flowdeck.local.emulator import ITEM_WRITES, serialized
-from flowdeck.stores.schema import create_table_kwargs
+from flowdeck.stores.schema import create_logs_table_kwargs, create_table_kwargs
 from lambdas.deps import run_service
 
 TESTS = Path(__file__).parent.parent
@@ -63,6 +63,19 @@ def runs_ddb() -> Iterator[Any]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(**create_table_kwargs(TABLE))
         yield ddb
+
+
+@pytest.fixture
+def worker_aws() -> Iterator[dict[str, Any]]:
+    """What a whole pool worker uses, on moto: the steps queue, the runs and logs tables, the bucket."""
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(**create_table_kwargs(TABLE))
+        ddb.create_table(**create_logs_table_kwargs("flowdeck-logs-test"))
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="flowdeck-artifacts-test")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue_url = sqs.create_queue(QueueName="flowdeck-steps-test")["QueueUrl"]
+        yield {"ddb": ddb, "sqs": sqs, "queue_url": queue_url}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from flowdeck.constants import (
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_STEPS_QUEUE_URL,
+    ENV_WORKER_STOP_SECONDS,
 )
 from stacks.compute import DLQ_MAX_RECEIVE_COUNT, TASK_TOKEN_ACTIONS, WORKER_COMMAND
 
@@ -75,6 +76,7 @@ def test_runner_task_runs_the_worker_with_resource_names_in_its_environment(
         ENV_ARTIFACTS_BUCKET,
         ENV_LOGS_TABLE,
         ENV_STATE_MACHINE_ARN_PREFIX,
+        ENV_WORKER_STOP_SECONDS,
     }
     assert "LogStoreTable" in env[ENV_LOGS_TABLE]["Fn::ImportValue"]
     assert "RunStoreTable" in env[ENV_RUNS_TABLE]["Fn::ImportValue"]
@@ -150,3 +152,28 @@ def test_budget_guard_may_stop_only_flowdeck_executions(compute_template: assert
     (container,) = task["Properties"]["ContainerDefinitions"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert env[ENV_STATE_MACHINE_ARN_PREFIX]["Fn::Join"][1][-1] == ":stateMachine:flowdeck-"
+
+
+def test_a_worker_is_told_the_stop_timeout_ecs_gives_it(compute_template: assertions.Template) -> None:
+    (task,) = resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+
+    # Fargate's maximum; the worker finishes or hands back its steps within the same figure.
+    assert container["StopTimeout"] == 120
+    assert env[ENV_WORKER_STOP_SECONDS] == "120"
+
+
+def test_task_protection_is_the_one_ecs_action_and_only_on_the_clusters_tasks(
+    compute_template: assertions.Template,
+) -> None:
+    statements = policy_statements(compute_template, "TaskRole")
+
+    ecs_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("ecs:")}
+    assert ecs_actions == {"ecs:UpdateTaskProtection"}
+    (protection,) = [s for s in statements if "ecs:UpdateTaskProtection" in as_list(s["Action"])]
+    (resource,) = as_list(protection["Resource"])
+    parts = resource["Fn::Join"][1]
+    # arn:<partition>:ecs:<region>:<account>:task/<this cluster>/*
+    assert ":task/" in parts[-3] and parts[-1] == "/*"
+    assert parts[-2] == {"Ref": next(iter(resources_of(compute_template, "AWS::ECS::Cluster")))}

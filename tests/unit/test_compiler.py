@@ -439,20 +439,24 @@ def test_step_spec_carries_what_the_worker_needs(sequential):
     assert report_spec["notify"] == {"slack": "#ci", "email": [], "message": "Built {{ run.id }}"}
 
 
-def test_retry_matches_the_step_retries(sequential):
+HAND_BACK_RETRIER = {"ErrorEquals": ["WorkerStopped"], "IntervalSeconds": 1, "MaxAttempts": 2}
+
+
+def test_retry_matches_the_step_retries_after_the_hand_back_retrier(sequential):
     assert sequential["States"]["compile"]["Retry"] == [
-        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 1.5}
+        HAND_BACK_RETRIER,
+        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 1.5},
     ]
 
 
-def test_no_retry_without_retries(sequential):
-    assert "Retry" not in sequential["States"]["test"]
-    assert "Retry" not in sequential["States"]["report"]
+def test_without_retries_only_a_step_handed_back_by_a_stopping_worker_runs_again(sequential):
+    assert sequential["States"]["test"]["Retry"] == [HAND_BACK_RETRIER]
+    assert sequential["States"]["report"]["Retry"] == [HAND_BACK_RETRIER]
 
 
 def test_zero_second_retry_interval_becomes_the_asl_minimum():
     asl = compiled("name: x\nsteps: [{id: a, run: echo, retries: {max: 1, interval: 0}}]\n")
-    assert asl["States"]["a"]["Retry"][0]["IntervalSeconds"] == 1
+    assert asl["States"]["a"]["Retry"][1]["IntervalSeconds"] == 1
 
 
 # -- failures -------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def branch() -> dict[str, Any]:
 def test_failure_after_the_automatic_retries_goes_to_the_paused_state(pausing):
     task = pausing["States"]["apply"]
 
-    assert task["Retry"][0]["MaxAttempts"] == 2
+    assert task["Retry"][1]["MaxAttempts"] == 2
     assert [c["ErrorEquals"] for c in task["Catch"]] == [
         LOST_ERRORS,
         ["BudgetExceeded", "Cancelled"],
