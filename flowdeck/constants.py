@@ -83,6 +83,11 @@ TOKENS_OUT_PREFIX: Final = "tokens_out#"
 HEARTBEAT_EVERY_SECONDS: Final = 10
 DEFAULT_STEP_TIMEOUT_SECONDS: Final = 6 * 3600
 
+# How often a failed stream batch is retried before it goes to the DLQ: the event source mappings'
+# retry_attempts on AWS (stacks.live, stacks.run_events), the local stream pollers' too.
+FANOUT_STREAM_RETRY_ATTEMPTS: Final = 3
+RUN_EVENTS_RETRY_ATTEMPTS: Final = 5
+
 # Artifacts bucket layout: runs/<workflow>/<run_id>/<step>/<path>, so lifecycle rules expire per workflow.
 ARTIFACT_KEY_PREFIX: Final = "runs/"
 
