@@ -147,7 +147,8 @@ def faulty_handler(handler: Callable[..., Any], name: str, faults: Iterable[Faul
     lock = threading.Lock()
 
     def call(event: dict[str, Any], context: Any) -> Any:
-        text = json.dumps(event) if any(f.match for f in mine) else ""
+        # default=str: stream records carry datetimes (ApproximateCreationDateTime).
+        text = json.dumps(event, default=str) if any(f.match for f in mine) else ""
         with lock:
             fault = next((f for f in mine if left[id(f)] > 0 and f.match in text), None)
             if fault is not None:
