@@ -5,7 +5,8 @@ record with nothing lost. Prints one `fault_<name>=ok` (or `=lost: <what>`) line
   worker_lost_detect_s_max= a worker SIGKILLed -> its step reads failed WorkerLost, worst case (goal <= 30)
 
 One stack carries every fault at once (they must not hide each other): DynamoDB throttling on every
-other log write, S3 errors on one artifact, SES down, Slack unreachable, a fan-out batch carrying log
+other log write and every fourth update of the runs table (the state machine's own writes included),
+S3 errors on one artifact, SES down, Slack unreachable, a fan-out batch carrying log
 lines failed 3 times, the run-events batch carrying a limited run's end failed 3 times. Workers are
 SIGKILLed mid-step and while a step prints as fast as it can (log flushes under way). A second stack
 with kept state is stopped while a run waits for approval and started again. Runs take ~2-4 minutes
@@ -110,6 +111,13 @@ FAULTS: list[Fault] = [
         match=constants.LOGS_TABLE,
         error="ProvisionedThroughputExceededException",
         every=2,
+    ),
+    # Every fourth update of a run's or step's record, the state machine's own writes included.
+    AwsFault(
+        request="dynamodb:UpdateItem",
+        match=constants.RUNS_TABLE,
+        error="ProvisionedThroughputExceededException",
+        every=4,
     ),
     AwsFault(request="s3:PUT", match="reports/lost.xml", error="InternalError", status=500),
     AwsFault(request="ses:POST", match="Action=SendEmail", error="ServiceUnavailable", status=503),
@@ -237,6 +245,10 @@ class Bench:
         if run["status"] != "succeeded":
             throttle.append(f"run {run['status']}")
         self.record("fault_dynamodb_throttled_log_writes", throttle)
+        records = [f"step {s['id']} {s['status']}" for s in run["steps"] if s["status"] != "succeeded"]
+        if run["status"] != "succeeded" or not run.get("ended_at"):
+            records.append(f"run {run['status']} {run.get('error')}")
+        self.record("fault_dynamodb_throttled_run_records", records)
         report = {s["id"]: s for s in run["steps"]}["report"]
         listed = [a["path"] for a in self.api.get(f"/runs/{run_id}/artifacts").json()["artifacts"]]
         problems = []
