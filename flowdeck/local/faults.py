@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -102,7 +103,10 @@ def _error_response(fault: AwsFault, environ: dict[str, Any]) -> tuple[str, list
         body = f"<?xml version='1.0' encoding='UTF-8'?>{document}".encode()
         kind = "text/xml"
     status = f"{fault.status} Injected Fault"
-    return status, [("Content-Type", kind), ("Content-Length", str(len(body)))], body
+    # A request id, as every AWS answer has (moto's executor reads it when it words a failure).
+    request_id = uuid.uuid4().hex
+    headers = [("x-amzn-RequestId", request_id), ("x-amz-request-id", request_id)]
+    return status, [("Content-Type", kind), ("Content-Length", str(len(body))), *headers], body
 
 
 WsgiCall = Callable[[Any, dict[str, Any], Any], Any]
