@@ -114,6 +114,11 @@ WORKER_STOPPED_RETRIES: Final = 2
 WORKER_STOP_TIMEOUT_SECONDS: Final = 120
 ENV_WORKER_STOP_SECONDS: Final = "FLOWDECK_WORKER_STOP_SECONDS"
 
+# How often a failed stream batch is retried before it goes to the DLQ: the event source mappings'
+# retry_attempts on AWS (stacks.live, stacks.run_events), the local stream pollers' too.
+FANOUT_STREAM_RETRY_ATTEMPTS: Final = 3
+RUN_EVENTS_RETRY_ATTEMPTS: Final = 5
+
 # Artifacts bucket layout: runs/<workflow>/<run_id>/<step>/<path>, so lifecycle rules expire per workflow.
 ARTIFACT_KEY_PREFIX: Final = "runs/"
 

@@ -40,6 +40,7 @@ class PipLocalBundling:
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--no-deps",  # the requirements file pins every package of the layer
                 "--requirement",
                 str(DEPENDENCIES_DIR / "requirements.txt"),
                 "--target",
@@ -65,7 +66,7 @@ def dependencies_layer(scope: Construct, construct_id: str) -> lambda_.LayerVers
             asset_hash_type=cdk.AssetHashType.SOURCE,
             bundling=cdk.BundlingOptions(
                 image=cdk.DockerImage.from_registry(SAM_BUILD_IMAGE),
-                command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
+                command=["bash", "-c", "pip install --no-deps -r requirements.txt -t /asset-output/python"],
                 # jsii passes the bundling options as one positional argument, not as keywords.
                 local=PipLocalBundling(),  # type: ignore[arg-type]
             ),

@@ -24,6 +24,7 @@ from flowdeck.constants import (
     ENV_RUNS_TABLE,
     ENV_WEBSOCKET_ENDPOINT,
     ENV_WORKFLOWS_DIR,
+    FANOUT_STREAM_RETRY_ATTEMPTS,
 )
 from flowdeck.stores.schema import CONNECTIONS_BY_RUN_INDEX
 from stacks.api import LAMBDA_WORKFLOWS_DIR, powertools_layer_arn
@@ -37,7 +38,7 @@ SUBSCRIBE_ROUTE = "subscribe"
 THROTTLE_RATE_LIMIT = 50
 THROTTLE_BURST_LIMIT = 100
 # A stream batch is retried this often (halved on each failure) before it goes to the DLQ.
-STREAM_RETRY_ATTEMPTS = 3
+STREAM_RETRY_ATTEMPTS = FANOUT_STREAM_RETRY_ATTEMPTS
 STREAM_BATCH_SIZE = 100
 # WebSocket context variables (the REST API's standard fields name HTTP ones these requests lack).
 ACCESS_LOG_FORMAT = {

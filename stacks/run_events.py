@@ -20,6 +20,7 @@ from flowdeck.constants import (
     ENV_SLACK_SECRET_NAME,
     ENV_STATE_MACHINE_ARN_PREFIX,
     ENV_WORKFLOWS_DIR,
+    RUN_EVENTS_RETRY_ATTEMPTS,
     RUN_SK,
     SK,
     SLACK_SECRET,
@@ -36,7 +37,7 @@ RUN_EVENTS_SERVICE = "flowdeck-run-events"
 # Small batches: each record may start executions; a failed record is retried alone (partial batch
 # responses + bisect), at most this often, then its batch goes to the DLQ.
 BATCH_SIZE = 10
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = RUN_EVENTS_RETRY_ATTEMPTS
 MAX_RECORD_AGE = Duration.days(1)
 
 

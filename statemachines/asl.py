@@ -18,6 +18,19 @@ RUNS_TABLE = "${" + ASL_RUNS_TABLE + "}"
 STEPS_QUEUE_URL = "${" + ASL_STEPS_QUEUE_URL + "}"
 APPROVALS_QUEUE_URL = "${" + ASL_APPROVALS_QUEUE_URL + "}"
 UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
+# What the SDKs' standard retry mode retries of DynamoDB, for the integration (which retries nothing):
+# a few tries over ~15 s, so a throttled write of a run's record does not end the run.
+DYNAMODB_TRANSIENT_RETRY: dict[str, Any] = {
+    "ErrorEquals": [
+        "DynamoDB.ProvisionedThroughputExceededException",
+        "DynamoDB.RequestLimitExceeded",
+        "DynamoDB.ThrottlingException",
+        "DynamoDB.InternalServerErrorException",
+    ],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 4,
+    "BackoffRate": 2.0,
+}
 SEND_AND_WAIT = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 
 RECORD_RUN_START = "RecordRunStart"

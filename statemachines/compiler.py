@@ -16,11 +16,13 @@ from typing import Any
 from flowdeck.definition.models import WorkflowDefinition
 from statemachines.approval import approval_state
 from statemachines.asl import (
+    DYNAMODB_TRANSIENT_RETRY,
     MERGE,
     NORMALIZE,
     RECORD_RUN_FAILED,
     RECORD_RUN_START,
     RECORD_RUN_SUCCEEDED,
+    UPDATE_ITEM,
     Scope,
 )
 from statemachines.layout import Parallel, layout
@@ -96,11 +98,25 @@ def compile_workflow(definition: WorkflowDefinition) -> dict[str, Any]:
         states[MERGE]["Parameters"]["pauses"] = pauses
     if pauses or any(step.approval is not None for step in definition.steps):
         fail_from_waiting_too(states)
+    _retry_transient_writes(states)
     return {
         "Comment": f"Flowdeck workflow {definition.name}: {definition.description}".strip(": "),
         "StartAt": NORMALIZE,
         "States": states,
     }
+
+
+def _retry_transient_writes(states: dict[str, Any]) -> None:
+    """Every DynamoDB write of the state machine retries a throttled or failed request.
+
+    Step Functions' service integrations do not retry on their own (the SDKs' standard mode does), so
+    one throttled write of a run's or a step's record would otherwise end the run as failed.
+    """
+    for state in states.values():
+        if state.get("Resource") == UPDATE_ITEM:
+            state["Retry"] = [DYNAMODB_TRANSIENT_RETRY, *state.get("Retry", [])]
+        for branch in state.get("Branches", []):
+            _retry_transient_writes(branch["States"])
 
 
 def render_definition(asl: dict[str, Any], substitutions: dict[str, str]) -> str:

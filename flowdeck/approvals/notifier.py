@@ -228,10 +228,23 @@ class ApprovalNotifier:
                 except Exception as exc:
                     errors.append({"channel": "slack", "at": now_iso(), "error": str(exc)[:500]})
                     failed.append("slack")
+        giving_up = bool(failed) and receive_count >= MAX_DELIVERY_ATTEMPTS
+        if giving_up:
+            # The record says the delivery failed for good, not only that its last try did.
+            final = {"at": now_iso(), "error": f"gave up after {receive_count} attempts", "final": True}
+            errors += [
+                (
+                    {"channel": "slack"}
+                    if f == "slack"
+                    else {"channel": "email", "to": f.removeprefix("email to ")}
+                )
+                | final
+                for f in failed
+            ]
         fields |= {"delivered": delivered, "delivery_errors": errors[-20:]}
         self.store.note_delivery(message.run_id, message.step, message.token, fields)
         if failed:
-            if receive_count < MAX_DELIVERY_ATTEMPTS:
+            if not giving_up:
                 raise DeliveryFailed(
                     f"run {message.run_id} approval {message.step}: {', '.join(failed)} failed"
                 )

@@ -243,6 +243,17 @@ def _answers_per_attempt() -> None:
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
 
 
+def _inject_faults(spec: str) -> None:
+    """Answer the requests the faults name with their errors (tests and bench/faults.py only)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from flowdeck.local import faults
+
+    DomainDispatcherApplication.__call__ = faults.inject(  # type: ignore[method-assign,assignment]
+        DomainDispatcherApplication.__call__, faults.parse(spec)
+    )
+
+
 def serve(host: str, port: int) -> None:
     # The executor calls SQS and DynamoDB at localhost:$MOTO_PORT: it must be this server.
     os.environ["MOTO_PORT"] = str(port)
@@ -266,6 +277,10 @@ def serve(host: str, port: int) -> None:
         from flowdeck.local.metering import install_emulator_counter
 
         install_emulator_counter()
+    from flowdeck.local.faults import ENV_FAULTS
+
+    if faults := os.environ.get(ENV_FAULTS):  # opt-in injected faults (LocalStack(faults=...))
+        _inject_faults(faults)
     # Keep-alive: every worker and executor call would otherwise open a new TCP connection.
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

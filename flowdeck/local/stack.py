@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
@@ -20,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowdeck import constants
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
+from flowdeck.local.faults import ENV_FAULTS, AwsFault, Fault, faulty_handler
+from flowdeck.local.faults import dump as dump_faults
 from flowdeck.local.state import LocalState, PeriodicSave, Restored
 from flowdeck.local.sweeper import ArtifactSweeper, ScratchSweeper
 from flowdeck.stores.fresh_tasks import family_name
@@ -82,6 +85,7 @@ class LocalStack:
         data_dir: Path | None = None,
         fresh: bool = False,
         keep_state: bool = True,
+        faults: Sequence[Fault] = (),
     ) -> None:
         self.workflows_dir = workflows_dir.resolve()
         self.catalog = Catalog.from_dir(self.workflows_dir)  # refuse bad definitions before starting anything
@@ -93,6 +97,8 @@ class LocalStack:
         self.fresh = fresh
         # Off for throwaway stacks (tests, benches): no restore, and no saves competing for the CPU.
         self.keep_state = keep_state
+        # Injected on purpose (tests, bench/faults.py); none by default (flowdeck.local.faults).
+        self.faults = list(faults)
         self.state = LocalState(self.data_dir / "state", self.client)
         self.restored = Restored()
         self.interrupted: list[str] = []  # runs the previous stack left in flight, recorded failed
@@ -260,7 +266,11 @@ class LocalStack:
         return process
 
     def _start_emulator(self) -> None:
-        env = os.environ | {"MOTO_PORT": str(self.emulator_port)}
+        # The emulator injects only the faults this stack was given, never ones left in the shell.
+        env = {k: v for k, v in os.environ.items() if k != ENV_FAULTS}
+        env["MOTO_PORT"] = str(self.emulator_port)
+        if any(isinstance(fault, AwsFault) for fault in self.faults):
+            env[ENV_FAULTS] = dump_faults(self.faults)
         process = self._spawn(["flowdeck.local.emulator", "--port", str(self.emulator_port)], "emulator", env)
         _wait_for_port(self.emulator_port, process)
 
@@ -476,20 +486,22 @@ class LocalStack:
         from lambdas import fanout
 
         self.streams = StreamPoller(
-            fanout.lambda_handler,
+            faulty_handler(fanout.lambda_handler, "fanout", self.faults),
             [constants.RUNS_TABLE, constants.LOGS_TABLE],
             self.client("dynamodb"),
             self.client("dynamodbstreams"),
+            retry_attempts=constants.FANOUT_STREAM_RETRY_ATTEMPTS,
         )
         self.streams.start()
         from lambdas import run_events
 
         # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.runs.events).
         self.run_events = StreamPoller(
-            run_events.lambda_handler,
+            faulty_handler(run_events.lambda_handler, "run_events", self.faults),
             [constants.RUNS_TABLE],
             self.client("dynamodb"),
             self.client("dynamodbstreams"),
             name="run_events",
+            retry_attempts=constants.RUN_EVENTS_RETRY_ATTEMPTS,
         )
         self.run_events.start()

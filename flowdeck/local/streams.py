@@ -4,6 +4,12 @@ One thread per stream reads the emulator's records (from LATEST at start) and ca
 the Lambda DynamoDB-stream event shape, a batch at a time, in order. The emulator's GetRecords waits
 for a record (flowdeck.local.emulator), so a reader asks again at once; only an empty answer that
 came back at once (no wait) is followed by a POLL_SECONDS pause.
+
+A batch that fails is retried as Lambda retries one (its shard waits meanwhile): a handler that raises
+gets the whole batch again; one that answers a partial batch response (`batchItemFailures`) gets the
+records from its first failed one on (Lambda checkpoints before the lowest failed sequence number).
+After `retry_attempts` retries the records are given up, as Lambda hands them to the mapping's
+on-failure destination: logged and counted in `given_up`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ POLL_SECONDS = 0.02
 # An empty answer sooner than this did not wait for records (not our emulator): pause before asking again.
 WAITED_SECONDS = 0.1
 BATCH_SIZE = 100
+# Lambda's default for a stream mapping is to retry until the records expire; ours set a number.
+DEFAULT_RETRY_ATTEMPTS = 3
+RETRY_BACKOFF_SECONDS = 0.1
+MAX_RETRY_BACKOFF_SECONDS = 2.0
 REGION = "us-east-1"
 
 logger = logging.getLogger(__name__)
@@ -57,9 +67,12 @@ class StreamPoller:
         streams: Any,
         poll: float = POLL_SECONDS,
         name: str = "fanout",
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
     ) -> None:
         self.handler = handler
         self.name = name
+        self.retry_attempts = retry_attempts
+        self.given_up = 0  # records past their retries (on AWS: the on-failure destination's)
         self.tables = tables
         self.dynamodb = dynamodb
         self.streams = streams
@@ -120,11 +133,40 @@ class StreamPoller:
                 self._stop.wait(self.poll)
 
     def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
+        """Hand the records to the handler until it takes them all or their retries are spent."""
+        for attempt in range(self.retry_attempts + 1):
+            failed_from = self._invoke(arn, records)
+            if failed_from is None:
+                return
+            records = records[failed_from:]
+            if attempt < self.retry_attempts:
+                METER.add(f"lambda.{self.name}.retries")
+                self._stop.wait(min(RETRY_BACKOFF_SECONDS * 2**attempt, MAX_RETRY_BACKOFF_SECONDS))
+                if self._stop.is_set():
+                    return
+        self.given_up += len(records)
+        logger.error(
+            "%s gave up on %d records of %s after %d retries",
+            self.name,
+            len(records),
+            arn,
+            self.retry_attempts,
+        )
+
+    def _invoke(self, arn: str, records: list[dict[str, Any]]) -> int | None:
+        """Call the handler once; None when every record was taken, else the index to retry from."""
         event = lambda_records(records, arn)
-        # Lambda retries a failed batch; locally we log it and go on (a viewer can resubscribe).
         try:
             METER.add(f"lambda.{self.name}.records", len(records))
             context = LocalLambdaContext(aws_request_id=records[0].get("eventID") or "stream")
-            METER.invoke(self.name, self.handler, event, context)
+            answer = METER.invoke(self.name, self.handler, event, context)
         except Exception:
-            logger.exception("stream handler failed on %d records of %s", len(records), arn)
+            logger.exception("stream handler %s failed on %d records of %s", self.name, len(records), arn)
+            return 0
+        failures = answer.get("batchItemFailures") if isinstance(answer, dict) else None
+        if not failures:
+            return None
+        sequence = [str(r.get("dynamodb", {}).get("SequenceNumber")) for r in records]
+        named = [str(f.get("itemIdentifier")) for f in failures]
+        # An identifier that names no record of the batch fails it whole, as on Lambda.
+        return min(sequence.index(n) for n in named) if set(named) <= set(sequence) else 0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from boto3.exceptions import S3TransferFailedError
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.messages import StepMessage
@@ -115,7 +115,8 @@ def upload(
         kind = content_type(relative)
         try:
             store.upload_file(str(file), key, kind)
-        except (BotoCoreError, ClientError, S3TransferFailedError, OSError) as exc:
+        # boto3's transfer manager wraps the client error it gave up on in S3UploadFailedError.
+        except (BotoCoreError, ClientError, S3TransferFailedError, S3UploadFailedError, OSError) as exc:
             # A lost artifact is reported on the step; it does not turn the step's outcome around.
             found.warnings.append(f"upload of {relative!r} failed: {exc.__class__.__name__}")
             continue

@@ -227,8 +227,14 @@ def test_an_email_outage_is_noted_retried_then_given_up_with_the_request_kept(wo
     step = world.step()
     assert step["status"] == "waiting"
     errors = step["approval"]["delivery_errors"]
-    assert {e["channel"] for e in errors} == {"email"} and len(errors) == 4
+    assert {e["channel"] for e in errors} == {"email"} and len(errors) == 6
     assert "Throttling" in errors[0]["error"]
+    # The last attempt records each undelivered e-mail as failed for good.
+    assert [(e["to"], e["error"], e.get("final")) for e in errors[4:]] == [
+        (to, f"gave up after {MAX_DELIVERY_ATTEMPTS} attempts", True)
+        for to in sorted(e["to"] for e in errors[:2])
+    ]
+    assert not any(e.get("final") for e in errors[:4])
     assert [a["step"] for a in Inbox(world.decisions().store, world.directory).waiting_for(JANE)] == [
         "approval"
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from pathlib import Path
 
 from stack_helpers import Synthesized
@@ -38,15 +39,23 @@ def test_dependencies_layer_is_built_from_the_pinned_requirements_only(synthesiz
     assert str(DEPENDENCIES_DIR) in _zip_sources(synthesized)
     assert {p.name for p in DEPENDENCIES_DIR.iterdir()} == {"requirements.txt"}
     pins = [line for line in (DEPENDENCIES_DIR / "requirements.txt").read_text().splitlines() if "==" in line]
+    # Every package of the layer is pinned (pip installs it with --no-deps), at the tests' version.
     assert {pin.split("==")[0] for pin in pins} == {
         "pydantic",
+        "pydantic-core",
+        "annotated-types",
+        "typing-extensions",
+        "typing-inspection",
         "pydantic-settings",
+        "python-dotenv",
         "PyYAML",
         "Jinja2",
+        "MarkupSafe",
         "simpleeval",
         "pyawscron",
         "slack-sdk",
     }
+    assert [pin for pin in pins if metadata.version(pin.split("==")[0]) != pin.split("==")[1]] == []
 
 
 def test_worker_image_context_is_the_dockerfile_the_runner_packages_and_workflows(
