@@ -131,7 +131,8 @@ def test_a_reject_fails_the_run_with_who_and_the_comment(api: httpx.Client, stac
     step = steps_by_id(run)["approval"]
     assert step["error"] == "ApprovalRejected"
     assert step["cause"] == f"rejected by {BOB}: not on a Friday"
-    assert steps_by_id(run)["apply"]["status"] == "pending"
+    apply = steps_by_id(run)["apply"]
+    assert (apply["status"], apply["not_run"]) == ("skipped", "the run failed at approval")
     assert api.post(f"/runs/{run_id}/steps/approval/approve", headers=as_user(api, ALICE)).status_code == 409
     shown = CliRunner().invoke(app, ["--api", stack.api_url, "show", run_id], env={"COLUMNS": "200"})
     print(shown.output)
@@ -148,7 +149,8 @@ def test_nobody_deciding_in_time_fails_the_step_with_approval_timed_out(
     assert run["status"] == "failed"
     step = steps_by_id(run)["approval"]
     assert step["error"] == "ApprovalTimedOut"
-    assert steps_by_id(run)["after"]["status"] == "pending"
+    after = steps_by_id(run)["after"]
+    assert (after["status"], after["not_run"]) == ("skipped", "the run failed at approval")
     late = api.post(f"/runs/{run_id}/steps/approval/approve", headers=as_user(api, "jane@example.com"))
     assert late.status_code == 409
 

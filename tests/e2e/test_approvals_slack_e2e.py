@@ -230,7 +230,8 @@ def test_a_slack_reject_fails_the_run_and_the_message_says_who(
     step = steps_by_id(run)["approval"]
     assert step["error"] == "ApprovalRejected"
     assert step["cause"] == f"rejected by {JANE}"
-    assert steps_by_id(run)["apply"]["status"] == "pending"
+    apply = steps_by_id(run)["apply"]
+    assert (apply["status"], apply["not_run"]) == ("skipped", "the run failed at approval")
     assert "Rejected by jane@example.com via slack" in json.dumps(clicks.message()["blocks"])
     assert set(buttons(clicks.message())) == {OPEN_ACTION}
 

@@ -307,13 +307,15 @@ def test_a_busy_worker_keeps_the_step_waiting_behind_it_alive(runs_ddb: Any, tmp
     thread = threading.Thread(target=worker.run_forever, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while ("success", {"taskToken": "behind"}) not in [
-        (k, {"taskToken": a["taskToken"]}) for k, a in sfn.calls
-    ]:
-        assert time.monotonic() < deadline, sfn.calls
-        time.sleep(0.1)
-    worker.shutdown.set()
-    thread.join(10)
+    try:
+        while ("success", {"taskToken": "behind"}) not in [
+            (k, {"taskToken": a["taskToken"]}) for k, a in sfn.calls
+        ]:
+            assert time.monotonic() < deadline, sfn.calls
+            time.sleep(0.1)
+    finally:  # never left polling: moto's queue URLs repeat, so it would take the next test's messages
+        worker.shutdown.set()
+        thread.join(10)
 
     # Then the step behind was beaten while the slow one still ran (before the slow one's answer)
     calls = [(kind, args["taskToken"]) for kind, args in sfn.calls]

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 from test_worker import message
-from test_worker_stop import TABLE, RunningWorker, send, wait_until_running
+from test_worker_stop import (  # the fixture ends the workers a test leaves running
+    TABLE,
+    RunningWorker,
+    no_worker_outlives_its_test,  # noqa: F401
+    send,
+    wait_until_running,
+)
 
 from flowdeck.runner.protection import AgentEndpoint, ScaleInProtection
 from flowdeck.stores.runs import RunStore

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class RunningWorker:
         self.worker.runner.tokens = TaskTokens(self.sfn)
         self.thread = threading.Thread(target=self.worker.run_forever, args=(1,), daemon=True)
         self.thread.start()
+        STARTED.append(self)
 
     def stop_and_wait(self, timeout: float) -> float:
         """stop() as SIGTERM does; the seconds until the poll loop has ended."""
@@ -54,6 +56,21 @@ class RunningWorker:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the worker did not leave within its stop timeout"
         return time.monotonic() - began
+
+
+# Every worker a test started, ended at its teardown: moto's queue URLs repeat from test to test, so
+# a worker left polling (a test that failed before its stop) would take the next test's messages.
+STARTED: list[RunningWorker] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        running = STARTED.pop()
+        running.worker.shutdown.set()
+        running.worker.runner.hand_back()
+        running.thread.join(15)
 
 
 def send(aws: dict[str, Any], step: StepMessage) -> None:

@@ -155,8 +155,7 @@ def test_budget_guard_may_stop_only_flowdeck_executions(compute_template: assert
 
 
 def test_a_worker_is_told_the_stop_timeout_ecs_gives_it(compute_template: assertions.Template) -> None:
-    (task,) = resources_of(compute_template, "AWS::ECS::TaskDefinition").values()
-    (container,) = task["Properties"]["ContainerDefinitions"]
+    (container,) = worker_task_definition(compute_template)["Properties"]["ContainerDefinitions"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
 
     # Fargate's maximum; the worker finishes or hands back its steps within the same figure.

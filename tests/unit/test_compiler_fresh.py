@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from flowdeck.constants import WORKER_STOPPED, WORKER_STOPPED_RETRIES
 from flowdeck.errors import InvalidDefinition
 from statemachines.fresh_step import (
     COLD_START_SECONDS,
@@ -131,7 +132,8 @@ def test_a_fresh_step_allows_for_the_cold_start_in_heartbeat_and_backstop(mixed)
 def test_a_fresh_step_keeps_the_pool_step_retries_and_lost_runner_record(mixed):
     build = mixed["States"]["build"]
     assert build["Retry"] == [
-        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}
+        {"ErrorEquals": [WORKER_STOPPED], "IntervalSeconds": 1, "MaxAttempts": WORKER_STOPPED_RETRIES},
+        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0},
     ]
     assert catcher(build, LOST_ERRORS)["Next"] == "build:WorkerLost"
     _, recorder = lost_recorder(mixed, "build")
