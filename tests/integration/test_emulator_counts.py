@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from flowdeck.local.metering import COUNTS_PATH
-from flowdeck.local.stack import REGION, _wait_for_port, free_port
+from tests.emulator_process import emulator_client, emulator_process
 
 
 @pytest.fixture(scope="module")
 def counting_emulator() -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {"FLOWDECK_EMULATOR_COUNT": "1", "FLOWDECK_EXIT_WITH_PARENT": str(os.getpid())}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeck.local.emulator", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with emulator_process({"FLOWDECK_EMULATOR_COUNT": "1"}) as endpoint:
+        yield endpoint
 
 
 def _ddb(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return emulator_client(endpoint, "dynamodb")
 
 
 def test_put_item_is_counted_with_its_write_units(counting_emulator: str) -> None:

@@ -2,53 +2,28 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from flowdeck.local.emulator import STREAM_WAIT_SECONDS
-from flowdeck.local.stack import REGION, _wait_for_port, free_port
 from flowdeck.stores.schema import create_table_kwargs
+from tests.emulator_process import emulator_client, emulator_process
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeck.local.emulator", "--port", str(port)],
-        env=os.environ | {"FLOWDECK_EXIT_WITH_PARENT": str(os.getpid())},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    with emulator_process() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
 def stream(emulator: str) -> tuple[Any, Any, str, str]:
     """(dynamodb, dynamodbstreams, the table's stream ARN, its shard id)."""
-    ddb, streams = client(emulator, "dynamodb"), client(emulator, "dynamodbstreams")
+    ddb, streams = emulator_client(emulator, "dynamodb"), emulator_client(emulator, "dynamodbstreams")
     ddb.create_table(**create_table_kwargs("streamed"))
     arn = ddb.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
     (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]

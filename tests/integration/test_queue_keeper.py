@@ -7,8 +7,6 @@ heartbeat in the queue failed WorkerLost although no worker was lost.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -21,12 +19,13 @@ import pytest
 from moto import mock_aws
 
 from flowdeck.config import Settings
-from flowdeck.local.stack import REGION, STATE_MACHINE_ROLE, _wait_for_port, free_port
+from flowdeck.local.stack import REGION, STATE_MACHINE_ROLE
 from flowdeck.runner.queue_keeper import QueueKeeper
 from flowdeck.runner.step_runner import StepRunner
 from flowdeck.runner.worker import Worker
 from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
+from tests.emulator_process import emulator_client, emulator_process
 from tests.integration.test_worker import TABLE, FakeStepFunctions, Lines, message
 
 HEARTBEAT_SECONDS = 4
@@ -36,30 +35,8 @@ KEEP_EVERY = 1.0
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
     """The local AWS emulator (moto's server with its Step Functions executor), as the local stack runs it."""
-    port = free_port()
-    env = os.environ | {"FLOWDECK_EXIT_WITH_PARENT": str(os.getpid())}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeck.local.emulator", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, process, timeout=90)  # a loaded machine starts it slowly
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    with emulator_process() as endpoint:
+        yield endpoint
 
 
 def make_queues(sqs: Any) -> tuple[Any, str, str]:
@@ -77,7 +54,7 @@ def make_queues(sqs: Any) -> tuple[Any, str, str]:
 @pytest.fixture
 def emulator_queues(emulator: str) -> tuple[Any, str, str]:
     """Queues in the emulator, where Step Functions' executor sends its step messages."""
-    return make_queues(client(emulator, "sqs"))
+    return make_queues(emulator_client(emulator, "sqs"))
 
 
 @pytest.fixture
@@ -134,7 +111,7 @@ def test_a_step_waiting_in_the_queue_longer_than_its_heartbeat_is_not_lost_while
 ) -> None:
     # Given a state machine whose step waits in the queue (every worker busy) for 2.5 heartbeats
     sqs, url, _ = emulator_queues
-    sfn = client(emulator, "stepfunctions")
+    sfn = emulator_client(emulator, "stepfunctions")
     machine = sfn.create_state_machine(
         name=f"keeper-{time.monotonic_ns()}",
         definition=json.dumps(waiting_step(url, HEARTBEAT_SECONDS)),
@@ -158,7 +135,7 @@ def test_without_the_keeper_the_same_wait_fails_the_step_at_its_heartbeat(
 ) -> None:
     # The control: what the keeper prevents (a step lost for waiting in the queue).
     sqs, url, _ = emulator_queues
-    sfn = client(emulator, "stepfunctions")
+    sfn = emulator_client(emulator, "stepfunctions")
     machine = sfn.create_state_machine(
         name=f"unkept-{time.monotonic_ns()}",
         definition=json.dumps(waiting_step(url, HEARTBEAT_SECONDS)),
