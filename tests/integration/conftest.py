@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,15 @@ def flowdeck_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     moto starts before any client exists; the cached settings and service are rebuilt inside it.
     Executions are only recorded (moto's executor is off), so tests control run state by seeding items.
     """
+    with api_on_moto(monkeypatch, WORKFLOWS) as clients:
+        yield clients
+
+
+@contextmanager
+def api_on_moto(monkeypatch: pytest.MonkeyPatch, workflows: Path) -> Iterator[tuple[Any, Any]]:
+    """The API's settings on moto over a workflows folder: the runs table and one state machine each."""
     monkeypatch.setenv("FLOWDECK_RUNS_TABLE", TABLE)
-    monkeypatch.setenv("FLOWDECK_WORKFLOWS_DIR", str(WORKFLOWS))
+    monkeypatch.setenv("FLOWDECK_WORKFLOWS_DIR", str(workflows))
     monkeypatch.setenv("FLOWDECK_STATE_MACHINE_ARN_PREFIX", ARN_PREFIX)
     monkeypatch.setenv("FLOWDECK_TRUST_USER_HEADER", "true")
     monkeypatch.delenv("FLOWDECK_AWS_ENDPOINT_URL", raising=False)
@@ -45,7 +53,7 @@ def flowdeck_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(**create_table_kwargs(TABLE))
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        for name in Catalog.from_dir(WORKFLOWS).names():
+        for name in Catalog.from_dir(workflows).names():
             sfn.create_state_machine(
                 name=f"flowdeck-{name}",
                 definition=PASS_DEFINITION,

@@ -12,22 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
-from flowdeck.catalog import Catalog
 from flowdeck.cli.main import app
-from flowdeck.config import get_settings
 from flowdeck.local.http import ApiServer
 from flowdeck.stores.items import from_item
-from flowdeck.stores.schema import create_table_kwargs
 from lambdas.api import lambda_handler
-from lambdas.deps import run_service
 from lambdas.routes.decisions import pause_decisions
-from tests.integration.conftest import PASS_DEFINITION
-from tests.integration.test_api import ARN_PREFIX, TABLE, Api, assert_error
+from tests.integration.conftest import api_on_moto
+from tests.integration.test_api import TABLE, Api, assert_error
 from tests.integration.test_worker import FakeStepFunctions
 
 WORKFLOWS = Path(__file__).parent.parent / "fixtures" / "permissions"
@@ -45,26 +39,8 @@ OPS, JANE, SAM, QUINN, OUTSIDER = (
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch, lambda_context: Any) -> Iterator[Api]:
     """The API on moto over the permissions fixtures (teams.yaml included)."""
-    monkeypatch.setenv("FLOWDECK_RUNS_TABLE", TABLE)
-    monkeypatch.setenv("FLOWDECK_WORKFLOWS_DIR", str(WORKFLOWS))
-    monkeypatch.setenv("FLOWDECK_STATE_MACHINE_ARN_PREFIX", ARN_PREFIX)
-    monkeypatch.setenv("FLOWDECK_TRUST_USER_HEADER", "true")
-    monkeypatch.delenv("FLOWDECK_AWS_ENDPOINT_URL", raising=False)
-    get_settings.cache_clear()
-    run_service.cache_clear()
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(**create_table_kwargs(TABLE))
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        for name in Catalog.from_dir(WORKFLOWS).names():
-            sfn.create_state_machine(
-                name=f"flowdeck-{name}",
-                definition=PASS_DEFINITION,
-                roleArn="arn:aws:iam::123456789012:role/sfn",
-            )
+    with api_on_moto(monkeypatch, WORKFLOWS) as (ddb, sfn):
         yield Api(ddb, sfn, lambda_context)
-    get_settings.cache_clear()
-    run_service.cache_clear()
 
 
 def run_item(api: Api, run_id: str = RUN_ID, sk: str = "RUN") -> dict[str, Any]:
