@@ -28,6 +28,17 @@ ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:stateMachine:flowdeck-"
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
 
+@pytest.fixture(autouse=True)
+def no_local_stack_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests here run on moto in this process or name their endpoints: never on the session stack.
+
+    The e2e tier's stack points the process's environment at its emulator (FLOWDECK_AWS_ENDPOINT_URL);
+    a Settings() built here would send its clients there (a worker polled another queue and never
+    saw its step).
+    """
+    monkeypatch.delenv("FLOWDECK_AWS_ENDPOINT_URL", raising=False)
+
+
 @pytest.fixture
 def flowdeck_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     """(dynamodb, stepfunctions) clients on moto, with the API's settings pointing at them.
