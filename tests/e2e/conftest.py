@@ -59,5 +59,14 @@ def wait(api: httpx.Client, run_id: str, timeout: float = 60.0) -> dict[str, Any
     raise AssertionError(f"run {run_id} did not finish within {timeout}s: {api.get(f'/runs/{run_id}').text}")
 
 
+def step_pid(pidfile: Path, timeout: float) -> int:
+    """The pid a step wrote to its file once it started; fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    return int(pidfile.read_text())
+
+
 def steps_by_id(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["id"]: step for step in run["steps"]}

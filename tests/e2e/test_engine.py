@@ -16,7 +16,7 @@ import pytest
 from flowdeck.constants import RUNS_TABLE
 from flowdeck.local.stack import LocalStack
 from flowdeck.stores.runs import RunStore
-from tests.e2e.conftest import start, steps_by_id, wait
+from tests.e2e.conftest import start, step_pid, steps_by_id, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -162,13 +162,8 @@ def test_a_worker_told_to_stop_hands_its_step_back_to_run_on_another_worker(
     stack: LocalStack, api: httpx.Client, tmp_path: Path
 ) -> None:
     run_id = start(api, "stopped", piddir=str(tmp_path))
-    first = tmp_path / "attempt-1.pid"
-    deadline = time.monotonic() + 20
-    while not first.exists() or not first.read_text():
-        assert time.monotonic() < deadline, "the step never started"
-        time.sleep(0.05)
-
-    os.kill(int(first.read_text()), signal.SIGTERM)  # what ECS sends on a scale-in or a deploy
+    first = step_pid(tmp_path / "attempt-1.pid", 20)
+    os.kill(first, signal.SIGTERM)  # what ECS sends on a scale-in or a deploy
     run = wait(api, run_id, timeout=60)
 
     handed = steps_by_id(run)["handed"]
@@ -177,7 +172,7 @@ def test_a_worker_told_to_stop_hands_its_step_back_to_run_on_another_worker(
     attempts = {a["attempt"]: a for a in handed["attempts"]}
     assert (attempts[1]["status"], attempts[1]["error"]) == ("failed", "WorkerStopped")
     # Another worker process ran it the second time.
-    assert (tmp_path / "attempt-2.pid").read_text() != first.read_text()
+    assert int((tmp_path / "attempt-2.pid").read_text()) != first
 
 
 def test_killed_worker_fails_the_step_with_worker_lost(
@@ -185,12 +180,7 @@ def test_killed_worker_fails_the_step_with_worker_lost(
 ) -> None:
     pidfile = tmp_path / "worker.pid"
     run_id = start(api, "lost", pidfile=str(pidfile))
-    deadline = time.monotonic() + 20
-    while not pidfile.exists() or not pidfile.read_text():
-        assert time.monotonic() < deadline, "the step never started"
-        time.sleep(0.05)
-
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    os.kill(step_pid(pidfile, 20), signal.SIGKILL)
     run = wait(api, run_id, timeout=30)
 
     victim = steps_by_id(run)["victim"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from flowdeck.local.stack import LocalStack
-from tests.e2e.conftest import start, wait
+from tests.e2e.conftest import start, step_pid, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,10 @@ def test_worker_killed_during_a_log_flush_keeps_every_stored_line_once_in_order(
 ) -> None:
     run_id = start(api, "lost-flood", folder=str(tmp_path))
     pidfile = tmp_path / "worker.pid"
-    deadline = time.monotonic() + 30
-    while not pidfile.exists() or not pidfile.read_text():
-        assert time.monotonic() < deadline, "the step never started"
-        time.sleep(0.05)
+    worker_pid = step_pid(pidfile, 30)
     time.sleep(0.5)  # well into the flood: batches are stored every 100 ms
 
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    os.kill(worker_pid, signal.SIGKILL)
     killed = time.monotonic()
     run = wait(api, run_id, timeout=30)
     detected = time.monotonic() - killed
