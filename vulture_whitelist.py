@@ -58,4 +58,4 @@ _.NotACalculator  # tests/unit/test_cost_calculators.py
 _.do_PUT  # tests/integration/test_task_protection.py: the ECS agent stand-in's PUT
 
 # pytest runs an autouse fixture in each module that imports it.
-_.no_worker_outlives_its_test  # tests/integration/test_task_protection.py: ends the workers a test leaves running
+_.no_worker_outlives_its_test  # tests/integration/test_task_protection.py: ends workers a test left running
