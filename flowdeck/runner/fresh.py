@@ -176,7 +176,7 @@ def run_fresh_step(settings: Settings, environ: Mapping[str, str], started_at: f
         if not alive.result():
             log.info("run %s no longer waits for step %s (ended while it started)", task.run_id, task.step)
             return False
-        runner.handle(message)
+        runner.handle(message, waited=0.0)  # the beat above just reset the token's heartbeat clock
     except Exception as exc:
         # Fail the step now rather than leave the run waiting for the heartbeat timeout.
         log.exception("step %s of run %s failed in its runner", task.step, task.run_id)

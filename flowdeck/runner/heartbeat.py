@@ -16,9 +16,13 @@ log = logging.getLogger("flowdeck.worker")
 class Heartbeat(Periodic):
     """Keeps the task token alive; notices when the execution no longer wants the step."""
 
-    def __init__(self, tokens: TaskTokens, token: str, every: float) -> None:
-        # At once: the step may have waited in the queue for most of its heartbeat time already.
-        super().__init__(every, name="heartbeat", at_once=True)
+    def __init__(self, tokens: TaskTokens, token: str, every: float, waited: float | None = None) -> None:
+        """`waited`: seconds since the token was issued (its message sent); None when not known.
+
+        The token's heartbeat clock runs from then: the first beat is due `every` seconds after it,
+        at once for a step that waited in the queue that long (or for how long is not known).
+        """
+        super().__init__(every, name="heartbeat", first_after=0.0 if waited is None else every - waited)
         self.tokens = tokens
         self.token = token
         self.gone = threading.Event()

@@ -9,10 +9,10 @@ from typing import Self
 class Periodic:
     """Calls `beat()` every `every` seconds from a thread, until the block ends or `beat()` says stop."""
 
-    def __init__(self, every: float, name: str, at_once: bool = False) -> None:
-        """`at_once`: the first beat comes as the block starts, not `every` seconds in."""
+    def __init__(self, every: float, name: str, first_after: float | None = None) -> None:
+        """`first_after`: seconds to the first beat (0: as the block starts), `every` when None."""
         self.every = every
-        self.at_once = at_once
+        self.first_after = first_after
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
@@ -29,7 +29,8 @@ class Periodic:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        if self.at_once and not self.beat():
+        first = self.every if self.first_after is None else max(self.first_after, 0.0)
+        if self._done.wait(first) or not self.beat():
             return
         while not self._done.wait(self.every):
             if not self.beat():

@@ -109,10 +109,13 @@ class StepRunner:
             "run": {"id": message.run_id, "workflow": message.workflow, "attempt": message.attempt},
         }
 
-    def handle(self, message: StepMessage, sink: LineSink | None = None) -> StepResult | None:
+    def handle(
+        self, message: StepMessage, sink: LineSink | None = None, waited: float | None = None
+    ) -> StepResult | None:
         """Run the step once; None when this delivery is a duplicate of one already taken.
 
-        Output goes to `sink` when given, else to the logs table through a LogWriter.
+        Output goes to `sink` when given, else to the logs table through a LogWriter. `waited`: the
+        seconds since the message was sent (the token's heartbeat clock), None when not known.
         """
         if message.step in message.reuse:
             self.answer_reused(message)
@@ -133,34 +136,35 @@ class StepRunner:
         if message.task_arn is not None:
             # A fresh step's own task, on the attempt: a cancel stops it, a person can find it in ECS.
             fields["task_arn"] = message.task_arn
-        started = self.runs.start_attempt(
+        started, not_cancelled = self.runs.start_attempt_unless_cancelled(
             message.run_id, message.step, message.token, message.attempt, fields
         )
         if started is None:
             return None
         writer = LogWriter.for_step(self.logs, message) if sink is None and self.logs is not None else None
         output: LineSink = sink or writer or (lambda stream, text: None)
-        try:
-            if condition_error is not None:
-                result = StepResult(
-                    status="failed",
-                    error="ConditionError",
-                    cause=condition_error,
-                    started_at=started_at,
-                    ended_at=now_iso(),
-                )
-            elif status == "skipped":
-                result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
-            elif spec.kind == "notify":
-                result = self.notify(message, pending_outputs.result(), started_at, output)
-            else:
-                result = self.run(message, pending_outputs.result(), started_at, output, started)
-        finally:
-            if writer is not None:
-                # Every line is stored before the end is recorded: a finished step's log is complete.
-                # Heartbeats go on meanwhile, as storing a large backlog may take a while.
-                with Heartbeat(self.tokens, message.token, self.heartbeat_every(message)):
-                    writer.close()
+        # One heartbeat from the start record to the answer: storing a large log backlog after the
+        # process may take a while too.
+        with Heartbeat(self.tokens, message.token, self.heartbeat_every(message), waited) as beat:
+            try:
+                if condition_error is not None:
+                    result = StepResult(
+                        status="failed",
+                        error="ConditionError",
+                        cause=condition_error,
+                        started_at=started_at,
+                        ended_at=now_iso(),
+                    )
+                elif status == "skipped":
+                    result = StepResult(status="skipped", started_at=started_at, ended_at=now_iso())
+                elif spec.kind == "notify":
+                    result = self.notify(message, pending_outputs.result(), started_at, output)
+                else:
+                    earlier = pending_outputs.result()
+                    result = self.run(message, earlier, started_at, output, beat, started, not_cancelled)
+            finally:
+                if writer is not None:
+                    writer.close()  # every line is stored before the end is recorded: a finished log is whole
         return self.finish(message, started, result)
 
     def answer_reused(self, message: StepMessage) -> None:
@@ -192,15 +196,15 @@ class StepRunner:
         earlier: dict[str, dict[str, Any]],
         started_at: str,
         sink: LineSink,
+        beat: Heartbeat,
         started: dict[str, Any] | None = None,
+        not_cancelled: bool = False,
     ) -> StepResult:
+        """Run the step's process; `not_cancelled`: its start record checked the run's cancel already."""
         spec = message.spec
         scratch = prepare_scratch(self.settings.scratch_dir, message, self.settings.workspace)
         argv: list[str] | str = spec.command if spec.command else (spec.run or "")
-        with (
-            Heartbeat(self.tokens, message.token, self.heartbeat_every(message)) as beat,
-            CancelWatch(self.runs, message.run_id, beat.gone) as watch,
-        ):
+        with CancelWatch(self.runs, message.run_id, beat.gone, checked=not_cancelled) as watch:
             usage = self.prepare(message, scratch, sink, beat.gone, started)
             with self._held(message, beat.gone, watch.kill):
                 outcome = (

@@ -124,6 +124,8 @@ class Worker:
                     # Short: a message handed to a receive whose worker died meanwhile comes back in
                     # seconds, well inside the step's heartbeat time (a live worker deletes it at once).
                     VisibilityTimeout=MESSAGE_VISIBILITY_SECONDS,
+                    # When the token's heartbeat clock started: its first beat is due `every` after.
+                    MessageSystemAttributeNames=["SentTimestamp"],
                 )
             except (ClientError, BotoCoreError) as exc:
                 log.warning("cannot read the steps queue: %s", exc)
@@ -179,7 +181,7 @@ class Worker:
             except ValidationError as exc:
                 self._reject(raw["Body"], exc)
                 return
-            self.runner.handle(message)
+            self.runner.handle(message, waited=waited_in_queue(raw))
         except Exception as exc:  # one bad step must never take the worker down
             log.exception("step message failed")
             self._fail_fast(raw.get("Body", ""), exc)
@@ -205,6 +207,14 @@ class Worker:
             return
         if isinstance(token, str):
             self.tokens.fail(token, "InvalidStepMessage", "malformed step message")
+
+
+def waited_in_queue(raw: dict[str, Any]) -> float | None:
+    """Seconds since the message was sent (SQS's SentTimestamp); None when SQS did not say."""
+    sent = raw.get("Attributes", {}).get("SentTimestamp")
+    if sent is None or not sent.isdigit():
+        return None
+    return max(time.time() - int(sent) / 1000, 0.0)
 
 
 def exit_with_parent(parent_pid: int, every: float = 1.0) -> None:
