@@ -222,6 +222,8 @@ class UsageRecorder:
             if (input_tokens, output_tokens) != (seen_in, seen_out):
                 delta_tokens[model] = (input_tokens - seen_in, output_tokens - seen_out)
         delta_cost = cost - self.flushed_cost
+        if not delta_cost and not delta_tokens:
+            return  # nothing to add: the run's totals, and so the budget's verdict, are as they were
         total = self.runs.add_run_usage(self.message.run_id, delta_cost, delta_tokens)
         self.flushed_cost, self.flushed_tokens = cost, tokens
         if total is not None:

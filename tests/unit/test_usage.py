@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from flowdeck.costs.calculator import load_calculator
 from flowdeck.messages import StepMessage, StepSpec
-from flowdeck.runner.usage import UsageTailer, compute_usage, parse_usage_line
+from flowdeck.runner.usage import UsageRecorder, UsageTailer, compute_usage, parse_usage_line
 
 
 class Lines:
@@ -88,3 +91,63 @@ def test_compute_usage_takes_the_resource_class_from_fargate_units() -> None:
 
     assert (usage.seconds, usage.vcpu, usage.memory_gb, usage.mode) == (12.5, 1.0, 2.0, "pool")
     assert usage.resource_class == "1 vCPU / 2 GB (pool)"
+
+
+class RecordingRuns:
+    """The run store's usage ADD, recorded; the run's new total is what was added so far."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[Decimal, dict[str, tuple[int, int]]]] = []
+
+    def add_run_usage(self, run_id: str, cost: Decimal, tokens: dict[str, tuple[int, int]]) -> Decimal:
+        self.added.append((cost, tokens))
+        return sum((c for c, _ in self.added), Decimal(0))
+
+
+class RecordingBudget:
+    def __init__(self) -> None:
+        self.totals: list[Decimal] = []
+
+    def after_usage(self, message: StepMessage, total: Decimal, stop: threading.Event) -> None:
+        self.totals.append(total)
+
+    def exceeded(self, message: StepMessage) -> str | None:
+        return None
+
+
+def recorder(tmp_path: Path) -> tuple[UsageRecorder, RecordingRuns, RecordingBudget]:
+    runs, budget = RecordingRuns(), RecordingBudget()
+    message = StepMessage(token="t", run_id="r", workflow="w", step="s", spec=StepSpec())
+    usage = UsageRecorder(
+        message,
+        tmp_path / "usage.jsonl",
+        Lines(),
+        runs,
+        load_calculator(),
+        "us-east-1",
+        budget,
+        threading.Event(),
+    )
+    return usage, runs, budget
+
+
+def test_a_delta_of_nothing_is_not_written_to_the_run(tmp_path: Path) -> None:
+    # A step of a few milliseconds costs less than the millionth of a dollar costs are kept to.
+    usage, runs, budget = recorder(tmp_path)
+    step_usage = usage.usage(0.003)
+
+    usage.add_to_run(step_usage, Decimal("0.000000"))
+
+    assert runs.added == [] and budget.totals == []
+
+
+def test_a_delta_is_added_once_and_only_what_changed_since(tmp_path: Path) -> None:
+    usage, runs, budget = recorder(tmp_path)
+    step_usage = usage.usage(60)
+
+    usage.add_to_run(step_usage, Decimal("0.000400"))
+    usage.add_to_run(step_usage, Decimal("0.000400"))  # nothing new since the last flush
+    usage.add_to_run(step_usage, Decimal("0.000500"))
+
+    assert [cost for cost, _ in runs.added] == [Decimal("0.000400"), Decimal("0.000100")]
+    assert budget.totals == [Decimal("0.000400"), Decimal("0.000500")]
