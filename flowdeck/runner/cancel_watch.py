@@ -3,7 +3,8 @@
 Polled, not pushed: a worker has no address the API could reach, and a read every
 WATCH_EVERY_SECONDS per running step is cheap next to the step's compute (docs/cancel.md has the
 latency and cost on AWS). The first read is strongly consistent and made after the step's start was
-recorded, so a cancel that settled its run before this step was claimed is always seen.
+recorded (or the start's own transaction checked the run), so a cancel that settled its run before
+this step was claimed is always seen.
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ class CancelWatch:
     """Polls the run's cancel; on a request sets `stop` (graceful, cleanup) and `kill` too (force)."""
 
     def __init__(
-        self, runs: RunStore, run_id: str, stop: threading.Event, every: float = WATCH_EVERY_SECONDS
+        self,
+        runs: RunStore,
+        run_id: str,
+        stop: threading.Event,
+        every: float = WATCH_EVERY_SECONDS,
+        checked: bool = False,
     ) -> None:
+        """`checked`: the step's start record already checked that no cancel was asked for."""
         self.runs = runs
+        self.checked = checked
         self.run_id = run_id
         self.stop = stop
         self.kill = threading.Event()
@@ -44,7 +52,8 @@ class CancelWatch:
         return self.mode is not None
 
     def __enter__(self) -> CancelWatch:
-        self.check(consistent=True)  # at once: a step taken after its run's cancel never starts its process
+        if not self.checked:  # at once: a step taken after its run's cancel never starts its process
+            self.check(consistent=True)
         self._thread.start()
         return self
 

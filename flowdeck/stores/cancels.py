@@ -12,9 +12,7 @@ from flowdeck.constants import PK, RUN_SK, SK, STEP_SK_PREFIX
 from flowdeck.stores.conditions import conditional
 from flowdeck.stores.items import from_item
 from flowdeck.stores.runs import RunStore
-from flowdeck.stores.schema import WORKFLOW_STATUS, workflow_status
-
-CANCEL_REQUESTED_AT = "cancel_requested_at"
+from flowdeck.stores.schema import CANCEL_REQUESTED_AT, WORKFLOW_STATUS, workflow_status
 
 
 def _one_of(statuses: tuple[str, ...], prefix: str) -> tuple[str, dict[str, Any]]:

@@ -29,6 +29,8 @@ RUN_COST_USD: Final = "run_cost_usd"
 # Every write of a run item's `status` also writes this composite (the history's workflow+status
 # index key), so "failed runs of deploy" is one key, never a filter over all of deploy's runs.
 WORKFLOW_STATUS: Final = "workflow_status"
+# On a run item once a cancel of it is asked for: a step's start checks it in the same transaction.
+CANCEL_REQUESTED_AT: Final = "cancel_requested_at"
 
 
 def workflow_status(workflow: str, status: str) -> str:

@@ -128,6 +128,31 @@ def test_finish_after_the_state_machine_recorded_the_step_lost_is_dropped(store:
     )
 
 
+def test_a_start_checks_in_the_same_write_that_no_cancel_was_asked_for(store: RunStore, runs_ddb: Any):
+    put(runs_ddb, {"pk": "r1", "sk": "RUN", "status": "running"})
+
+    started, not_cancelled = store.start_attempt_unless_cancelled("r1", "build", "token-1", 1, RUNNING)
+
+    assert not_cancelled and started is not None
+    assert step_item(runs_ddb, "r1", "build") == started
+    # A second delivery of the same message is refused, as by start_attempt.
+    assert store.start_attempt_unless_cancelled("r1", "build", "token-1", 1, RUNNING) == (None, False)
+
+
+def test_a_start_in_a_run_being_cancelled_is_recorded_and_says_the_cancel_is_not_ruled_out(
+    store: RunStore, runs_ddb: Any
+):
+    # The step is recorded running (the cancel then records how it ended); its runner must read the
+    # cancel before it starts any process.
+    put(runs_ddb, {"pk": "r1", "sk": "RUN", "status": "cancelling", "cancel_requested_at": "now"})
+
+    started, not_cancelled = store.start_attempt_unless_cancelled("r1", "build", "token-1", 1, RUNNING)
+
+    assert not not_cancelled and started is not None
+    assert step_item(runs_ddb, "r1", "build")["status"] == "running"
+    assert store.start_attempt_unless_cancelled("r1", "build", "token-1", 1, RUNNING) == (None, False)
+
+
 def test_redelivery_after_the_step_was_recorded_lost_is_refused(store: RunStore, runs_ddb: Any):
     assert store.start_attempt("r1", "build", "token-1", 1, RUNNING) is not None
     record_step_lost(runs_ddb, "r1", "build")

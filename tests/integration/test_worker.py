@@ -249,3 +249,48 @@ def test_step_environment_has_the_run_and_earlier_outputs_but_not_worker_setting
         "FLOWDECK_STEP_MAKE_IMAGE_OUTPUTS",
         "FLOWDECK_STEP_MAKE_IMAGE_OUTPUTS_FILE",
     }
+
+
+def test_a_step_of_a_run_cancelled_before_it_was_taken_never_starts_its_process(
+    runner, store, sfn, runs_ddb, tmp_path
+):
+    # The start's transaction sees the cancel; the runner reads it before any process starts.
+    runs_ddb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": RUN_ID},
+            "sk": {"S": "RUN"},
+            "status": {"S": "cancelling"},
+            "cancel_requested_at": {"S": "2026-12-06T10:00:00Z"},
+            "cancel_mode": {"S": "graceful"},
+            "cancel_reason": {"S": "cancelled by ana"},
+        },
+    )
+    marker = tmp_path / "ran"
+
+    result = runner.handle(message(run=f"touch {marker}"), Lines())
+
+    assert result is not None and (result.status, result.cause) == ("cancelled", "cancelled by ana")
+    assert not marker.exists()
+    assert step_record(store)["status"] == "cancelled"
+    assert [kind for kind, _ in sfn.answers()] == ["failure"]
+
+
+def test_a_step_just_sent_beats_when_its_interval_ends_not_at_once(runner, sfn):
+    # waited=0: the token's heartbeat clock just started; a beat now would be a request for nothing.
+    step = message(heartbeat_seconds=30, command=[sys.executable, "-c", "pass"])
+
+    result = runner.handle(step, Lines(), waited=0.0)
+
+    assert result is not None and result.status == "succeeded"
+    assert [kind for kind, _ in sfn.calls] == ["success"]
+
+
+def test_a_step_that_waited_most_of_its_interval_beats_once_the_rest_has_passed(runner, sfn):
+    # Every 10 s (heartbeat 30 s / 3); 9.8 s of it spent in the queue: the first beat is due in 0.2 s.
+    step = message(heartbeat_seconds=30, command=[sys.executable, "-c", "import time; time.sleep(1)"])
+
+    result = runner.handle(step, Lines(), waited=9.8)
+
+    assert result is not None and result.status == "succeeded"
+    assert [kind for kind, _ in sfn.calls] == ["heartbeat", "success"]
