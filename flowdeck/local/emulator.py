@@ -7,18 +7,13 @@ executions, the API server and the workers don't share one interpreter lock.
 from __future__ import annotations
 
 import argparse
-import collections
 import functools
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-# Evaluation components kept ready per state machine definition (_speed_up_the_executor).
-PROGRAMS_BUILT_AHEAD = 2
 
 
 def _speed_up_the_executor() -> None:
@@ -26,9 +21,10 @@ def _speed_up_the_executor() -> None:
 
     - The executor builds a new boto3 client for every service task (tens of ms each); its
       credentials are fake, so one client per (region, service) serves every call.
-    - It parses a definition's ASL with ANTLR at every execution start (~0.4 s for 20 steps);
-      the syntax tree is immutable, so it is parsed once and only turned into fresh
-      evaluation components per execution, built ahead of the execution that takes them.
+    - It parses a definition's ASL with ANTLR and builds its evaluation components at every
+      execution start (~0.5 s for 20 steps). The components are immutable once built (an
+      execution keeps its values in its own environment, keyed by each component's heap key),
+      so each definition is parsed and built once and its program shared by its executions.
     - It parses every JSONPath at every evaluation, and jsonpath_ng builds a new yacc parser for
       each parse (~1 ms; a tenth of the emulator's CPU per step); a parsed path is immutable, so
       each distinct path is parsed once.
@@ -59,35 +55,42 @@ def _speed_up_the_executor() -> None:
         module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
     original_parse = asl_parser.AmazonStateLanguageParser.parse
-    trees: dict[str, object] = {}
-    # Evaluation components of the next executions, built ahead in the background (~0.1 s each for
-    # 20 steps, otherwise spent between StartExecution and the first state); never shared.
-    ready: dict[str, list[object]] = collections.defaultdict(list)
-    ready_lock = threading.Lock()
-    builder = ThreadPoolExecutor(1, thread_name_prefix="asl-prebuild")
-
-    def prebuild(definition: str, tree: object) -> None:
-        with ready_lock:
-            if len(ready[definition]) >= PROGRAMS_BUILT_AHEAD:
-                return
-        program = asl_parser.Preprocessor().visit(tree)
-        with ready_lock:
-            ready[definition].append(program)
+    parsed: dict[str, tuple[object, object]] = {}
 
     def parse(definition: str) -> tuple[object, object]:
-        program: object
-        tree = trees.get(definition)
-        if tree is None:
+        if definition not in parsed:
             program, tree = original_parse(definition)
-            trees[definition] = tree
-        else:
-            with ready_lock:
-                built = ready[definition].pop() if ready[definition] else None
-            program = built if built is not None else asl_parser.Preprocessor().visit(tree)
-        builder.submit(prebuild, definition, tree)
-        return program, tree
+            _fix_heap_keys(program)
+            parsed[definition] = (program, tree)
+        return parsed[definition]
 
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+
+
+def _fix_heap_keys(component: object, seen: set[int] | None = None) -> None:
+    """Give every evaluation component of a program its heap key now, before executions share it.
+
+    The key (where an evaluation keeps the component's values in its execution's heap) is drawn on
+    first use; drawn by two executions at once, one of them would read under the other's key.
+    """
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen = set() if seen is None else seen
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    if isinstance(component, Component):
+        children: list[Any] = list(vars(component).values())
+    elif isinstance(component, dict):
+        children = list(component.values())
+    else:
+        children = list(component) if isinstance(component, (list, tuple)) else []
+    for child in children:
+        if isinstance(child, (Component, list, tuple, dict)):
+            _fix_heap_keys(child, seen)
 
 
 def _speed_up_routing() -> None:
