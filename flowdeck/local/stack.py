@@ -108,6 +108,7 @@ class LocalStack:
         self._logs: list[IO[bytes]] = []
         self._outer_environ: dict[str, str] | None = None
         self.api: Any = None
+        self.stream_reader: Any = None
         self.streams: Any = None
         self.run_events: Any = None
         self.gateway: Any = None
@@ -183,11 +184,13 @@ class LocalStack:
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
         self._save_state()
+        if self.stream_reader is not None:
+            self.stream_reader.stop()
         for poller in (self.streams, self.run_events, self.approvals):
             if poller is not None:
                 poller.stop()
         self.approvals = None
-        self.streams = self.run_events = None
+        self.streams = self.run_events = self.stream_reader = None
         if self.triggers is not None:
             self.triggers.stop()
             self.triggers = None
@@ -481,21 +484,23 @@ class LocalStack:
         return f"{self.api_url}/"
 
     def _start_streams(self) -> None:
-        """Feed the runs and logs tables' streams to the fan-out handler, as Lambda does on AWS."""
-        from flowdeck.local.streams import StreamPoller
-        from lambdas import fanout
+        """Feed the runs and logs tables' streams to their consumers, as Lambda's mappings do on AWS.
 
+        The fan-out reads both tables; the run-events reactions read the runs table too (a second,
+        independent consumer, as on AWS). Each stream is read once and handed to both.
+        """
+        from flowdeck.local.streams import StreamPoller, StreamReader
+        from lambdas import fanout, run_events
+
+        self.stream_reader = StreamReader(self.client("dynamodb"), self.client("dynamodbstreams"))
         self.streams = StreamPoller(
             faulty_handler(fanout.lambda_handler, "fanout", self.faults),
             [constants.RUNS_TABLE, constants.LOGS_TABLE],
             self.client("dynamodb"),
             self.client("dynamodbstreams"),
             retry_attempts=constants.FANOUT_STREAM_RETRY_ATTEMPTS,
+            reader=self.stream_reader,
         )
-        self.streams.start()
-        from lambdas import run_events
-
-        # A second consumer of the runs stream, as on AWS: reactions to runs changing (flowdeck.runs.events).
         self.run_events = StreamPoller(
             faulty_handler(run_events.lambda_handler, "run_events", self.faults),
             [constants.RUNS_TABLE],
@@ -503,5 +508,8 @@ class LocalStack:
             self.client("dynamodbstreams"),
             name="run_events",
             retry_attempts=constants.RUN_EVENTS_RETRY_ATTEMPTS,
+            reader=self.stream_reader,
         )
+        self.streams.start()
         self.run_events.start()
+        self.stream_reader.start()

@@ -1,9 +1,11 @@
 """DynamoDB Streams -> a Lambda handler, locally: what an event source mapping does on AWS.
 
-One thread per stream reads the emulator's records (from LATEST at start) and calls the handler with
-the Lambda DynamoDB-stream event shape, a batch at a time, in order. The emulator's GetRecords waits
-for a record (flowdeck.local.emulator), so a reader asks again at once; only an empty answer that
-came back at once (no wait) is followed by a POLL_SECONDS pause.
+A StreamReader reads each table's stream once (from LATEST at start) and hands every batch of records
+to each consumer of that table; a StreamPoller is one consumer (one event source mapping): it calls
+its handler with the Lambda DynamoDB-stream event shape, a batch at a time, in order, from its own
+queue, so a consumer that is slow or retrying holds up only itself, as mappings are independent on
+AWS. The emulator's GetRecords waits for a record (flowdeck.local.emulator), so a reader asks again at
+once; only an empty answer that came back at once (no wait) is followed by a POLL_SECONDS pause.
 
 A batch that fails is retried as Lambda retries one (its shard waits meanwhile): a handler that raises
 gets the whole batch again; one that answers a partial batch response (`batchItemFailures`) gets the
@@ -15,6 +17,7 @@ on-failure destination: logged and counted in `given_up`.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -56,33 +59,26 @@ def lambda_records(records: list[dict[str, Any]], stream_arn: str) -> dict[str, 
     }
 
 
-class StreamPoller:
-    """Polls the streams of some tables and feeds their records to one handler; start()/stop()."""
+class StreamReader:
+    """Reads the streams of the tables its consumers subscribed to, once each; start()/stop()."""
 
-    def __init__(
-        self,
-        handler: Handler,
-        tables: list[str],
-        dynamodb: Any,
-        streams: Any,
-        poll: float = POLL_SECONDS,
-        name: str = "fanout",
-        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
-    ) -> None:
-        self.handler = handler
-        self.name = name
-        self.retry_attempts = retry_attempts
-        self.given_up = 0  # records past their retries (on AWS: the on-failure destination's)
-        self.tables = tables
+    def __init__(self, dynamodb: Any, streams: Any, poll: float = POLL_SECONDS) -> None:
         self.dynamodb = dynamodb
         self.streams = streams
         self.poll = poll
+        self._queues: dict[str, list[queue.Queue[tuple[str, list[dict[str, Any]]]]]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    def subscribe(self, table: str) -> queue.Queue[tuple[str, list[dict[str, Any]]]]:
+        """A queue that gets every batch of the table's stream read from start() on: (stream ARN, records)."""
+        batches: queue.Queue[tuple[str, list[dict[str, Any]]]] = queue.Queue()
+        self._queues.setdefault(table, []).append(batches)
+        return batches
+
     def start(self) -> None:
-        """Position every stream at LATEST now (records written after this are delivered), then poll."""
-        for table in self.tables:
+        """Position every subscribed stream at LATEST now (records written after this are read), then read."""
+        for table, consumers in self._queues.items():
             arn = self.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
             shards = [
                 s["ShardId"]
@@ -92,7 +88,7 @@ class StreamPoller:
             for shard in shards:
                 thread = threading.Thread(
                     target=self._run,
-                    args=(arn, shard, iterators[shard]),
+                    args=(arn, shard, iterators[shard], consumers),
                     name=f"flowdeck-stream-{table}",
                     daemon=True,
                 )
@@ -111,7 +107,13 @@ class StreamPoller:
         answer = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")
         return str(answer["ShardIterator"])
 
-    def _run(self, arn: str, shard: str, iterator: str) -> None:
+    def _run(
+        self,
+        arn: str,
+        shard: str,
+        iterator: str,
+        consumers: list[queue.Queue[tuple[str, list[dict[str, Any]]]]],
+    ) -> None:
         while not self._stop.is_set():
             try:
                 if not iterator:
@@ -127,10 +129,73 @@ class StreamPoller:
                 continue
             iterator = answer.get("NextShardIterator") or ""
             records = answer.get("Records", [])
-            if records:
-                self._deliver(arn, records)
+            for consumer in consumers if records else ():
+                consumer.put((arn, records))
             if not records and time.monotonic() - asked < WAITED_SECONDS:
                 self._stop.wait(self.poll)
+
+
+class StreamPoller:
+    """One consumer of some tables' streams: feeds their records to one handler; start()/stop().
+
+    With a shared `reader` the streams are read once for all its consumers (start the reader after
+    every consumer's start()); without one, the poller reads them itself.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        tables: list[str],
+        dynamodb: Any,
+        streams: Any,
+        poll: float = POLL_SECONDS,
+        name: str = "fanout",
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+        reader: StreamReader | None = None,
+    ) -> None:
+        self.handler = handler
+        self.name = name
+        self.retry_attempts = retry_attempts
+        self.given_up = 0  # records past their retries (on AWS: the on-failure destination's)
+        self.tables = tables
+        self.reader = reader or StreamReader(dynamodb, streams, poll)
+        self._own_reader = reader is None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Subscribe to every table's stream, and read them now when the reader is this poller's own."""
+        for table in self.tables:
+            batches = self.reader.subscribe(table)
+            thread = threading.Thread(
+                target=self._consume, args=(batches,), name=f"flowdeck-{self.name}-{table}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        if self._own_reader:
+            self.reader.start()
+
+    def stop(self) -> None:
+        if self._own_reader:
+            self.reader.stop()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def _consume(self, batches: queue.Queue[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Deliver the batches in order; those that queued up meanwhile go together (up to BATCH_SIZE)."""
+        while not self._stop.is_set():
+            try:
+                arn, records = batches.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while len(records) < BATCH_SIZE and not batches.empty():
+                more_arn, more = batches.queue[0]
+                if more_arn != arn or len(records) + len(more) > BATCH_SIZE:
+                    break
+                records = records + batches.get_nowait()[1]
+            self._deliver(arn, records)
 
     def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
         """Hand the records to the handler until it takes them all or their retries are spent."""

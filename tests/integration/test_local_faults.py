@@ -25,7 +25,7 @@ from flowdeck.config import Settings
 from flowdeck.local import faults
 from flowdeck.local.faults import AwsFault, HandlerFault, faulty_handler
 from flowdeck.local.stack import free_port
-from flowdeck.local.streams import StreamPoller
+from flowdeck.local.streams import StreamPoller, StreamReader
 from flowdeck.messages import StepMessage
 from flowdeck.runner.artifacts import now, upload
 from flowdeck.runner.logs import LogWriter
@@ -143,6 +143,88 @@ def test_a_partial_batch_failure_is_retried_from_its_first_failed_record(
     taken = [*calls[:at], [seq for seq in calls[at] if seq < 3], *calls[at + 1 :]]
     assert [seq for call in taken for seq in call] == [1, 2, 3, 4, 5]
     assert poller.given_up == 0
+
+
+class CountingStreams:
+    """A dynamodbstreams client that counts the GetRecords answers that carried records."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.readings = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.get_records(**kwargs)
+        self.readings += bool(answer.get("Records"))
+        return answer
+
+
+def test_two_consumers_of_one_stream_get_every_record_from_one_reading(logs_stream: tuple[Any, Any]) -> None:
+    ddb, ddb_streams = logs_stream
+    counted = CountingStreams(ddb_streams)
+    reader = StreamReader(ddb, counted)
+    first: list[int] = []
+    second: list[int] = []
+    pollers = [
+        StreamPoller(lambda e, c: first.extend(_seqs(e)), [LOGS_TABLE], ddb, counted, reader=reader),
+        StreamPoller(lambda e, c: second.extend(_seqs(e)), [LOGS_TABLE], ddb, counted, reader=reader),
+    ]
+    for poller in pollers:
+        poller.start()
+    reader.start()
+    try:
+        _put_batches(ddb, 5)
+        _until(lambda: len(first) >= 5 and len(second) >= 5)
+    finally:
+        reader.stop()
+        for poller in pollers:
+            poller.stop()
+
+    assert first == second == [1, 2, 3, 4, 5]
+    assert counted.readings <= 5  # each record read once, not once per consumer
+
+
+def test_a_consumer_retrying_a_batch_holds_up_only_itself(logs_stream: tuple[Any, Any]) -> None:
+    # Independent mappings on AWS: one function failing does not delay the other's records.
+    ddb, ddb_streams = logs_stream
+    reader = StreamReader(ddb, ddb_streams)
+    done: dict[str, float] = {}
+    failing_taken: list[int] = []
+    healthy_taken: list[int] = []
+
+    def take(into: list[int], name: str) -> Callable[[dict[str, Any], Any], None]:
+        def handler(event: dict[str, Any], context: Any) -> None:
+            into.extend(_seqs(event))
+            if len(into) >= 5:
+                done.setdefault(name, time.monotonic())
+
+        return handler
+
+    failing = faulty_handler(
+        take(failing_taken, "failing"), "fanout", [HandlerFault(handler="fanout", times=3)]
+    )
+    pollers = [
+        StreamPoller(failing, [LOGS_TABLE], ddb, ddb_streams, reader=reader),
+        StreamPoller(
+            take(healthy_taken, "healthy"), [LOGS_TABLE], ddb, ddb_streams, name="run_events", reader=reader
+        ),
+    ]
+    for poller in pollers:
+        poller.start()
+    reader.start()
+    try:
+        _put_batches(ddb, 5)
+        _until(lambda: len(done) == 2)
+    finally:
+        reader.stop()
+        for poller in pollers:
+            poller.stop()
+
+    assert failing_taken == healthy_taken == [1, 2, 3, 4, 5]
+    # The failing one waited 0.1 + 0.2 + 0.4 s of backoff; the healthy one none of it.
+    assert done["healthy"] < done["failing"] - 0.3
 
 
 def test_a_batch_failing_past_its_retries_is_given_up_and_the_stream_goes_on(
