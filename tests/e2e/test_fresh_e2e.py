@@ -131,3 +131,34 @@ def test_a_fresh_step_paused_on_failure_is_retried_in_a_new_task(api: httpx.Clie
     assert first != second
     assert log_texts(api, run_id, "flaky")[-1] == "second attempt works"
     assert steps_by_id(run)["after"]["status"] == "succeeded"
+
+
+def tasks_of_run(stack: LocalStack, run_id: str) -> list[str]:
+    """ARNs of every task RunTask started for the run (running or stopped), by the run's group."""
+    ecs = stack.client("ecs")
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster="flowdeck-fresh", desiredStatus=status)["taskArns"]
+    ]
+    described = ecs.describe_tasks(cluster="flowdeck-fresh", tasks=arns)["tasks"] if arns else []
+    return [t["taskArn"] for t in described if t["group"] == f"flowdeck:{run_id}"]
+
+
+def test_a_retry_starts_no_task_for_a_fresh_step_it_reuses(stack: LocalStack, api: httpx.Client) -> None:
+    old = wait(api, start(api, "fresh-retry"))
+    assert old["status"] == "failed", old
+    assert len(tasks_of_run(stack, old["run_id"])) == 2
+
+    answer = api.post(f"/runs/{old['run_id']}/retry", json={"inputs": {"ready": True}})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["reused"] == ["built"]
+    new = wait(api, answer.json()["run_id"])
+
+    assert new["status"] == "succeeded", new
+    steps = steps_by_id(new)
+    # Only the step run again got a task; the reused one keeps its record from the run it comes from.
+    assert tasks_of_run(stack, new["run_id"]) == [steps["shipped"]["attempts"][-1]["task_arn"]]
+    built = steps["built"]
+    assert (built["status"], built["reused_from"]) == ("succeeded", old["run_id"])
+    assert built["outputs"] == {"built_in": old["run_id"]}

@@ -12,6 +12,7 @@ from flowdeck.errors import InvalidDefinition
 from statemachines.fresh_step import (
     COLD_START_SECONDS,
     MAX_OVERRIDES_CHARS,
+    REUSED_FRESH_STEPS,
     RUN_TASK_AND_WAIT,
     fresh_shapes,
     shape_of,
@@ -159,3 +160,54 @@ def test_one_task_definition_per_distinct_image_and_resources():
     ]
     other = definition_of(MIXED.replace("name: mixed", "name: other"))
     assert fresh_shapes([definition, other]) == shapes
+
+
+def test_a_run_flags_once_which_fresh_steps_its_retry_reuses(mixed):
+    assert mixed["States"]["RecordRunStart"]["Next"] == REUSED_FRESH_STEPS
+    flags = mixed["States"][REUSED_FRESH_STEPS]
+    assert flags == {
+        "Type": "Pass",
+        "Parameters": {
+            "p0.$": "States.ArrayContains($.meta.reuse, 'build')",
+            "p1.$": "States.ArrayContains($.meta.reuse, 'test')",
+            "p3.$": "States.ArrayContains($.meta.reuse, 'report')",
+        },
+        "ResultPath": "$.reusing",
+        "Next": "build:Reused?",
+    }
+
+
+def test_a_reused_fresh_step_goes_on_without_starting_a_task(mixed):
+    states = mixed["States"]
+    assert states["build:Reused?"] == {
+        "Type": "Choice",
+        "Comment": "step build reused by this retry: no task",
+        "Choices": [{"Variable": "$.reusing.p0", "BooleanEquals": True, "Next": "test:Reused?"}],
+        "Default": "build",
+    }
+    # Every way into a fresh step passes its reuse check; a pool step's worker answers "reused" itself.
+    assert states["build"]["Next"] == "test:Reused?"
+    assert states["test:Reused?"]["Choices"][0]["Next"] == "lint"
+    assert states["test"]["Next"] == "lint"
+    assert states["lint"]["Next"] == "report:Reused?"
+    assert states["report:Reused?"]["Choices"][0]["Next"] == "RecordRunSucceeded"
+    # Retry step after a pause runs the task again, never the reuse check.
+    assert states["report:Decision"]["Choices"][0]["Next"] == "report"
+
+
+def test_a_reused_fresh_step_ending_a_branch_ends_it():
+    asl = compiled(
+        "name: p\nruntime_config: {mode: fresh}\n"
+        "steps:\n  - {id: a, run: echo, needs: []}\n  - {id: b, run: echo, needs: []}\n"
+    )
+    branch = asl["States"]["Parallel 1: a"]["Branches"][0]
+    assert branch["StartAt"] == "a:Reused?"
+    assert branch["States"]["a:Reused?"]["Choices"][0]["Next"] == "a:continue"
+    assert branch["States"]["a:continue"] == {"Type": "Pass", "End": True}
+    assert branch["States"]["a"]["End"] is True
+
+
+def test_a_workflow_without_fresh_steps_has_no_reuse_checks():
+    asl = compiled("name: p\nsteps:\n  - {id: a, run: echo}\n")
+    assert REUSED_FRESH_STEPS not in asl["States"]
+    assert asl["States"]["RecordRunStart"]["Next"] == "a"
