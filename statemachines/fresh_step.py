@@ -26,11 +26,34 @@ from flowdeck.constants import (
     ENV_FRESH_WORKFLOW,
     FRESH_GROUP_PREFIX,
     FRESH_RUNNER_CONTAINER,
+    TASK_STOPPED,
 )
 from flowdeck.definition.models import Step, WorkflowDefinition
 from statemachines.asl import intrinsic_string
 
 RUN_TASK_AND_WAIT = "arn:aws:states:::ecs:runTask.waitForTaskToken"
+# A fresh step whose runner never answered, for a reason known at once: its task stopped before the
+# runner answered (flowdeck.control.stopped_tasks), or RunTask failed. Step Functions names RunTask's
+# exceptions `ECS.<exception>` and a RunTask answer with `failures` `AmazonECS.Unknown`; ErrorEquals
+# has no prefix match, so each is listed. Their record is the error and cause, not WorkerLost.
+FRESH_START_ERRORS = [
+    TASK_STOPPED,
+    "AmazonECS.Unknown",
+    "ECS.AmazonECSException",
+    "ECS.AccessDeniedException",
+    "ECS.BlockedException",
+    "ECS.ClientException",
+    "ECS.ClusterNotFoundException",
+    "ECS.ConflictException",
+    "ECS.InvalidParameterException",
+    "ECS.LimitExceededException",
+    "ECS.PlatformTaskDefinitionIncompatibilityException",
+    "ECS.PlatformUnknownException",
+    "ECS.SdkClientException",
+    "ECS.ServerException",
+    "ECS.ThrottlingException",
+    "ECS.UnsupportedFeatureException",
+]
 # Once per run, after its start is recorded: which fresh steps a retry reuses ($.reusing.p<index>),
 # so each such step's Choice skips its task (a reused step must not start a billed Fargate task).
 REUSED_FRESH_STEPS = "ReusedFreshSteps"

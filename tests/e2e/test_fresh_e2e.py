@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ import httpx
 import pytest
 
 from flowdeck.local.stack import LocalStack
-from tests.e2e.conftest import start, steps_by_id, wait
+from tests.e2e.conftest import start, step_pid, steps_by_id, wait
 from tests.e2e.test_cancel_e2e import appears, cleanup_done, log_texts, settled
 from tests.e2e.test_pause_e2e import decide, wait_for_step
 
@@ -162,3 +165,26 @@ def test_a_retry_starts_no_task_for_a_fresh_step_it_reuses(stack: LocalStack, ap
     built = steps["built"]
     assert (built["status"], built["reused_from"]) == ("succeeded", old["run_id"])
     assert built["outputs"] == {"built_in": old["run_id"]}
+
+
+def test_a_fresh_step_whose_runner_dies_before_answering_fails_at_once_with_the_stop_reason(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "fresh-lost", folder=str(tmp_path))
+    runner = step_pid(tmp_path / "runner.pid", 30)
+
+    os.kill(runner, signal.SIGKILL)  # as the OOM killer ends a task's container
+    killed = time.monotonic()
+    run = wait(api, run_id, timeout=30)
+    detected = time.monotonic() - killed
+    with contextlib.suppress(OSError):  # the step's process outlived its runner
+        os.kill(int((tmp_path / "step.pid").read_text()), signal.SIGKILL)
+
+    step = steps_by_id(run)["waits"]
+    assert (run["status"], step["status"], step["error"]) == ("failed", "failed", "TaskStopped")
+    assert step["cause"] == (
+        "the task of step waits stopped before its runner answered: "
+        "Essential container in task exited (exit code -9); runner exited with code -9"
+    )
+    # ECS's event, not the heartbeat timeout (300 s and more for a fresh step).
+    assert detected < 10

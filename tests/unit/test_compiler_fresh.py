@@ -11,6 +11,7 @@ from flowdeck.constants import WORKER_STOPPED, WORKER_STOPPED_RETRIES
 from flowdeck.errors import InvalidDefinition
 from statemachines.fresh_step import (
     COLD_START_SECONDS,
+    FRESH_START_ERRORS,
     MAX_OVERRIDES_CHARS,
     REUSED_FRESH_STEPS,
     RUN_TASK_AND_WAIT,
@@ -211,3 +212,42 @@ def test_a_workflow_without_fresh_steps_has_no_reuse_checks():
     asl = compiled("name: p\nsteps:\n  - {id: a, run: echo}\n")
     assert REUSED_FRESH_STEPS not in asl["States"]
     assert asl["States"]["RecordRunStart"]["Next"] == "a"
+
+
+def test_a_task_that_fails_to_start_or_stops_unanswered_is_recorded_with_its_own_error(mixed):
+    build = mixed["States"]["build"]
+    # Before any catch-all, after the lost-runner one: these are known at once, not at a timeout.
+    assert build["Catch"][1] == {
+        "ErrorEquals": FRESH_START_ERRORS,
+        "ResultPath": "$.error",
+        "Next": "build:TaskFailed",
+    }
+    assert {"TaskStopped", "AmazonECS.Unknown", "ECS.AmazonECSException", "ECS.AccessDeniedException"} <= set(
+        FRESH_START_ERRORS
+    )
+    recorder = mixed["States"]["build:TaskFailed"]
+    parameters = recorder["Parameters"]
+    assert parameters["Key"]["sk"] == {"S": "STEP#build"}
+    values = parameters["ExpressionAttributeValues"]
+    assert (values[":failed"], values[":error"], values[":cause"], values[":lost"]) == (
+        {"S": "failed"},
+        {"S.$": "$.error.Error"},
+        {"S.$": "$.error.Cause"},
+        {"S": "lost"},
+    )
+    # Then as any failure of the step: the run's failure record here, the pause for a pausing step.
+    assert recorder["Next"] == "RecordRunFailed"
+    assert mixed["States"]["report:TaskFailed"]["Next"] == "report:Paused"
+    # A pool step's worker records its own failures: it has no such catcher.
+    assert all(c["ErrorEquals"] != FRESH_START_ERRORS for c in mixed["States"]["lint"]["Catch"])
+
+
+def test_a_fresh_step_in_a_branch_that_fails_to_start_leaves_the_branch_with_its_error():
+    asl = compiled(
+        "name: p\nruntime_config: {mode: fresh}\n"
+        "steps:\n  - {id: a, run: echo, needs: []}\n  - {id: b, run: echo, needs: [], on_failure: continue}\n"
+    )
+    first, second = (branch["States"] for branch in asl["States"]["Parallel 1: a"]["Branches"])
+    assert first["a:TaskFailed"]["Next"] == "a:Failed!"
+    assert first["a:Failed!"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    assert second["b:TaskFailed"]["Next"] == "b:continue"
