@@ -22,11 +22,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flowdeck import aws
-from flowdeck.catalog import Catalog
+from flowdeck.catalog import load_definition
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import (
     ENV_FRESH_ATTEMPT_BASE,
@@ -36,7 +35,6 @@ from flowdeck.constants import (
     ENV_FRESH_TOKEN,
     ENV_FRESH_WORKFLOW,
 )
-from flowdeck.definition.loader import load_workflow
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.step_runner import StepRunner
@@ -136,16 +134,6 @@ def step_message(
         task_arn=task_arn,
         task_started_at=task_started_at,
     )
-
-
-def load_definition(directory: Path, workflow: str) -> WorkflowDefinition:
-    """The workflow's definition: its own file when named after it (one parse), else the whole folder's."""
-    path = directory / f"{workflow}.yaml"
-    if path.is_file():
-        definition = load_workflow(path)
-        if definition.name == workflow:
-            return definition
-    return Catalog.from_dir(directory).get(workflow)
 
 
 def beside_the_step(settings: Settings) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 from stack_helpers import FIXTURE_WORKFLOWS, as_list, policy_statements, resources_of
 
@@ -184,3 +185,29 @@ def test_the_stopped_task_handler_may_only_fail_tokens_of_the_fresh_workflows(
         for s in statements
         if any(a.startswith(("ecs:", "dynamodb:", "sqs:")) for a in as_list(s["Action"]))
     ]
+
+
+@pytest.mark.parametrize("role", ["StepWorkersRunnerTaskRole", "FreshStepsTaskRole"])
+def test_a_budget_guard_may_stop_only_tasks_of_the_fresh_cluster(
+    compute_template: assertions.Template, role: str
+) -> None:
+    statements = policy_statements(compute_template, role)
+    ecs = [s for s in statements if any(a.startswith("ecs:") for a in as_list(s["Action"]))]
+
+    assert {a for s in ecs for a in as_list(s["Action"])} >= {
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+    }
+    assert "*" not in [r for s in ecs for r in as_list(s["Resource"])]
+    (listing,) = [s for s in ecs if as_list(s["Action"]) == ["ecs:ListTasks"]]
+    assert list(listing["Condition"]["ArnEquals"]) == ["ecs:cluster"]
+
+
+def test_workers_and_fresh_tasks_are_told_the_fresh_cluster(compute_template: assertions.Template) -> None:
+    for definition in resources_of(compute_template, "AWS::ECS::TaskDefinition").values():
+        (runner,) = [
+            c for c in definition["Properties"]["ContainerDefinitions"] if c["Name"] in ("runner", "worker")
+        ]
+        env = {e["Name"]: e["Value"] for e in runner["Environment"]}
+        assert "Ref" in json.dumps(env["FLOWDECK_FRESH_CLUSTER"])

@@ -35,13 +35,15 @@ def error_and_cause(ex: Exception) -> tuple[str | None, str | None] | None:
     return FailureEventException(failure).extract_error_cause_pair()
 
 
-def test_a_run_task_that_raised_fails_the_state_with_ecs_exception_and_message(named_errors: None) -> None:
+@pytest.mark.usefixtures("named_errors")
+def test_a_run_task_that_raised_fails_the_state_with_ecs_exception_and_message() -> None:
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "RunTask")
 
     assert error_and_cause(denied) == ("ECS.AccessDeniedException", "not allowed")
 
 
-def test_a_run_task_answered_with_failures_fails_the_state_as_amazon_ecs_unknown(named_errors: None) -> None:
+@pytest.mark.usefixtures("named_errors")
+def test_a_run_task_answered_with_failures_fails_the_state_as_amazon_ecs_unknown() -> None:
     failures = _RunTaskFailures([{"arn": "arn:aws:ecs:...", "reason": "RESOURCE:MEMORY"}])
 
     assert error_and_cause(failures) == (
