@@ -34,6 +34,7 @@ import functools
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import runpy
 import signal
@@ -193,23 +194,39 @@ def _run_module(module: str, env: dict[str, str]) -> None:
 
 
 class _ForkedTask:
-    """A forked task process seen as a Popen (send_signal, poll, wait, kill)."""
+    """A forked task process seen as a Popen (send_signal, poll, wait, kill).
+
+    The reaper and a StopTask's kill timer both wait on it. The forkserver writes the exit code once
+    into a pipe: two threads reading it at once leave one with the pipe's end, which multiprocessing
+    reports as exit code 255. So the end is awaited on the pipe without reading, and read by one.
+    """
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self.process = process
+        self._reading = threading.Lock()
 
     def send_signal(self, sig: int) -> None:
         if self.process.pid is not None:
             os.kill(self.process.pid, sig)
 
+    def _ended(self, timeout: float | None) -> bool:
+        return bool(multiprocessing.connection.wait([self.process.sentinel], timeout))
+
     def poll(self) -> int | None:
-        return self.process.exitcode
+        if not self._ended(0):
+            return None
+        with self._reading:
+            return self.process.exitcode
 
     def wait(self, timeout: float | None = None) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
+        if not self._ended(timeout):
             raise subprocess.TimeoutExpired(str(self.process.name), timeout or 0)
-        return self.process.exitcode
+        with self._reading:
+            self.process.join()
+            code = self.process.exitcode
+        if code is None:  # never after join(): Popen's contract is an exit code or TimeoutExpired
+            raise subprocess.TimeoutExpired(str(self.process.name), timeout or 0)
+        return code
 
     def kill(self) -> None:
         self.process.kill()

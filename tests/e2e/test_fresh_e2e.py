@@ -188,3 +188,30 @@ def test_a_fresh_step_whose_runner_dies_before_answering_fails_at_once_with_the_
     )
     # ECS's event, not the heartbeat timeout (300 s and more for a fresh step).
     assert detected < 10
+
+
+def test_a_fresh_step_whose_task_is_stopped_from_outside_fails_at_once_with_the_stop_reason(
+    stack: LocalStack, api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "fresh-lost", folder=str(tmp_path))
+    step_pid(tmp_path / "runner.pid", 30)
+    (attempt,) = steps_by_id(api.get(f"/runs/{run_id}").json())["waits"]["attempts"]
+
+    # Not a cancel: an operator (or Fargate retiring its host) stops the task.
+    stack.client("ecs").stop_task(
+        cluster="flowdeck-fresh", task=attempt["task_arn"], reason="stopped by an operator"
+    )
+    stopped = time.monotonic()
+    run = wait(api, run_id, timeout=30)
+    detected = time.monotonic() - stopped
+    with contextlib.suppress(OSError):  # the step's process outlived its runner (on ECS its container stops)
+        os.kill(int((tmp_path / "step.pid").read_text()), signal.SIGKILL)
+
+    step = steps_by_id(run)["waits"]
+    assert (run["status"], step["status"], step["error"]) == ("failed", "failed", "TaskStopped")
+    assert step["cause"] == (
+        "the task of step waits stopped before its runner answered: "
+        "stopped by an operator; runner exited with code 143"
+    )
+    # Not after ECS's stop timeout (120 s), nor the heartbeat timeout.
+    assert detected < 10

@@ -3,6 +3,10 @@ a stopped task's event only when its runner never answered."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +19,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 
 from flowdeck.local import ecs_tasks
-from flowdeck.local.ecs_tasks import LocalTasks, _name_run_task_errors, _RunTaskFailures
+from flowdeck.local.ecs_tasks import LocalTasks, _ForkedTask, _name_run_task_errors, _RunTaskFailures
 
 
 @pytest.fixture
@@ -95,3 +99,26 @@ def test_a_task_whose_runner_answered_sends_none_even_when_a_retry_reuses_the_to
 
     assert reaped(tasks, "task-1", monkeypatch) == []
     assert tasks.unanswered == {"task-2": "token"}
+
+
+def exits_with_143() -> None:
+    time.sleep(0.3)
+    os._exit(143)
+
+
+def test_a_forked_task_waited_on_by_two_threads_reports_its_exit_code_to_both() -> None:
+    # The reaper and a StopTask's kill timer wait at once; each must read 143, not the pipe's end (255).
+    process = multiprocessing.get_context("forkserver").Process(target=exits_with_143)
+    process.start()
+    task = _ForkedTask(process)
+    codes: list[int] = []
+    waiters = [
+        threading.Thread(target=lambda t=timeout: codes.append(task.wait(t))) for timeout in (None, 30.0)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+
+    assert codes == [143, 143]
+    assert task.poll() == 143
