@@ -15,6 +15,7 @@ from flowdeck.catalog import Catalog
 from flowdeck.config import Settings
 from flowdeck.control.cancel import CancelRun, RunCanceller
 from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner import fresh
 from flowdeck.runner.budget import BudgetGuard, FreshStop
 from flowdeck.stores.fresh_tasks import FreshTasks, family_name
 from flowdeck.stores.runs import RunStore
@@ -146,3 +147,24 @@ def test_the_budget_guard_of_a_worker_without_a_fresh_cluster_stops_no_task() ->
     settings = Settings(fresh_cluster="")
     assert BudgetGuard.for_settings(settings, None, None).fresh is None
     assert FreshStop.for_settings(Settings(fresh_cluster=CLUSTER)) is not None
+
+
+@pytest.mark.parametrize(("cancel_recorded", "leaves"), [(True, False), (False, True)])
+def test_a_runner_told_to_stop_stays_for_a_cancel_and_leaves_at_once_otherwise(
+    runs_ddb: Any, monkeypatch: pytest.MonkeyPatch, cancel_recorded: bool, leaves: bool
+) -> None:
+    seed(runs_ddb, "r1", "running", {"trap": {"status": "running"}})
+    if cancel_recorded:  # a cancel (or the budget guard) records itself before it calls StopTask
+        runs_ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "r1"}, "sk": {"S": "RUN"}},
+            UpdateExpression="SET cancel_requested_at = :now",
+            ExpressionAttributeValues={":now": {"S": "2026-12-06T10:00:00Z"}},
+        )
+    exits: list[int] = []
+    monkeypatch.setattr(fresh.os, "_exit", exits.append)
+
+    fresh.on_stop(Settings(runs_table=TABLE), {"FLOWDECK_FRESH_RUN_ID": "r1"})
+
+    # Leaving, the task stops now and ECS's stopped event fails the step with the stop's reason.
+    assert exits == ([143] if leaves else [])
