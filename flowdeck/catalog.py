@@ -7,6 +7,7 @@ from typing import Any
 
 from flowdeck.approvals.directory import Directory
 from flowdeck.definition import WorkflowDefinition, load_workflows
+from flowdeck.definition.loader import load_workflow
 from flowdeck.errors import WorkflowNotFound
 from statemachines import Parallel, compile_workflow, layout
 
@@ -67,3 +68,13 @@ class Catalog:
 
 
 __all__ = ["Catalog", "Parallel"]
+
+
+def load_definition(directory: Path, workflow: str) -> WorkflowDefinition:
+    """The workflow's definition: its own file when named after it (one parse), else the whole folder's."""
+    path = directory / f"{workflow}.yaml"
+    if path.is_file():
+        definition = load_workflow(path)
+        if definition.name == workflow:
+            return definition
+    return Catalog.from_dir(directory).get(workflow)

@@ -83,6 +83,9 @@ ENV_FRESH_RETRY_COUNT: Final = "FLOWDECK_FRESH_RETRY_COUNT"
 ENV_FRESH_ATTEMPT_BASE: Final = "FLOWDECK_FRESH_ATTEMPT_BASE"
 # The group every fresh task of a run is started in (`flowdeck:<run id>`): a cancel finds them by it.
 FRESH_GROUP_PREFIX: Final = "flowdeck:"
+# A fresh task that stopped before its runner answered (image pull failed, container exited, out of
+# memory, stopped by someone): its token is failed with this error and the task's stop reason.
+TASK_STOPPED: Final = "TaskStopped"
 
 # Runs table layout: one item per run (sk RUN) plus one per step (sk STEP#<id>): status, attempts, outputs.
 PK: Final = "pk"

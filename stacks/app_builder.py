@@ -17,6 +17,7 @@ from stacks.data import DataStack, suppress_runs_index_grants
 from stacks.live import LiveStack
 from stacks.notify import NotifyStack
 from stacks.run_events import RunEventsHandler
+from stacks.stopped_tasks import StoppedTasksHandler
 from stacks.triggers import TriggersStack
 from stacks.web import WebConfigStack, WebStack, admit_dashboard
 from stacks.workflows import WorkflowsStack
@@ -77,6 +78,14 @@ def build_app(workflows_dir: Path, app: cdk.App | None = None) -> cdk.App:
         state_machines=[w.state_machine for w in workflows.workflows.values()],
         deliveries_table=data.deliveries_table,
     )
+    if compute.fresh.shapes:
+        # A fresh task that stops before its runner answered fails its step at once (not at the heartbeat).
+        StoppedTasksHandler(
+            workflows,
+            "StoppedFreshTasks",
+            cluster=compute.fresh.cluster,
+            state_machines=[w.state_machine for w in workflows.workflows.values() if w.fresh is not None],
+        )
     # Before the APIs: they admit its origin (CORS) and read its user pool's members.
     web = WebStack(app, WEB_STACK)
     api = ApiStack(

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_FRESH_CLUSTER,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
@@ -201,11 +202,16 @@ class StepWorkers(Construct):
             image=self.image,
             subnet_ids=[subnet.subnet_id for subnet in self.vpc.public_subnets],
             security_group_id=self.security_group.security_group_id,
-            runner_environment=runner_environment(
-                table, logs_table, artifacts, self.state_machine_arn_prefix
-            ),
+            runner_environment=runner_environment(table, logs_table, artifacts, self.state_machine_arn_prefix)
+            | {ENV_FRESH_CLUSTER: self.cluster.cluster_name},
         )
         fresh.grant_runner(table, logs_table, artifacts)
+        if fresh.shapes:
+            # The budget guard (pool worker or fresh task) stops a run's fresh tasks still starting, as a
+            # cancel does: the cluster's name, and ListTasks/DescribeTasks/StopTask in it only.
+            self.container.add_environment(ENV_FRESH_CLUSTER, self.cluster.cluster_name)
+            for role in (self.task_definition.task_role, fresh.task_role):
+                fresh.grant_stop(role)
         fresh.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"])
         )

@@ -24,6 +24,13 @@ from statemachines.asl import (
     RECORD_RUN_SUCCEEDED,
     UPDATE_ITEM,
     Scope,
+    branch_end,
+)
+from statemachines.fresh_step import (
+    REUSED_FRESH_STEPS,
+    reuse_choice,
+    reuse_choice_name,
+    reused_fresh_steps_state,
 )
 from statemachines.layout import Parallel, layout
 from statemachines.pause import pause_defaults
@@ -39,8 +46,10 @@ class _Layout:
         self.parallel_count = 0
 
     def unit_name(self, unit: str | Parallel) -> str:
+        """The state a unit is entered by: a fresh step's reuse check, a step, or a Parallel."""
         if isinstance(unit, str):
-            return unit
+            step = self.definition.step(unit)
+            return reuse_choice_name(step) if step in self.definition.fresh_steps() else unit
         # State names are at most 80 characters and unique across nested branches.
         self.parallel_count += 1
         return f"Parallel {self.parallel_count}: {_first_step(unit)}"[:80]
@@ -58,7 +67,11 @@ class _Layout:
                 state["End"] = True
             else:
                 state["Next"] = next_name
-            scope.states[names[index]] = state
+            if isinstance(unit, str) and names[index] != unit:
+                step = self.definition.step(unit)
+                reused_next = next_name or branch_end(scope, unit)
+                scope.states[names[index]] = reuse_choice(step, self.definition, reused_next)
+            scope.states[unit if isinstance(unit, str) else names[index]] = state
         return names[0]
 
     def step_state(self, step_id: str, scope: Scope, next_name: str | None) -> dict[str, Any]:
@@ -93,6 +106,9 @@ def compile_workflow(definition: WorkflowDefinition) -> dict[str, Any]:
     first = _Layout(definition).sequence(units, scope, RECORD_RUN_SUCCEEDED)
     states = scope.states
     states[RECORD_RUN_START]["Next"] = first
+    if definition.fresh_steps():
+        states[REUSED_FRESH_STEPS] = reused_fresh_steps_state(definition, first)
+        states[RECORD_RUN_START]["Next"] = REUSED_FRESH_STEPS
     pauses = pause_defaults(definition)
     if pauses:
         states[MERGE]["Parameters"]["pauses"] = pauses

@@ -26,10 +26,38 @@ from flowdeck.constants import (
     ENV_FRESH_WORKFLOW,
     FRESH_GROUP_PREFIX,
     FRESH_RUNNER_CONTAINER,
+    TASK_STOPPED,
 )
 from flowdeck.definition.models import Step, WorkflowDefinition
+from statemachines.asl import intrinsic_string
 
 RUN_TASK_AND_WAIT = "arn:aws:states:::ecs:runTask.waitForTaskToken"
+# A fresh step whose runner never answered, for a reason known at once: its task stopped before the
+# runner answered (flowdeck.control.stopped_tasks), or RunTask failed. Step Functions names RunTask's
+# exceptions `ECS.<exception>` and a RunTask answer with `failures` `AmazonECS.Unknown`; ErrorEquals
+# has no prefix match, so each is listed. Their record is the error and cause, not WorkerLost.
+FRESH_START_ERRORS = [
+    TASK_STOPPED,
+    "AmazonECS.Unknown",
+    "ECS.AmazonECSException",
+    "ECS.AccessDeniedException",
+    "ECS.BlockedException",
+    "ECS.ClientException",
+    "ECS.ClusterNotFoundException",
+    "ECS.ConflictException",
+    "ECS.InvalidParameterException",
+    "ECS.LimitExceededException",
+    "ECS.PlatformTaskDefinitionIncompatibilityException",
+    "ECS.PlatformUnknownException",
+    "ECS.SdkClientException",
+    "ECS.ServerException",
+    "ECS.ThrottlingException",
+    "ECS.UnsupportedFeatureException",
+]
+# Once per run, after its start is recorded: which fresh steps a retry reuses ($.reusing.p<index>),
+# so each such step's Choice skips its task (a reused step must not start a billed Fargate task).
+REUSED_FRESH_STEPS = "ReusedFreshSteps"
+REUSING = "$.reusing"
 # What ECS allows in a RunTask's overrides, all containers together.
 MAX_OVERRIDES_CHARS = 8192
 # Time a new task may take to start (placement, image pull, the runner's first heartbeat) on top
@@ -105,3 +133,36 @@ def pass_attempt_base(parameters: dict[str, Any], path: str) -> None:
         return
     runner = parameters["Overrides"]["ContainerOverrides"][0]
     runner["Environment"].append(_env(ENV_FRESH_ATTEMPT_BASE, f"States.Format('{{}}', {path})", path=True))
+
+
+def reuse_key(step: Step, definition: WorkflowDefinition) -> str:
+    """Where a fresh step's "reused by this retry" flag lives: $.reusing.p<index> (ids may hold '-')."""
+    return f"p{definition.steps.index(step)}"
+
+
+def reused_fresh_steps_state(definition: WorkflowDefinition, next_name: str) -> dict[str, Any]:
+    """One Pass per run: for each fresh step, whether the retry's reuse list ($.meta.reuse) names it."""
+    flags = {
+        f"{reuse_key(step, definition)}.$": f"States.ArrayContains($.meta.reuse, {intrinsic_string(step.id)})"
+        for step in definition.fresh_steps()
+    }
+    return {"Type": "Pass", "Parameters": flags, "ResultPath": REUSING, "Next": next_name}
+
+
+def reuse_choice_name(step: Step) -> str:
+    """The state a fresh step is entered by: its reuse check, before its task."""
+    return f"{step.id}:Reused?"
+
+
+def reuse_choice(step: Step, definition: WorkflowDefinition, reused_next: str) -> dict[str, Any]:
+    """A reused fresh step goes on at once, as a pool worker answers a reused step; else to its task.
+
+    Its record was written by the retry (flowdeck.control.retry), so nothing is recorded here.
+    """
+    flag = f"{REUSING}.{reuse_key(step, definition)}"
+    return {
+        "Type": "Choice",
+        "Comment": f"step {step.id} reused by this retry: no task",
+        "Choices": [{"Variable": flag, "BooleanEquals": True, "Next": reused_next}],
+        "Default": step.id,
+    }

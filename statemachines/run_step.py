@@ -29,10 +29,12 @@ from statemachines.asl import (
     named_failure,
     step_key,
 )
-from statemachines.fresh_step import COLD_START_SECONDS, RUN_TASK_AND_WAIT, fresh_task
+from statemachines.fresh_step import COLD_START_SECONDS, FRESH_START_ERRORS, RUN_TASK_AND_WAIT, fresh_task
 from statemachines.pause import pause_states
 
 WORKER_LOST = "WorkerLost"
+# Where a fresh step whose task failed to start or stopped unanswered is recorded (its real error).
+TASK_FAILED = "TaskFailed"
 # Failures that end the run whatever the step says: a paused step never holds a cancelled run.
 RUN_ENDING_ERRORS = ["BudgetExceeded", "Cancelled"]
 # Backstop on top of the worker's own timeout, so a wedged worker cannot hold a run forever.
@@ -98,6 +100,12 @@ def run_step_state(step: Step, scope: Scope, next_name: str | None) -> dict[str,
         then = named_failure(recorder, WORKER_LOST, cause, scope)
     scope.states[recorder] = _lost_worker_state(step, cause, then)
     task["Catch"] = _catchers(step, scope, next_name, recorder, then)
+    if runner == "task":
+        # Known at once, before any heartbeat timeout: recorded with ECS's error and cause.
+        failed = f"{step.id}:{TASK_FAILED}"
+        after = fail_path(step, scope) if step.on_failure == "fail" else then
+        scope.states[failed] = _failed_task_state(step, after)
+        task["Catch"].insert(1, {"ErrorEquals": FRESH_START_ERRORS, "ResultPath": "$.error", "Next": failed})
     return task
 
 
@@ -185,6 +193,15 @@ def _catchers(
     elif scope.top_level:
         catchers.append({"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_RUN_FAILED})
     return catchers
+
+
+def _failed_task_state(step: Step, then: str) -> dict[str, Any]:
+    """Record a fresh step whose task never answered with the error in $.error (RunTask's, TaskStopped)."""
+    state = _lost_worker_state(step, "", then)
+    values = state["Parameters"]["ExpressionAttributeValues"]
+    values[":error"] = {"S.$": "$.error.Error"}
+    values[":cause"] = {"S.$": "$.error.Cause"}
+    return state
 
 
 def _lost_worker_state(step: Step, cause: str, then: str) -> dict[str, Any]:

@@ -30,15 +30,15 @@ from flowdeck.control.cancelling import (
     settle,
 )
 from flowdeck.control.permissions import Permissions
+from flowdeck.control.stop_fresh import stop_fresh_tasks
 from flowdeck.errors import Conflict, RunNotFound
 from flowdeck.messages import DEFAULT_GRACE_SECONDS
 from flowdeck.runner.budget import execution_arn
 from flowdeck.runner.cleanup import CLEANUP_TYPE, CleanupCommand, CleanupMessage
 from flowdeck.stores.cancels import CancelRecords
 from flowdeck.stores.executions import stop_execution
-from flowdeck.stores.fresh_tasks import FreshTasks, family_name
+from flowdeck.stores.fresh_tasks import FreshTasks
 from flowdeck.stores.runs import RunStore
-from statemachines.fresh_step import fresh_shapes
 
 log = logging.getLogger("flowdeck.cancel")
 
@@ -185,27 +185,10 @@ class RunCanceller:
             log.warning("run %s: StopExecution failed: %s", run_id, exc.__class__.__name__)
 
     def stop_fresh_tasks(self, run_id: str, workflow: str, mode: str, reason: str) -> None:
-        """StopTask the run's fresh tasks: those still starting (or pulling), and with force every one.
-
-        A task whose runner recorded the step's start is left to it (graceful, cleanup): its cancel
-        watch gives the step its grace period, which ECS's stop timeout would cut short.
-        """
+        """StopTask the run's fresh tasks still starting, and with force every one (stop_fresh_tasks)."""
         definition = self.catalog.definitions.get(workflow)
-        if self.fresh_tasks is None or definition is None:
-            return
-        families = [family_name(key) for key in fresh_shapes([definition])]
-        if not families:
-            return
-        spare: set[str] = set()
-        if mode != "force":
-            _, steps, _ = self.runs.get_run_items(run_id)
-            spare = {
-                str(s["task_arn"])
-                for s in steps.values()
-                if s.get("task_arn") and s.get("status") == "running"
-            }
-        running = self.fresh_tasks.running_of_run_safe(run_id, families)
-        self.fresh_tasks.stop([arn for arn in running if arn not in spare], run_id, reason)
+        if self.fresh_tasks is not None and definition is not None:
+            stop_fresh_tasks(self.fresh_tasks, self.runs, definition, run_id, mode, reason)
 
     def cleanup_message(self, run_id: str, workflow: str) -> CleanupMessage:
         """Every declared cleanup of the run's workflow, for the worker that runs them."""

@@ -11,10 +11,16 @@ unchanged. Facts about moto 5.2.5 this works around:
   so a task runs until its process ends or StopTask stops it.
 - It sets a callback's heartbeat up only once the service call has answered, and refuses a beat
   before that (InvalidToken); a runner started inside RunTask beats that early, which AWS accepts.
+- It words a RunTask that raised as `States.Runtime` (which no Catch takes) and reads an answer
+  with `failures` and no task as a crash: here, as Step Functions does, the first fails the state
+  with `ECS.<exception>` and the second with `AmazonECS.Unknown`, with the cause.
+- Its SendTaskFailure drops `cause`; the state machine records a stopped task's cause from it.
 - It never starts anything: RunTask here starts the task's runner container as a new local process
   (no images locally: the container's `python` is this interpreter), with the environment ECS
   would give it (the task definition's, then the overrides), plus what ECS's task metadata
-  endpoint would say (the task's ARN and start). The task is STOPPED when the process ends.
+  endpoint would say (the task's ARN and start). The task is STOPPED when the process ends; when
+  its runner had not answered its token by then, an "ECS Task State Change" event (STOPPED, with the
+  task's overrides and stop reason) goes to the default event bus, as ECS sends one on AWS.
 
 A `python -m MODULE` container is forked from a server process that imported MODULE once (a
 multiprocessing forkserver) rather than started cold: still a new process per task, which never
@@ -25,8 +31,10 @@ cold start). Locally that stands in for the image being already on the host.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import runpy
 import signal
@@ -36,7 +44,8 @@ import threading
 import time
 from typing import Any
 
-from flowdeck.constants import FRESH_RUNNER_CONTAINER
+from flowdeck.constants import ENV_FRESH_TOKEN, FRESH_RUNNER_CONTAINER
+from flowdeck.control.stopped_tasks import TASK_STATE_CHANGE
 
 log = logging.getLogger("flowdeck.emulator.ecs")
 
@@ -72,9 +81,77 @@ def _convert_integration() -> None:
     ) -> None:
         action = service_action_name or self.resource.api_action
         self._from_boto_response(response, _operation(action).output_shape)
+        if response.get("Failures") and not response.get("Tasks"):
+            raise _RunTaskFailures(response["Failures"])
 
     StateTaskServiceEcs._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     StateTaskServiceEcs._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _failure(self: Any, env: Any, error: str, cause: str) -> Any:
+    """The state's failure as Step Functions words a service integration's error."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+
+    # moto's EventDetails is a total TypedDict of every kind of event; it holds only this one.
+    details: Any = {
+        "taskFailedEventDetails": TaskFailedEventDetails(
+            error=error,
+            cause=cause,
+            resource=self._get_sfn_resource(),
+            resourceType=self._get_sfn_resource_type(),
+        )
+    }
+    return FailureEvent(
+        env=env,
+        error_name=CustomErrorName(error_name=error),
+        event_type=HistoryEventType.TaskFailed,
+        event_details=details,
+    )
+
+
+class _RunTaskFailures(Exception):
+    """RunTask answered with failures and no task."""
+
+    def __init__(self, failures: list[Any]) -> None:
+        super().__init__(json.dumps(failures))
+
+
+def _name_run_task_errors() -> None:
+    """RunTask's errors as Step Functions names them: `ECS.<exception>`, `AmazonECS.Unknown`."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+
+    original = StateTaskServiceEcs._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, ClientError):
+            error = ex.response.get("Error", {})
+            return _failure(
+                self, env, f"ECS.{error.get('Code', 'AmazonECSException')}", str(error.get("Message", ""))
+            )
+        if isinstance(ex, _RunTaskFailures):
+            return _failure(self, env, "AmazonECS.Unknown", f"RunTask failed: {ex}")
+        return original(self, env, ex)
+
+    StateTaskServiceEcs._from_error = from_error  # type: ignore[method-assign]
+
+
+def _task_failure_causes() -> None:
+    """SendTaskFailure passes its `cause` on to the waiting task, as Step Functions does."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
 
 
 def _early_heartbeats() -> None:
@@ -117,23 +194,39 @@ def _run_module(module: str, env: dict[str, str]) -> None:
 
 
 class _ForkedTask:
-    """A forked task process seen as a Popen (send_signal, poll, wait, kill)."""
+    """A forked task process seen as a Popen (send_signal, poll, wait, kill).
+
+    The reaper and a StopTask's kill timer both wait on it. The forkserver writes the exit code once
+    into a pipe: two threads reading it at once leave one with the pipe's end, which multiprocessing
+    reports as exit code 255. So the end is awaited on the pipe without reading, and read by one.
+    """
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self.process = process
+        self._reading = threading.Lock()
 
     def send_signal(self, sig: int) -> None:
         if self.process.pid is not None:
             os.kill(self.process.pid, sig)
 
+    def _ended(self, timeout: float | None) -> bool:
+        return bool(multiprocessing.connection.wait([self.process.sentinel], timeout))
+
     def poll(self) -> int | None:
-        return self.process.exitcode
+        if not self._ended(0):
+            return None
+        with self._reading:
+            return self.process.exitcode
 
     def wait(self, timeout: float | None = None) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
+        if not self._ended(timeout):
             raise subprocess.TimeoutExpired(str(self.process.name), timeout or 0)
-        return self.process.exitcode
+        with self._reading:
+            self.process.join()
+            code = self.process.exitcode
+        if code is None:  # never after join(): Popen's contract is an exit code or TimeoutExpired
+            raise subprocess.TimeoutExpired(str(self.process.name), timeout or 0)
+        return code
 
     def kill(self) -> None:
         self.process.kill()
@@ -144,6 +237,8 @@ class LocalTasks:
 
     def __init__(self, preload: list[str]) -> None:
         self.processes: dict[str, subprocess.Popen[bytes] | _ForkedTask] = {}
+        # Task ARN -> the token its runner was given, until an answer to that token arrives.
+        self.unanswered: dict[str, str] = {}
         self.lock = threading.Lock()
         self.forks = multiprocessing.get_context("forkserver")
         self.forks.set_forkserver_preload(preload)
@@ -179,16 +274,31 @@ class LocalTasks:
             )
         with self.lock:
             self.processes[task.task_arn] = process
-        threading.Thread(target=self._reap, args=(task, process), daemon=True, name="ecs-task").start()
+            if token := env.get(ENV_FRESH_TOKEN):
+                self.unanswered[task.task_arn] = token
+        threading.Thread(
+            target=self._reap, args=(backend, task, process), daemon=True, name="ecs-task"
+        ).start()
 
-    def _reap(self, task: Any, process: subprocess.Popen[bytes] | _ForkedTask) -> None:
+    def answered(self, token: str) -> None:
+        """An answer to `token` arrived: the tasks given it (moto reuses a token across retries) answered."""
+        with self.lock:
+            for arn in [arn for arn, given in self.unanswered.items() if given == token]:
+                del self.unanswered[arn]
+
+    def _reap(self, backend: Any, task: Any, process: subprocess.Popen[bytes] | _ForkedTask) -> None:
         """When the essential container exits, the task stops (as ECS records it)."""
         code = process.wait()
         with self.lock:
             self.processes.pop(task.task_arn, None)
+            unanswered = self.unanswered.pop(task.task_arn, None) is not None
         if task.desired_status != "STOPPED":
             task.stopped_reason = f"Essential container in task exited (exit code {code})"
         task.last_status = task.desired_status = "STOPPED"
+        if unanswered:
+            # Only then: moto keeps a token across a state's retries, so a late failure for a token
+            # already answered could be taken as the next attempt's answer (AWS issues a new one).
+            _task_stopped_event(backend, task, code)
 
     def stop(self, task_arn: str, stop_timeout: int) -> None:
         """SIGTERM now, SIGKILL after the stop timeout, as ECS stops a task's containers."""
@@ -207,6 +317,48 @@ class LocalTasks:
         threading.Thread(target=kill_later, daemon=True, name="ecs-stop").start()
 
 
+def _task_stopped_event(backend: Any, task: Any, exit_code: int) -> None:
+    """ECS's "Task State Change" event for a stopped task, on the default bus of the task's region."""
+    from moto.events.models import events_backends
+
+    detail = {
+        "clusterArn": task.cluster_arn,
+        "taskArn": task.task_arn,
+        "taskDefinitionArn": task.task_definition_arn,
+        "group": task.group,
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stoppedReason": task.stopped_reason,
+        "overrides": task.overrides or {},
+        "containers": [{"name": FRESH_RUNNER_CONTAINER, "lastStatus": "STOPPED", "exitCode": exit_code}],
+    }
+    event = {
+        "Source": "aws.ecs",
+        "DetailType": TASK_STATE_CHANGE,
+        "Detail": json.dumps(detail),
+        "Resources": [task.task_arn],
+    }
+    try:
+        events_backends[backend.account_id][backend.region_name].put_events([event])
+    except Exception:  # the event is best effort, as the heartbeat timeout still catches the step
+        log.exception("task %s: its stopped event was not sent", task.task_arn)
+
+
+def _answers_seen(tasks: LocalTasks) -> None:
+    """Tell `tasks` of every answer to a task token (its runner answered before its process ended)."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackPoolManager
+
+    original = CallbackPoolManager.notify
+
+    def notify(self: Any, callback_id: str, outcome: Any) -> bool:
+        delivered = bool(original(self, callback_id, outcome))
+        if delivered:
+            tasks.answered(callback_id)
+        return delivered
+
+    CallbackPoolManager.notify = notify  # type: ignore[method-assign]
+
+
 def _stop_timeout(backend: Any, task: Any) -> int:
     definition = backend.describe_task_definition(task.task_definition_arn)
     timeouts = [c.get("stopTimeout") for c in definition.container_definitions if c.get("stopTimeout")]
@@ -219,12 +371,15 @@ def install_ecs_tasks() -> LocalTasks:
     from moto.moto_api import state_manager
 
     _convert_integration()
+    _name_run_task_errors()
+    _task_failure_causes()
     _early_heartbeats()
     state_manager.set_transition(
         model_name="ecs::task", transition={"progression": "manual", "times": _NEVER}
     )
     # The Flowdeck runner, imported once: each task's process is forked from there.
     tasks = LocalTasks(preload=["flowdeck.local.task_preload"])
+    _answers_seen(tasks)
     original_run, original_stop = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.stop_task
 
     def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> list[Any]:

@@ -16,12 +16,14 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdeck.catalog import Catalog
+from flowdeck.control.stopped_tasks import stopped_tasks_pattern
 from flowdeck.control.workflow_state import WorkflowStates
 from flowdeck.stores.deliveries import Deliveries
 from flowdeck.stores.executions import Executions
@@ -79,6 +81,35 @@ def install_rules(events_client: Any, sqs: Any, catalog: Catalog) -> list[RuleQu
             )
             installed.append(RuleQueue(workflow, index, name, queue_url))
     return installed
+
+
+# The fresh tasks' stopped-task rule (stacks/fresh.py on AWS) and its local queue.
+STOPPED_TASKS_RULE = "flowdeck-fresh-task-stopped"
+
+
+def install_stopped_tasks_rule(events_client: Any, sqs: Any, cluster_arn: str) -> str:
+    """The rule on the fresh cluster's stopped tasks, into a queue of its own (moto's EventBridge
+    does not invoke Lambda functions); the queue's URL."""
+    queue_url = sqs.create_queue(QueueName=STOPPED_TASKS_RULE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = json.dumps(stopped_tasks_pattern(cluster_arn))
+    events_client.put_rule(Name=STOPPED_TASKS_RULE, EventPattern=pattern, State="ENABLED")
+    events_client.put_targets(Rule=STOPPED_TASKS_RULE, Targets=[{"Id": "task-stopped", "Arn": queue_arn}])
+    return queue_url
+
+
+def rule_target(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
+    """A Lambda function that an EventBridge rule targets, fed from the rule's local queue: each
+    message is one event, passed as EventBridge passes it."""
+
+    def from_queue(sqs_event: dict[str, Any], context: Any) -> dict[str, Any]:
+        for record in sqs_event.get("Records", []):
+            handler(json.loads(record["body"]), context)
+        return {}
+
+    return from_queue
 
 
 class EventRulePoller:

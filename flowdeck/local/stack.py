@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowdeck import constants
 from flowdeck.catalog import Catalog
 from flowdeck.config import get_settings
+from flowdeck.local.event_rules import install_stopped_tasks_rule
 from flowdeck.local.faults import ENV_FAULTS, AwsFault, Fault, faulty_handler
 from flowdeck.local.faults import dump as dump_faults
 from flowdeck.local.state import LocalState, PeriodicSave, Restored
@@ -119,6 +120,9 @@ class LocalStack:
         self.triggers: Any = None  # schedules and event rules (flowdeck.local.scheduler)
         self.approvals_queue_url = ""
         self.approvals: Any = None  # the approvals queue -> the notifier (flowdeck.local.approvals_queue)
+        # The fresh cluster's stopped-task rule's queue -> its handler (lambdas.task_stopped), if any.
+        self.stopped_tasks_queue_url = ""
+        self.stopped_tasks: Any = None
 
     @property
     def api_url(self) -> str:
@@ -186,10 +190,10 @@ class LocalStack:
         self._save_state()
         if self.stream_reader is not None:
             self.stream_reader.stop()
-        for poller in (self.streams, self.run_events, self.approvals):
+        for poller in (self.streams, self.run_events, self.approvals, self.stopped_tasks):
             if poller is not None:
                 poller.stop()
-        self.approvals = None
+        self.approvals = self.stopped_tasks = None
         self.streams = self.run_events = self.stream_reader = None
         if self.triggers is not None:
             self.triggers.stop()
@@ -346,6 +350,9 @@ class LocalStack:
             return {}
         ecs, ec2 = self.client("ecs"), self.client("ec2")
         cluster = ecs.create_cluster(clusterName=FRESH_CLUSTER)["cluster"]["clusterArn"]
+        self.stopped_tasks_queue_url = install_stopped_tasks_rule(
+            self.client("events"), self.client("sqs"), cluster
+        )
         vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
         subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
         group = ec2.describe_security_groups(
@@ -411,6 +418,22 @@ class LocalStack:
         sqs = self.client("sqs")
         self.approvals = QueuePoller(notifier.lambda_handler, self.approvals_queue_url, sqs).start()
 
+    def _start_stopped_tasks(self) -> None:
+        """Feed the fresh tasks that stopped to their handler, as the EventBridge rule does on AWS."""
+        if not self.stopped_tasks_queue_url:
+            return
+        from flowdeck.local.approvals_queue import QueuePoller
+        from flowdeck.local.event_rules import rule_target
+        from lambdas import task_stopped
+
+        task_stopped.stopped_tasks.cache_clear()
+        self.stopped_tasks = QueuePoller(
+            rule_target(task_stopped.lambda_handler),
+            self.stopped_tasks_queue_url,
+            self.client("sqs"),
+            name="task-stopped",
+        ).start()
+
     def _configure_this_process(self) -> None:
         # The API handler runs in this process and reads its settings from the environment, so one
         # process hosts one running stack at a time; stop() gives back the environment found here.
@@ -422,12 +445,18 @@ class LocalStack:
         """The environment (and so the handlers' settings) as it was before this stack started."""
         if self._outer_environ is None:
             return
-        from lambdas import deps, live_deps, notifier
+        from lambdas import deps, live_deps, notifier, task_stopped
 
         os.environ.clear()
         os.environ.update(self._outer_environ)
         self._outer_environ = None
-        for cached in (get_settings, deps.run_service, live_deps.live_service, notifier.notifier):
+        cached_services = (
+            deps.run_service,
+            live_deps.live_service,
+            notifier.notifier,
+            task_stopped.stopped_tasks,
+        )
+        for cached in (get_settings, *cached_services):
             cached.cache_clear()
 
     def _start_worker(self, index: int) -> None:
@@ -468,6 +497,7 @@ class LocalStack:
         self.api.start()
         self._start_streams()
         self._start_approvals()
+        self._start_stopped_tasks()
 
     def _live_routes(self) -> list[Any]:
         """`/ws` and `@connections` for the WebSocket handler (SPEC §4), and the dashboard's files (§6)."""

@@ -16,17 +16,19 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from flowdeck import aws
-from flowdeck.catalog import Catalog
+from flowdeck.catalog import load_definition
 from flowdeck.config import Settings, get_settings
 from flowdeck.constants import (
     ENV_FRESH_ATTEMPT_BASE,
@@ -36,11 +38,12 @@ from flowdeck.constants import (
     ENV_FRESH_TOKEN,
     ENV_FRESH_WORKFLOW,
 )
-from flowdeck.definition.loader import load_workflow
 from flowdeck.definition.models import WorkflowDefinition
 from flowdeck.messages import StepMessage, StepSpec
 from flowdeck.runner.step_runner import StepRunner
 from flowdeck.runner.worker import EXIT_WITH_PARENT_ENV, exit_with_parent
+from flowdeck.stores.cancels import CANCEL_REQUESTED_AT, CancelRecords
+from flowdeck.stores.runs import RunStore
 from flowdeck.stores.tasks import TaskTokens
 from statemachines.run_step import step_spec, watch_seconds
 
@@ -51,6 +54,8 @@ ECS_METADATA_ENV = "ECS_CONTAINER_METADATA_URI_V4"
 # Locally the emulator, which plays ECS, tells the runner the same two facts directly.
 ENV_TASK_ARN = "FLOWDECK_TASK_ARN"
 ENV_TASK_STARTED_AT = "FLOWDECK_TASK_STARTED_AT"
+# How the runner leaves a task stopped by someone else than a cancel (128 + SIGTERM, as a shell says).
+STOPPED_FROM_OUTSIDE_EXIT = 143
 
 
 class FreshTaskError(ValueError):
@@ -138,16 +143,6 @@ def step_message(
     )
 
 
-def load_definition(directory: Path, workflow: str) -> WorkflowDefinition:
-    """The workflow's definition: its own file when named after it (one parse), else the whole folder's."""
-    path = directory / f"{workflow}.yaml"
-    if path.is_file():
-        definition = load_workflow(path)
-        if definition.name == workflow:
-            return definition
-    return Catalog.from_dir(directory).get(workflow)
-
-
 def beside_the_step(settings: Settings) -> Settings:
     """With a step container: scratch space and workspace on the shared volume, where the step sees them."""
     if settings.shim_dir is None:
@@ -188,16 +183,48 @@ def run_fresh_step(settings: Settings, environ: Mapping[str, str], started_at: f
     return True
 
 
+def cancel_under_way(settings: Settings, run_id: str) -> bool:
+    """Whether the run has a cancel recorded (a cancel and the budget guard record it before StopTask)."""
+    run = CancelRecords(RunStore(settings.runs_table, aws.client("dynamodb", settings))).run(run_id)
+    return bool(run and run.get(CANCEL_REQUESTED_AT))
+
+
+def on_stop(settings: Settings, environ: Mapping[str, str]) -> None:
+    """SIGTERM (StopTask): a cancel's, or someone else's (an operator, Fargate retiring the host).
+
+    A cancel's: the cancel watch ends the step with its grace period and records it, so the runner
+    stays to answer (ECS kills it after the container's stopTimeout). Someone else's: the runner
+    leaves at once, so the task stops now and ECS's stopped-task event fails the step with the stop's
+    reason (TaskStopped, flowdeck.control.stopped_tasks) rather than after the stop timeout.
+    """
+    run_id = environ.get(ENV_FRESH_RUN_ID, "")
+    try:
+        cancelled = not run_id or cancel_under_way(settings, run_id)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("task stopping; its run's record is unreadable (%s): the step ends as a cancel says", exc)
+        return
+    if cancelled:
+        log.info("task stopping: the step ends as its cancel says")
+        return
+    log.warning(
+        "task stopped from outside (no cancel of run %s): leaving now, the step fails TaskStopped", run_id
+    )
+    os._exit(STOPPED_FROM_OUTSIDE_EXIT)
+
+
 def main() -> None:
     started_at = time.time()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     if parent := os.environ.get(EXIT_WITH_PARENT_ENV):
         exit_with_parent(int(parent))
-    # StopTask (a cancel) sends SIGTERM: the cancel watch already ends the step with its grace period
-    # and records it, so the runner stays to answer; ECS kills it after the container's stopTimeout.
-    signal.signal(signal.SIGTERM, lambda *_: log.info("task stopping: the step ends as its cancel says"))
+    settings = get_settings()
+    # The record is read off the signal handler's frame: the handler only starts the check.
+    signal.signal(
+        signal.SIGTERM,
+        lambda *_: threading.Thread(target=on_stop, args=(settings, os.environ), daemon=True).start(),
+    )
     try:
-        run_fresh_step(get_settings(), os.environ, started_at)
+        run_fresh_step(settings, os.environ, started_at)
     except FreshTaskError as exc:
         log.error("not a Flowdeck fresh task: %s", exc)
         sys.exit(2)

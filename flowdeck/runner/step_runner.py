@@ -96,7 +96,7 @@ class StepRunner:
             sfn,
             artifacts,
             logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
-            budget=BudgetGuard(settings.runs_table, runs_client, sfn, settings.state_machine_arn_prefix),
+            budget=BudgetGuard.for_settings(settings, runs_client, sfn),
             launch=ShimLauncher(settings.shim_dir) if settings.shim_dir is not None else launch_local,
         )
 

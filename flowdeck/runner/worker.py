@@ -59,7 +59,7 @@ class Worker:
             self.sfn,
             artifacts,
             logs=LogStore(settings.logs_table, aws.client("dynamodb", settings, validate=False)),
-            budget=BudgetGuard(settings.runs_table, runs_client, self.sfn, settings.state_machine_arn_prefix),
+            budget=BudgetGuard.for_settings(settings, runs_client, self.sfn),
         )
         # Runs the cleanup commands of a run cancelled with cleanup (messages of type "cleanup").
         self.cleanup = CleanupRunner(settings, self.runner.runs, self.runner.logs)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ import httpx
 import pytest
 
 from flowdeck.local.stack import LocalStack
-from tests.e2e.conftest import start, steps_by_id, wait
+from tests.e2e.conftest import start, step_pid, steps_by_id, wait
 from tests.e2e.test_cancel_e2e import appears, cleanup_done, log_texts, settled
 from tests.e2e.test_pause_e2e import decide, wait_for_step
 
@@ -131,3 +134,84 @@ def test_a_fresh_step_paused_on_failure_is_retried_in_a_new_task(api: httpx.Clie
     assert first != second
     assert log_texts(api, run_id, "flaky")[-1] == "second attempt works"
     assert steps_by_id(run)["after"]["status"] == "succeeded"
+
+
+def tasks_of_run(stack: LocalStack, run_id: str) -> list[str]:
+    """ARNs of every task RunTask started for the run (running or stopped), by the run's group."""
+    ecs = stack.client("ecs")
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster="flowdeck-fresh", desiredStatus=status)["taskArns"]
+    ]
+    described = ecs.describe_tasks(cluster="flowdeck-fresh", tasks=arns)["tasks"] if arns else []
+    return [t["taskArn"] for t in described if t["group"] == f"flowdeck:{run_id}"]
+
+
+def test_a_retry_starts_no_task_for_a_fresh_step_it_reuses(stack: LocalStack, api: httpx.Client) -> None:
+    old = wait(api, start(api, "fresh-retry"))
+    assert old["status"] == "failed", old
+    assert len(tasks_of_run(stack, old["run_id"])) == 2
+
+    answer = api.post(f"/runs/{old['run_id']}/retry", json={"inputs": {"ready": True}})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["reused"] == ["built"]
+    new = wait(api, answer.json()["run_id"])
+
+    assert new["status"] == "succeeded", new
+    steps = steps_by_id(new)
+    # Only the step run again got a task; the reused one keeps its record from the run it comes from.
+    assert tasks_of_run(stack, new["run_id"]) == [steps["shipped"]["attempts"][-1]["task_arn"]]
+    built = steps["built"]
+    assert (built["status"], built["reused_from"]) == ("succeeded", old["run_id"])
+    assert built["outputs"] == {"built_in": old["run_id"]}
+
+
+def test_a_fresh_step_whose_runner_dies_before_answering_fails_at_once_with_the_stop_reason(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "fresh-lost", folder=str(tmp_path))
+    runner = step_pid(tmp_path / "runner.pid", 30)
+
+    os.kill(runner, signal.SIGKILL)  # as the OOM killer ends a task's container
+    killed = time.monotonic()
+    run = wait(api, run_id, timeout=30)
+    detected = time.monotonic() - killed
+    with contextlib.suppress(OSError):  # the step's process outlived its runner
+        os.kill(int((tmp_path / "step.pid").read_text()), signal.SIGKILL)
+
+    step = steps_by_id(run)["waits"]
+    assert (run["status"], step["status"], step["error"]) == ("failed", "failed", "TaskStopped")
+    assert step["cause"] == (
+        "the task of step waits stopped before its runner answered: "
+        "Essential container in task exited (exit code -9); runner exited with code -9"
+    )
+    # ECS's event, not the heartbeat timeout (300 s and more for a fresh step).
+    assert detected < 10
+
+
+def test_a_fresh_step_whose_task_is_stopped_from_outside_fails_at_once_with_the_stop_reason(
+    stack: LocalStack, api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = start(api, "fresh-lost", folder=str(tmp_path))
+    step_pid(tmp_path / "runner.pid", 30)
+    (attempt,) = steps_by_id(api.get(f"/runs/{run_id}").json())["waits"]["attempts"]
+
+    # Not a cancel: an operator (or Fargate retiring its host) stops the task.
+    stack.client("ecs").stop_task(
+        cluster="flowdeck-fresh", task=attempt["task_arn"], reason="stopped by an operator"
+    )
+    stopped = time.monotonic()
+    run = wait(api, run_id, timeout=30)
+    detected = time.monotonic() - stopped
+    with contextlib.suppress(OSError):  # the step's process outlived its runner (on ECS its container stops)
+        os.kill(int((tmp_path / "step.pid").read_text()), signal.SIGKILL)
+
+    step = steps_by_id(run)["waits"]
+    assert (run["status"], step["status"], step["error"]) == ("failed", "failed", "TaskStopped")
+    assert step["cause"] == (
+        "the task of step waits stopped before its runner answered: "
+        "stopped by an operator; runner exited with code 143"
+    )
+    # Not after ECS's stop timeout (120 s), nor the heartbeat timeout.
+    assert detected < 10

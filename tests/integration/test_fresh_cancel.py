@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +12,16 @@ import boto3
 import pytest
 
 from flowdeck.catalog import Catalog
+from flowdeck.config import Settings
 from flowdeck.control.cancel import CancelRun, RunCanceller
+from flowdeck.messages import StepMessage, StepSpec
+from flowdeck.runner import fresh
+from flowdeck.runner.budget import BudgetGuard, FreshStop
 from flowdeck.stores.fresh_tasks import FreshTasks, family_name
 from flowdeck.stores.runs import RunStore
 from statemachines.fresh_step import fresh_shapes
 from tests.integration.conftest import ARN_PREFIX, TABLE
+from tests.integration.test_budget import FakeStepFunctions
 from tests.integration.test_cancel import E2E_WORKFLOWS, seed
 
 CLUSTER = "flowdeck-fresh"
@@ -106,3 +113,58 @@ def test_a_forced_cancel_stops_every_task_of_the_run(runs_ddb: Any, ecs: Any) ->
     assert stopped(client, [running, starting, other]) == {running, starting}
     reason = client.describe_tasks(cluster=CLUSTER, tasks=[running])["tasks"][0]["stoppedReason"]
     assert reason == "cancelled by jane"
+
+
+def test_a_run_stopped_by_its_budget_stops_its_tasks_still_starting_as_a_cancel_does(
+    runs_ddb: Any, ecs: Any
+) -> None:
+    client, catalog, family = ecs
+    running, starting, other = fresh_run(runs_ddb, client, family)
+    sfn = FakeStepFunctions()
+    fresh = FreshStop(tasks=lambda: FreshTasks(CLUSTER, client), definition=catalog.get)
+    guard = BudgetGuard(TABLE, runs_ddb, sfn, ARN_PREFIX, fresh)
+    over_budget = StepMessage.model_validate(
+        {
+            "token": "token-trap",
+            "run_id": "r1",
+            "workflow": "fresh-cancel",
+            "step": "trap",
+            "spec": StepSpec(run="true").model_dump(by_alias=True),
+            "max_cost_usd": "0.01",
+        }
+    )
+
+    guard.after_usage(over_budget, Decimal("0.02"), threading.Event())
+
+    assert [stop["error"] for stop in sfn.stops] == ["BudgetExceeded"]
+    # As a graceful cancel: the task still starting stops; the running step's runner ends it itself.
+    assert stopped(client, [running, starting, other]) == {starting}
+    reason = client.describe_tasks(cluster=CLUSTER, tasks=[starting])["tasks"][0]["stoppedReason"]
+    assert reason == "run cost $0.02 passed max_cost_usd $0.01"
+
+
+def test_the_budget_guard_of_a_worker_without_a_fresh_cluster_stops_no_task() -> None:
+    settings = Settings(fresh_cluster="")
+    assert BudgetGuard.for_settings(settings, None, None).fresh is None
+    assert FreshStop.for_settings(Settings(fresh_cluster=CLUSTER)) is not None
+
+
+@pytest.mark.parametrize(("cancel_recorded", "leaves"), [(True, False), (False, True)])
+def test_a_runner_told_to_stop_stays_for_a_cancel_and_leaves_at_once_otherwise(
+    runs_ddb: Any, monkeypatch: pytest.MonkeyPatch, cancel_recorded: bool, leaves: bool
+) -> None:
+    seed(runs_ddb, "r1", "running", {"trap": {"status": "running"}})
+    if cancel_recorded:  # a cancel (or the budget guard) records itself before it calls StopTask
+        runs_ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "r1"}, "sk": {"S": "RUN"}},
+            UpdateExpression="SET cancel_requested_at = :now",
+            ExpressionAttributeValues={":now": {"S": "2026-12-06T10:00:00Z"}},
+        )
+    exits: list[int] = []
+    monkeypatch.setattr(fresh.os, "_exit", exits.append)
+
+    fresh.on_stop(Settings(runs_table=TABLE), {"FLOWDECK_FRESH_RUN_ID": "r1"})
+
+    # Leaving, the task stops now and ECS's stopped event fails the step with the stop's reason.
+    assert exits == ([143] if leaves else [])

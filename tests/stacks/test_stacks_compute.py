@@ -8,6 +8,7 @@ from stack_helpers import as_list, policy_statements, resources_of, wildcard_act
 
 from flowdeck.constants import (
     ENV_ARTIFACTS_BUCKET,
+    ENV_FRESH_CLUSTER,
     ENV_LOGS_TABLE,
     ENV_RUNS_TABLE,
     ENV_STATE_MACHINE_ARN_PREFIX,
@@ -77,6 +78,8 @@ def test_runner_task_runs_the_worker_with_resource_names_in_its_environment(
         ENV_LOGS_TABLE,
         ENV_STATE_MACHINE_ARN_PREFIX,
         ENV_WORKER_STOP_SECONDS,
+        # The fixture workflows have fresh steps: the budget guard stops a stopped run's starting tasks.
+        ENV_FRESH_CLUSTER,
     }
     assert "LogStoreTable" in env[ENV_LOGS_TABLE]["Fn::ImportValue"]
     assert "RunStoreTable" in env[ENV_RUNS_TABLE]["Fn::ImportValue"]
@@ -163,13 +166,15 @@ def test_a_worker_is_told_the_stop_timeout_ecs_gives_it(compute_template: assert
     assert env[ENV_WORKER_STOP_SECONDS] == "120"
 
 
-def test_task_protection_is_the_one_ecs_action_and_only_on_the_clusters_tasks(
+def test_task_protection_and_the_budget_guards_stop_are_the_ecs_actions_only_on_the_clusters_tasks(
     compute_template: assertions.Template,
 ) -> None:
     statements = policy_statements(compute_template, "TaskRole")
 
     ecs_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("ecs:")}
-    assert ecs_actions == {"ecs:UpdateTaskProtection"}
+    # With fresh steps in the fixture, the budget guard may also stop a run's fresh tasks (cluster-scoped
+    # in tests/stacks/test_stacks_fresh.py).
+    assert ecs_actions == {"ecs:UpdateTaskProtection", "ecs:ListTasks", "ecs:DescribeTasks", "ecs:StopTask"}
     (protection,) = [s for s in statements if "ecs:UpdateTaskProtection" in as_list(s["Action"])]
     (resource,) = as_list(protection["Resource"])
     parts = resource["Fn::Join"][1]

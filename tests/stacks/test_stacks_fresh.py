@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 from stack_helpers import FIXTURE_WORKFLOWS, as_list, policy_statements, resources_of
 
@@ -142,3 +143,71 @@ def test_the_fresh_runner_role_has_a_workers_rights_without_the_queue(
     assert {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
     assert "states:StopExecution" in actions
     assert not [a for a in actions if a.startswith("sqs:")]
+
+
+def test_a_stopped_fresh_task_reaches_its_handler_through_a_rule_on_the_fresh_cluster(
+    workflows_template: assertions.Template,
+) -> None:
+    (rule,) = [
+        r["Properties"]
+        for r in resources_of(workflows_template, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ecs"]
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    assert pattern["detail"]["lastStatus"] == ["STOPPED"]
+    # Only the fresh cluster's tasks (imported from the compute stack), not the pool's workers.
+    (cluster,) = pattern["detail"]["clusterArn"]
+    assert "Fn::ImportValue" in json.dumps(cluster)
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}
+    (function_id,) = [
+        name
+        for name, f in resources_of(workflows_template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == "lambdas.task_stopped.lambda_handler"
+    ]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_the_stopped_task_handler_may_only_fail_tokens_of_the_fresh_workflows(
+    workflows_template: assertions.Template,
+) -> None:
+    statements = policy_statements(workflows_template, "StoppedFreshTasksHandlerRole")
+    states = [s for s in statements if any(a.startswith("states:") for a in as_list(s["Action"]))]
+
+    (grant,) = states
+    assert as_list(grant["Action"]) == ["states:SendTaskFailure"]
+    (machine,) = as_list(grant["Resource"])
+    assert "Workflowfreshbuild" in machine["Ref"]
+    # The event carries the token: no ECS read, no other table or queue.
+    assert not [
+        s
+        for s in statements
+        if any(a.startswith(("ecs:", "dynamodb:", "sqs:")) for a in as_list(s["Action"]))
+    ]
+
+
+@pytest.mark.parametrize("role", ["StepWorkersRunnerTaskRole", "FreshStepsTaskRole"])
+def test_a_budget_guard_may_stop_only_tasks_of_the_fresh_cluster(
+    compute_template: assertions.Template, role: str
+) -> None:
+    statements = policy_statements(compute_template, role)
+    ecs = [s for s in statements if any(a.startswith("ecs:") for a in as_list(s["Action"]))]
+
+    assert {a for s in ecs for a in as_list(s["Action"])} >= {
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+    }
+    assert "*" not in [r for s in ecs for r in as_list(s["Resource"])]
+    (listing,) = [s for s in ecs if as_list(s["Action"]) == ["ecs:ListTasks"]]
+    assert list(listing["Condition"]["ArnEquals"]) == ["ecs:cluster"]
+
+
+def test_workers_and_fresh_tasks_are_told_the_fresh_cluster(compute_template: assertions.Template) -> None:
+    for definition in resources_of(compute_template, "AWS::ECS::TaskDefinition").values():
+        (runner,) = [
+            c for c in definition["Properties"]["ContainerDefinitions"] if c["Name"] in ("runner", "worker")
+        ]
+        env = {e["Name"]: e["Value"] for e in runner["Environment"]}
+        assert "Ref" in json.dumps(env["FLOWDECK_FRESH_CLUSTER"])

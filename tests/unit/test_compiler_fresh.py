@@ -11,7 +11,9 @@ from flowdeck.constants import WORKER_STOPPED, WORKER_STOPPED_RETRIES
 from flowdeck.errors import InvalidDefinition
 from statemachines.fresh_step import (
     COLD_START_SECONDS,
+    FRESH_START_ERRORS,
     MAX_OVERRIDES_CHARS,
+    REUSED_FRESH_STEPS,
     RUN_TASK_AND_WAIT,
     fresh_shapes,
     shape_of,
@@ -159,3 +161,93 @@ def test_one_task_definition_per_distinct_image_and_resources():
     ]
     other = definition_of(MIXED.replace("name: mixed", "name: other"))
     assert fresh_shapes([definition, other]) == shapes
+
+
+def test_a_run_flags_once_which_fresh_steps_its_retry_reuses(mixed):
+    assert mixed["States"]["RecordRunStart"]["Next"] == REUSED_FRESH_STEPS
+    flags = mixed["States"][REUSED_FRESH_STEPS]
+    assert flags == {
+        "Type": "Pass",
+        "Parameters": {
+            "p0.$": "States.ArrayContains($.meta.reuse, 'build')",
+            "p1.$": "States.ArrayContains($.meta.reuse, 'test')",
+            "p3.$": "States.ArrayContains($.meta.reuse, 'report')",
+        },
+        "ResultPath": "$.reusing",
+        "Next": "build:Reused?",
+    }
+
+
+def test_a_reused_fresh_step_goes_on_without_starting_a_task(mixed):
+    states = mixed["States"]
+    assert states["build:Reused?"] == {
+        "Type": "Choice",
+        "Comment": "step build reused by this retry: no task",
+        "Choices": [{"Variable": "$.reusing.p0", "BooleanEquals": True, "Next": "test:Reused?"}],
+        "Default": "build",
+    }
+    # Every way into a fresh step passes its reuse check; a pool step's worker answers "reused" itself.
+    assert states["build"]["Next"] == "test:Reused?"
+    assert states["test:Reused?"]["Choices"][0]["Next"] == "lint"
+    assert states["test"]["Next"] == "lint"
+    assert states["lint"]["Next"] == "report:Reused?"
+    assert states["report:Reused?"]["Choices"][0]["Next"] == "RecordRunSucceeded"
+    # Retry step after a pause runs the task again, never the reuse check.
+    assert states["report:Decision"]["Choices"][0]["Next"] == "report"
+
+
+def test_a_reused_fresh_step_ending_a_branch_ends_it():
+    asl = compiled(
+        "name: p\nruntime_config: {mode: fresh}\n"
+        "steps:\n  - {id: a, run: echo, needs: []}\n  - {id: b, run: echo, needs: []}\n"
+    )
+    branch = asl["States"]["Parallel 1: a"]["Branches"][0]
+    assert branch["StartAt"] == "a:Reused?"
+    assert branch["States"]["a:Reused?"]["Choices"][0]["Next"] == "a:continue"
+    assert branch["States"]["a:continue"] == {"Type": "Pass", "End": True}
+    assert branch["States"]["a"]["End"] is True
+
+
+def test_a_workflow_without_fresh_steps_has_no_reuse_checks():
+    asl = compiled("name: p\nsteps:\n  - {id: a, run: echo}\n")
+    assert REUSED_FRESH_STEPS not in asl["States"]
+    assert asl["States"]["RecordRunStart"]["Next"] == "a"
+
+
+def test_a_task_that_fails_to_start_or_stops_unanswered_is_recorded_with_its_own_error(mixed):
+    build = mixed["States"]["build"]
+    # Before any catch-all, after the lost-runner one: these are known at once, not at a timeout.
+    assert build["Catch"][1] == {
+        "ErrorEquals": FRESH_START_ERRORS,
+        "ResultPath": "$.error",
+        "Next": "build:TaskFailed",
+    }
+    assert {"TaskStopped", "AmazonECS.Unknown", "ECS.AmazonECSException", "ECS.AccessDeniedException"} <= set(
+        FRESH_START_ERRORS
+    )
+    recorder = mixed["States"]["build:TaskFailed"]
+    parameters = recorder["Parameters"]
+    assert parameters["Key"]["sk"] == {"S": "STEP#build"}
+    values = parameters["ExpressionAttributeValues"]
+    assert (values[":failed"], values[":error"], values[":cause"], values[":lost"]) == (
+        {"S": "failed"},
+        {"S.$": "$.error.Error"},
+        {"S.$": "$.error.Cause"},
+        {"S": "lost"},
+    )
+    # Then as any failure of the step: the run's failure record here, the pause for a pausing step.
+    assert recorder["Next"] == "RecordRunFailed"
+    assert mixed["States"]["report:TaskFailed"]["Next"] == "report:Paused"
+    # A pool step's worker records its own failures: it has no such catcher.
+    assert all(c["ErrorEquals"] != FRESH_START_ERRORS for c in mixed["States"]["lint"]["Catch"])
+
+
+def test_a_fresh_step_in_a_branch_that_fails_to_start_leaves_the_branch_with_its_error():
+    asl = compiled(
+        "name: p\nruntime_config: {mode: fresh}\n"
+        "steps:\n  - {id: a, run: echo, needs: []}\n  - {id: b, run: echo, needs: [], on_failure: continue}\n"
+    )
+    first, second = (branch["States"] for branch in asl["States"]["Parallel 1: a"]["Branches"])
+    assert first["a:TaskFailed"]["Next"] == "a:Failed!"
+    assert first["a:Failed!"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    assert second["b:TaskFailed"]["Next"] == "b:continue"
