@@ -1,4 +1,8 @@
-"""The emulator parses each update expression once: every use still gets its own names and values."""
+"""Item reads and updates the emulator does its own way: answers as moto's and DynamoDB's.
+
+Each update expression is parsed once (every use still gets its own names and values); a projection of
+top-level attributes picks them from the item.
+"""
 
 from __future__ import annotations
 
@@ -59,3 +63,50 @@ def test_an_expression_that_does_not_parse_is_refused_every_time(ddb: Any) -> No
                 ExpressionAttributeValues={":s": {"S": "x"}},
             )
         assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+ITEM = {
+    "pk": {"S": "r1"},
+    "sk": {"S": "RUN"},
+    "status": {"S": "cancelling"},
+    "cost": {"N": "0.25"},
+    "blob": {"B": b"\x00\x01binary"},
+    "tags": {"SS": ["a", "b"]},
+    "plan": {"M": {"steps": {"L": [{"S": "build"}, {"S": "deploy"}]}, "note": {"NULL": True}}},
+    "flag": {"BOOL": False},
+}
+
+
+def test_a_projection_of_top_level_attributes_answers_exactly_those_values(ddb: Any) -> None:
+    ddb.put_item(TableName=TABLE, Item=ITEM)
+
+    answer = ddb.get_item(
+        TableName=TABLE,
+        Key={"pk": ITEM["pk"], "sk": ITEM["sk"]},
+        ProjectionExpression="#s, #c, #b, #t, #p, #f, #m",
+        ExpressionAttributeNames={
+            "#s": "status",
+            "#c": "cost",
+            "#b": "blob",
+            "#t": "tags",
+            "#p": "plan",
+            "#f": "flag",
+            "#m": "missing",
+        },
+        ConsistentRead=True,
+    )["Item"]
+
+    assert answer == {k: v for k, v in ITEM.items() if k not in ("pk", "sk")}
+
+
+def test_a_projection_of_nested_paths_is_still_answered(ddb: Any) -> None:
+    ddb.put_item(TableName=TABLE, Item=ITEM)
+
+    answer = ddb.get_item(
+        TableName=TABLE,
+        Key={"pk": ITEM["pk"], "sk": ITEM["sk"]},
+        ProjectionExpression="#p.steps[1], #s",
+        ExpressionAttributeNames={"#s": "status", "#p": "plan"},
+    )["Item"]
+
+    assert answer == {"plan": {"M": {"steps": {"L": [{"S": "deploy"}]}}}, "status": {"S": "cancelling"}}
