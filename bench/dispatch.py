@@ -7,8 +7,9 @@ Prints figures, not pass/fail:
   fresh_dispatch_overhead_ms_per_step = the same for fresh steps (each a new task: locally a new runner
                                         process; goal <= 250 locally)
 
-Each figure is the median of --repeat runs (after one warm-up): with the default, two runs of the
-bench agree within 10 % on a quiet machine; on a busy one raise --repeat.
+Each figure is the median of --repeat runs spread over --stacks local stacks (each after one warm-up
+run): with the defaults, two runs of the bench agree within 10 % on a quiet machine; on a busy one
+raise both.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from flowdeck.local.stack import LocalStack, free_port
 
 STEPS = 20
 FRESH_STEPS = 10
-REPEAT = 15
+REPEAT = 30
+STACKS = 5
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
@@ -51,8 +53,26 @@ def run_once(api: httpx.Client) -> dict:
         time.sleep(1.0)
 
 
-def dispatch(mode: str, repeat: int, steps: int) -> tuple[list[float], list[float]]:
-    """Per measured run: the overhead per step (ms) and the states entered per step."""
+def dispatch(mode: str, repeat: int, steps: int, stacks: int) -> tuple[list[float], list[float]]:
+    """Per measured run: the overhead per step (ms) and the states entered per step.
+
+    The runs are spread over `stacks` local stacks started one after the other: a stack's processes
+    keep what slows or speeds them for their whole life (hash seeds, memory layout, which core each
+    lands on), so one stack's runs share a bias that only more stacks average out (as pyperf does
+    with its worker processes).
+    """
+    overheads: list[float] = []
+    transitions: list[float] = []
+    for index in range(stacks):
+        share = repeat // stacks + (1 if index < repeat % stacks else 0)
+        more_overheads, more_transitions = dispatch_on_one_stack(mode, share, steps)
+        overheads += more_overheads
+        transitions += more_transitions
+    return overheads, transitions
+
+
+def dispatch_on_one_stack(mode: str, repeat: int, steps: int) -> tuple[list[float], list[float]]:
+    """Per measured run on a new local stack (after one warm-up run): overhead per step, states per step."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "workflows"
         folder.mkdir()
@@ -101,13 +121,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=STEPS, help="pool steps per run")
     parser.add_argument("--fresh-steps", type=int, default=FRESH_STEPS, help="fresh steps per run")
     parser.add_argument("--mode", choices=["pool", "fresh", "both"], default="both")
+    parser.add_argument("--stacks", type=int, default=STACKS, help="local stacks the runs are spread over")
     args = parser.parse_args()
     if args.mode in ("pool", "both"):
-        overheads, transitions = dispatch("pool", args.repeat, args.steps)
+        overheads, transitions = dispatch("pool", args.repeat, args.steps, args.stacks)
         report("dispatch_overhead_ms_per_step", overheads, 50)
         print(f"state_transitions_per_step={statistics.median(transitions):.2f}")
     if args.mode in ("fresh", "both"):
-        overheads, _ = dispatch("fresh", args.repeat, args.fresh_steps)
+        overheads, _ = dispatch("fresh", args.repeat, args.fresh_steps, args.stacks)
         report("fresh_dispatch_overhead_ms_per_step", overheads, 250)
 
 
