@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Request
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from flowdeck import aws
@@ -27,6 +29,10 @@ from flowdeck.triggers.switch import TriggerSwitch
 
 ANONYMOUS = "anonymous"
 MAX_USER_LENGTH = 256
+# Flowdeck's run ids are under 100 characters; DynamoDB refuses a key over 2,048 bytes with an error
+# that would be a 5xx, so a longer id is refused first (422), whatever its characters' width.
+MAX_RUN_ID_LENGTH = 512
+RunId = Annotated[str, Path(max_length=MAX_RUN_ID_LENGTH, description="The run's id.")]
 
 
 @per_settings

@@ -22,7 +22,7 @@ from flowdeck.approvals.wiring import build_decisions
 from flowdeck.config import get_settings, per_settings
 from flowdeck.errors import Conflict, FlowdeckError
 from flowdeck.stores.outbox import Outbox
-from lambdas.deps import caller
+from lambdas.deps import RunId, caller
 from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
@@ -75,7 +75,7 @@ _DECIDE_ANSWERS: dict[int, OpenAPIResponse] = {
     responses=_DECIDE_ANSWERS,
 )
 def approve_step(
-    run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
+    run_id: RunId, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
 ) -> Response[ApprovalView]:
     """POST /runs/{run_id}/steps/{step}/approve."""
     comment = body.comment if body else None
@@ -91,7 +91,7 @@ def approve_step(
     responses=_DECIDE_ANSWERS,
 )
 def reject_step(
-    run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
+    run_id: RunId, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
 ) -> Response[ApprovalView]:
     """POST /runs/{run_id}/steps/{step}/reject."""
     comment = body.comment if body else None

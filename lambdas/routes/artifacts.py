@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.runs.artifacts import ArtifactService
 from flowdeck.runs.views import ArtifactFile, ArtifactLink, ArtifactList, ArtifactPreview
-from lambdas.deps import artifact_service
+from lambdas.deps import RunId, artifact_service
 from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
@@ -40,7 +40,7 @@ def _redirect(url: str, as_link: bool = False) -> Response[Any]:
     tags=["artifacts"],
     responses={**answer_docs(200, "The run's artifacts", ArtifactList), **error_docs(404, 422)},
 )
-def list_artifacts(run_id: str, service: Service) -> ArtifactList:
+def list_artifacts(run_id: RunId, service: Service) -> ArtifactList:
     """Every uploaded artifact with step, path, size, content type, sha256, expiry and `expired`."""
     return ArtifactList.model_validate(service.list_artifacts(run_id))
 
@@ -56,7 +56,7 @@ def list_artifacts(run_id: str, service: Service) -> ArtifactList:
     },
 )
 def artifacts_zip(
-    run_id: str,
+    run_id: RunId,
     service: Service,
     step: Annotated[str | None, Query(max_length=64)] = None,
     link: AsLink = False,
@@ -81,7 +81,7 @@ def artifacts_zip(
     },
 )
 def get_artifact(
-    run_id: str, step: str, path: str, service: Service, preview: Preview = False, link: AsLink = False
+    run_id: RunId, step: str, path: str, service: Service, preview: Preview = False, link: AsLink = False
 ) -> Response[Any]:
     """302 to the file; with `preview=true`, its first KiB as text (422 NotText for binary files)."""
     if preview:
@@ -94,7 +94,7 @@ def get_artifact(
 # request path (documented once, above).
 @router.get("/runs/<run_id>/artifacts/<step>/.+/.+", include_in_schema=False)
 def get_nested_artifact(
-    run_id: str, step: str, service: Service, preview: Preview = False, link: AsLink = False
+    run_id: RunId, step: str, service: Service, preview: Preview = False, link: AsLink = False
 ) -> Response[Any]:
     """GET /runs/{run_id}/artifacts/{step}/{dir/.../file}."""
     path = router.current_event.path.split(f"/runs/{run_id}/artifacts/{step}/", 1)[-1]

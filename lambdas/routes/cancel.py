@@ -13,7 +13,7 @@ from flowdeck.config import get_settings, per_settings
 from flowdeck.control.cancel import Cancelled, CancelRun, RunCanceller
 from flowdeck.stores.fresh_tasks import FreshTasks
 from flowdeck.stores.runs import RunStore
-from lambdas.deps import caller, run_service
+from lambdas.deps import RunId, caller, run_service
 from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
@@ -67,7 +67,7 @@ OptionalBody = Annotated[CancelRun | None, Body()]
     },
 )
 def cancel_run(
-    run_id: str, canceller: Canceller, user: Caller, body: OptionalBody = None
+    run_id: RunId, canceller: Canceller, user: Caller, body: OptionalBody = None
 ) -> Response[Cancelled]:
     """POST /runs/{run_id}/cancel."""
     answer = canceller.cancel(run_id, body or CancelRun(), caller=user)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.costs.models import RunCosts, WorkflowCosts
 from flowdeck.runs.costs import MAX_TREND_RUNS, CostService
-from lambdas.deps import cost_service
+from lambdas.deps import RunId, cost_service
 from lambdas.responses import answer_docs, error_docs
 
 router = APIGatewayRouter()
@@ -24,7 +24,7 @@ Service = Annotated[CostService, Depends(cost_service)]
     tags=["costs"],
     responses={**answer_docs(200, "The run's cost breakdown", RunCosts), **error_docs(404, 422)},
 )
-def run_costs(run_id: str, service: Service) -> RunCosts:
+def run_costs(run_id: RunId, service: Service) -> RunCosts:
     """Total, by model (tokens and cost), by compute (seconds and cost per resource class) and per step."""
     return service.run_costs(run_id)
 

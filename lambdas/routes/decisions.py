@@ -13,7 +13,7 @@ from flowdeck import aws
 from flowdeck.config import get_settings, per_settings
 from flowdeck.control.pause import Decided, PauseDecisions, StepDecision
 from flowdeck.stores.runs import RunStore
-from lambdas.deps import caller, run_service
+from lambdas.deps import RunId, caller, run_service
 from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
@@ -57,7 +57,7 @@ _ANSWERS: dict[int, OpenAPIResponse] = {
     responses=_ANSWERS | not_allowed_docs("retry"),
 )
 def retry_step(
-    run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
+    run_id: RunId, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
 ) -> Response[Decided]:
     """POST /runs/{run_id}/steps/{step}/retry."""
     answer = decisions.decide(run_id, step, "retry", body or StepDecision(), caller=user)
@@ -77,7 +77,7 @@ def retry_step(
     responses=_ANSWERS | not_allowed_docs("skip"),
 )
 def skip_step(
-    run_id: str, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
+    run_id: RunId, step: str, decisions: Decisions, user: Caller, body: OptionalBody = None
 ) -> Response[Decided]:
     """POST /runs/{run_id}/steps/{step}/skip."""
     answer = decisions.decide(run_id, step, "skip", body or StepDecision(), caller=user)

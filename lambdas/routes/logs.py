@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.runs.logs import LogQuery, LogService, as_jsonl, as_text, download_name
 from flowdeck.runs.views import LogPage
-from lambdas.deps import log_service
+from lambdas.deps import RunId, log_service
 from lambdas.responses import error_docs
 
 router = APIGatewayRouter()
@@ -44,7 +44,7 @@ TEXT = "text/plain; charset=utf-8"
         **error_docs(404, 422),
     },
 )
-def get_logs(run_id: str, service: Service, query: Annotated[LogQuery, Query()]) -> Response[Any]:
+def get_logs(run_id: RunId, service: Service, query: Annotated[LogQuery, Query()]) -> Response[Any]:
     """GET /runs/{id}/logs."""
     page = service.page(run_id, query)
     if query.format == "json":

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from flowdeck.control.retry import Retries, RetryRun
 from flowdeck.runs.views import RetryStarted
-from lambdas.deps import caller, run_service
+from lambdas.deps import RunId, caller, run_service
 from lambdas.responses import error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
@@ -48,7 +48,7 @@ OptionalBody = Annotated[RetryRun | None, Body()]
     },
 )
 def retry_run(
-    run_id: str, service: Service, user: Caller, body: OptionalBody = None
+    run_id: RunId, service: Service, user: Caller, body: OptionalBody = None
 ) -> Response[RetryStarted]:
     """POST /runs/{id}/retry."""
     started = service.retry(run_id, body or RetryRun(), caller=user)

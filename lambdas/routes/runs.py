@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from flowdeck.runs.service import RunQuery, RunService, StartRun
 from flowdeck.runs.views import RunPage, RunStarted, RunView
 from flowdeck.status import RunStatus
-from lambdas.deps import caller, run_service
+from lambdas.deps import RunId, caller, run_service
 from lambdas.responses import answer_docs, error_docs, not_allowed_docs
 
 router = APIGatewayRouter()
@@ -72,7 +72,7 @@ def list_runs(service: Service, query: Annotated[RunQuery, Query()]) -> RunPage:
     tags=["runs"],
     responses={**answer_docs(200, "The run with its steps", RunView), **error_docs(404, 422)},
 )
-def get_run(run_id: str, service: Service, user: Caller) -> RunView:
+def get_run(run_id: RunId, service: Service, user: Caller) -> RunView:
     """One run with its steps: status, timings, attempts, outputs, error and cost; `actions` (the run's
     and each step's) name what the caller may do now."""
     return RunView.model_validate(service.get_run(run_id, caller=user))

@@ -179,3 +179,25 @@ def test_the_inbox_documents_its_200(api: Api) -> None:
 
     assert status == 200, body
     assert "200" in api_contract().operation_at("GET", "/inbox").spec["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/runs/{id}"),
+        ("GET", "/runs/{id}/logs"),
+        ("GET", "/runs/{id}/costs"),
+        ("GET", "/runs/{id}/artifacts"),
+        ("POST", "/runs/{id}/cancel"),
+        ("POST", "/runs/{id}/retry"),
+    ],
+)
+def test_a_run_id_longer_than_any_key_dynamodb_takes_is_refused_before_it_is_read(
+    api: Api, method: str, path: str
+) -> None:
+    # DynamoDB refuses a partition key over 2,048 bytes (a ValidationException: a 500 on AWS); moto
+    # takes it, so only the refusal before any read keeps AWS and the local stack alike.
+    answer = api.call(method, path.format(id="é" * 1025), body="{}" if method == "POST" else None)
+
+    message = assert_error(answer, 422, "ValidationError")
+    assert "run_id" in message
