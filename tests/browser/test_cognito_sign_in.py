@@ -126,8 +126,12 @@ def cognito() -> Iterator[CognitoStandIn]:
 
 
 @pytest.fixture
-def cognito_page(page: Page, stack: LocalStack, cognito: CognitoStandIn) -> Page:
-    """The page told (by its config.json, as FlowdeckWebConfig deploys it) to sign in through Cognito."""
+def cognito_page(cognito: CognitoStandIn, page: Page, stack: LocalStack) -> Page:
+    """The page told (by its config.json, as FlowdeckWebConfig deploys it) to sign in through Cognito.
+
+    The stand-in comes first so that it goes last: a page still open may ask it for fresh credentials,
+    and a stand-in already gone would fail that request (a console error at the page's teardown).
+    """
     config = {
         "mode": "cognito",
         "apiUrl": stack.api_url,
