@@ -29,7 +29,6 @@ def _speed_up_the_executor() -> None:
       each parse (~1 ms; a tenth of the emulator's CPU per step); a parsed path is immutable, so
       each distinct path is parsed once.
     """
-    import functools
     import importlib
 
     from moto.stepfunctions.parser.asl.component.common.path import result_path

@@ -317,7 +317,7 @@ class RunStore:
                 return None, False  # this token and attempt started before: a duplicate delivery
             # A cancel was asked for, or the run item was being written at the same moment
             # (TransactionConflict): start the plain way; the caller reads the cancel.
-            return self.start_attempt(run_id, step_id, token, attempt, fields), False
+            return self._put_start(item), False
         return item, True
 
     def start_attempt(
@@ -329,7 +329,10 @@ class RunStore:
         same message fail the write's condition, so it is not run twice. Whole-item puts, not
         updates: only this worker writes the step while the attempt runs, and a put is cheaper.
         """
-        item = self._attempt_item(run_id, step_id, token, attempt, fields)
+        return self._put_start(self._attempt_item(run_id, step_id, token, attempt, fields))
+
+    def _put_start(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Put the starting attempt's item under the start condition; the item, or None if refused."""
         with conditional() as write:
             self._put(item, START_CONDITION, self._start_values(item))
         return item if write.held else None
