@@ -185,16 +185,23 @@ class StreamPoller:
 
     def _consume(self, batches: queue.Queue[tuple[str, list[dict[str, Any]]]]) -> None:
         """Deliver the batches in order; those that queued up meanwhile go together (up to BATCH_SIZE)."""
+        waiting: tuple[str, list[dict[str, Any]]] | None = None  # taken, but for the next delivery
         while not self._stop.is_set():
-            try:
-                arn, records = batches.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            while len(records) < BATCH_SIZE and not batches.empty():
-                more_arn, more = batches.queue[0]
-                if more_arn != arn or len(records) + len(more) > BATCH_SIZE:
+            if waiting is None:
+                try:
+                    waiting = batches.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+            (arn, records), waiting = waiting, None
+            while len(records) < BATCH_SIZE:
+                try:
+                    more_arn, more = batches.get_nowait()
+                except queue.Empty:
                     break
-                records = records + batches.get_nowait()[1]
+                if more_arn != arn or len(records) + len(more) > BATCH_SIZE:
+                    waiting = (more_arn, more)
+                    break
+                records = records + more
             self._deliver(arn, records)
 
     def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
